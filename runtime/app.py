@@ -1,0 +1,120 @@
+"""Wire the threads together and own the process lifecycle.
+
+main thread: waits for the exit signal (so SIGTERM is handled at once)
+reader thread: reads fd 0 line by line and dispatches (control methods answer here)
+engine thread: every MLX call; writer thread: every byte to the protocol fd
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from concurrent.futures import Future
+from dataclasses import asdict
+
+from runtime import PROTOCOL, __version__
+from runtime.blas import BlasStatus
+from runtime.dispatch import Dispatcher
+from runtime.engine.models import ModelStore
+from runtime.engine.worker import EngineWorker
+from runtime.framing import LineReader
+from runtime.methods import METHOD_NAMES, build
+from runtime.methods.services import Limits, Services
+from runtime.protocol import notification
+from runtime.scheduler.registry import StreamRegistry
+from runtime.stdio import ProtocolFds
+from runtime.writer import Writer
+
+log = logging.getLogger(__name__)
+READY_LINE = "MLX Runtime ready"
+CANCEL_GRACE_S = 1.5
+
+
+class App:
+    def __init__(self, fds: ProtocolFds, limits: Limits, blas: BlasStatus, disable_compile: bool = True) -> None:
+        self.fds = fds
+        self.exit_code = 0
+        self._exit = threading.Event()
+        self._shutdown: Future[None] | None = None
+        self._shutdown_lock = threading.Lock()
+        self.writer = Writer(fds.output_fd, on_broken=self._host_gone)
+        self.worker = EngineWorker(on_fatal=self._fatal, disable_compile=disable_compile)
+        self.services = Services(
+            limits=limits, store=ModelStore(), worker=self.worker, streams=StreamRegistry(), writer=self.writer,
+            begin_shutdown=self.begin_shutdown, request_exit=self.request_exit, blas=asdict(blas),
+        )
+        self.dispatcher = Dispatcher(build(self.services), self.writer.send, limits.max_line_bytes)
+
+    def run(self) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda signum, _frame: self._exit_after_shutdown(signal.Signals(signum).name))
+        self.worker.start()
+        self._announce_ready()
+        threading.Thread(target=self._read, name="reader", daemon=True).start()
+        while not self._exit.wait(0.25):
+            pass
+        self.writer.close(timeout=2.0)
+        return self.exit_code
+
+    def _announce_ready(self) -> None:
+        from runtime.engine import platform
+
+        described = platform.describe()
+        self.services.notify("runtime/ready", {
+            "version": __version__, "protocol": PROTOCOL, "mlx_version": described["mlx_version"],
+            "backend": described["backend"], "device": described["device"],
+            "capabilities": sorted(n for n in METHOD_NAMES if not n.startswith("$/")),
+        })
+        print(READY_LINE, file=sys.stderr, flush=True)
+
+    def _read(self) -> None:
+        try:
+            for line in LineReader(self.fds.input_fd, self.services.limits.max_line_bytes):
+                self.dispatcher.handle_line(line)
+        except Exception as exc:
+            log.critical("reader failed", exc_info=True)
+            self._fatal(exc)
+            return
+        log.info("stdin closed: shutting down")
+        self._exit_after_shutdown("eof")
+
+    def begin_shutdown(self, drain: bool = False, timeout_s: float = 30.0) -> Future[None]:
+        """Idempotent: stop admitting, end streams, unload models. Resolves when done."""
+        with self._shutdown_lock:
+            if self._shutdown is None:
+                self._shutdown = Future()
+                self.services.shutting_down = True
+                threading.Thread(target=self._shut_down, args=(drain, timeout_s), name="shutdown", daemon=True).start()
+            return self._shutdown
+
+    def _shut_down(self, drain: bool, timeout_s: float) -> None:
+        streams = self.services.streams
+        try:
+            if drain:
+                streams.wait_idle(timeout_s)
+            streams.cancel_where()
+            streams.wait_idle(CANCEL_GRACE_S)
+            unload_all = lambda: [self.services.store.unload(m.model_id) for m in self.services.store.all()]  # noqa: E731
+            self.worker.call(unload_all).result(timeout=CANCEL_GRACE_S)
+        except Exception:
+            log.warning("shutdown did not finish cleanly", exc_info=True)
+        finally:
+            assert self._shutdown is not None
+            self._shutdown.set_result(None)
+
+    def _exit_after_shutdown(self, reason: str) -> None:
+        log.info("shutting down (%s)", reason)
+        self.begin_shutdown().add_done_callback(lambda _: self.request_exit(0))
+
+    def request_exit(self, code: int) -> None:
+        self.exit_code = code
+        self._exit.set()
+
+    def _host_gone(self) -> None:
+        self._exit_after_shutdown("protocol output closed")
+
+    def _fatal(self, exc: BaseException) -> None:
+        self.writer.send(notification("runtime/fatal", {"error": f"{type(exc).__name__}: {exc}", "exit_code": 1}))
+        self.request_exit(1)

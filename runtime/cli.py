@@ -1,0 +1,81 @@
+"""`runtime --stdio` serves the protocol; `runtime demo|bench|doctor` are for people.
+
+For --stdio the order matters: claim stdout, then logging, then the BLAS preload, and only then
+anything that imports mlx.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from runtime.framing import DEFAULT_MAX_LINE_BYTES
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="runtime", description="MLX models over JSON-RPC 2.0 on stdio.")
+    parser.add_argument("--stdio", action="store_true", help="serve line-delimited JSON-RPC on stdin/stdout")
+    parser.add_argument("--log-format", choices=["human", "json"], default="human")
+    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--max-line-bytes", type=int, default=DEFAULT_MAX_LINE_BYTES)
+    parser.add_argument("--max-tokens", type=int, default=32768, help="largest max_tokens a request may ask")
+    parser.add_argument("--default-max-tokens", type=int, default=512)
+    parser.add_argument("--prefill-step", type=int, default=512, help="prompt tokens per prefill chunk")
+    parser.add_argument("--no-blas", action="store_true", help="do not preload OpenBLAS/MKL (slow on Linux)")
+    parser.add_argument("--jit", action="store_true", help="keep mx.compile on (g++ JIT stalls on CPU)")
+    sub = parser.add_subparsers(dest="command")
+    demo = sub.add_parser("demo", help="spawn the runtime and stream a chat answer from the tiny model")
+    demo.add_argument("--model", default="tiny-chat")
+    demo.add_argument("--prompt", default="Tell me a story about a brave fox.")
+    demo.add_argument("--max-tokens", type=int, default=160)
+    demo.add_argument("--temperature", type=float, default=0.7)
+    demo.add_argument("--seed", type=int, default=7)
+    bench = sub.add_parser("bench", help="runtime vs raw mlx-lm: decode tok/s, TTFT, spawn-to-ready")
+    bench.add_argument("--model", default="tiny-chat")
+    bench.add_argument("--tokens", type=int, default=256)
+    bench.add_argument("--runs", type=int, default=5)
+    bench.add_argument("--out", default="bench.json")
+    sub.add_parser("doctor", help="report backend, device, BLAS and versions")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.stdio:
+        return serve(args)
+    if args.command == "demo":
+        from runtime.demo import run_demo
+
+        return run_demo(args)
+    if args.command == "bench":
+        from runtime.bench import run_bench
+
+        return run_bench(args)
+    if args.command == "doctor":
+        from runtime.doctor import run_doctor
+
+        return run_doctor(args)
+    _parser().print_help()
+    return 2
+
+
+def serve(args: argparse.Namespace) -> int:
+    from runtime.stdio import claim_stdio
+
+    fds = claim_stdio()
+    from runtime import logsetup
+    from runtime.blas import preload_blas
+
+    logsetup.configure(args.log_format, args.log_level)
+    blas = preload_blas(enabled=not args.no_blas)
+    from runtime.app import App
+    from runtime.methods.services import Limits
+
+    limits = Limits(max_line_bytes=args.max_line_bytes, default_max_tokens=args.default_max_tokens,
+                    max_tokens=args.max_tokens, prefill_step=args.prefill_step)
+    code = App(fds, limits, blas, disable_compile=not args.jit).run()
+    sys.stderr.flush()
+    # Skip interpreter teardown: daemon threads may sit inside MLX, and the work is already done.
+    import os
+
+    os._exit(code)

@@ -1,0 +1,1 @@
+"""The engine: everything that touches MLX. It never imports the protocol layer."""

@@ -1,0 +1,99 @@
+"""Loaded models: load with mlx-lm, unload and really free the memory. Engine thread only."""
+
+from __future__ import annotations
+
+import gc
+import json
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlx.core as mx
+
+from runtime import faults
+from runtime.engine.resolve import ResolvedModel
+
+DEFAULT_CONTEXT = 4096
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model_id: str
+    path: Path
+    source: str
+    model: Any
+    tokenizer: Any
+    context_length: int
+    parameter_count: int
+    dtype: str
+    vocab_size: int
+    memory_bytes: int
+    load_seconds: float
+    loaded_at: float
+
+
+class ModelStore:
+    """Read from any thread (`get`, `all`); changed only on the engine thread."""
+
+    def __init__(self) -> None:
+        self._models: dict[str, LoadedModel] = {}
+        self._lock = threading.Lock()
+
+    def get(self, model_id: str) -> LoadedModel | None:
+        with self._lock:
+            return self._models.get(model_id)
+
+    def require(self, model_id: str) -> LoadedModel:
+        loaded = self.get(model_id)
+        if loaded is None:
+            raise faults.ModelNotLoaded(f"Model not loaded: {model_id}", model_id=model_id)
+        return loaded
+
+    def all(self) -> list[LoadedModel]:
+        with self._lock:
+            return list(self._models.values())
+
+    def load(self, model_id: str, resolved: ResolvedModel, context_length: int | None) -> LoadedModel:
+        from mlx_lm.utils import load as mlx_lm_load
+
+        started, before = time.perf_counter(), mx.get_active_memory()
+        try:
+            model, tokenizer = mlx_lm_load(str(resolved.path))
+            mx.eval(model.parameters())
+        except Exception as exc:
+            raise faults.ModelLoadFailed(f"Failed to load model {model_id}: {type(exc).__name__}: {exc}",
+                                         model_id=model_id) from None
+        loaded = _describe(model_id, resolved, model, tokenizer, context_length, started, before)
+        with self._lock:
+            self._models[model_id] = loaded
+        return loaded
+
+    def unload(self, model_id: str) -> tuple[bool, int]:
+        """Drop the model and give its memory back; returns (was loaded, bytes freed)."""
+        with self._lock:
+            loaded = self._models.pop(model_id, None)
+        was_loaded, before = loaded is not None, mx.get_active_memory()
+        del loaded
+        gc.collect()
+        mx.clear_cache()
+        return was_loaded, max(0, before - mx.get_active_memory())
+
+
+def _describe(model_id: str, resolved: ResolvedModel, model: Any, tokenizer: Any, context_length: int | None,
+              started: float, memory_before: int) -> LoadedModel:
+    from mlx.utils import tree_flatten
+
+    params = tree_flatten(model.parameters())
+    config = json.loads((resolved.path / "config.json").read_text())
+    text_config = config.get("text_config", config)
+    return LoadedModel(
+        model_id=model_id, path=resolved.path, source=resolved.source, model=model, tokenizer=tokenizer,
+        context_length=context_length or text_config.get("max_position_embeddings") or DEFAULT_CONTEXT,
+        parameter_count=sum(v.size for _, v in params),
+        dtype=str(params[0][1].dtype).removeprefix("mlx.core.") if params else "unknown",
+        vocab_size=text_config.get("vocab_size") or len(tokenizer),
+        memory_bytes=max(0, mx.get_active_memory() - memory_before),
+        load_seconds=time.perf_counter() - started, loaded_at=time.time(),
+    )

@@ -1,0 +1,67 @@
+"""Hold back generated text until it cannot be the start of a stop sequence.
+
+Works on token entries, not bare text, so that a token whose text is part of a stop sequence is
+never sent. Entries with empty text (the detokenizer is waiting for the rest of a multi-byte
+character) are held too, so the finished character goes out with them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from runtime.engine.events import TokenEvent
+
+
+class StopFilter:
+    def __init__(self, stop_sequences: tuple[str, ...] = ()) -> None:
+        self.stops = tuple(s for s in stop_sequences if s)
+        self._pending: list[TokenEvent] = []
+
+    def push(self, entry: TokenEvent) -> tuple[list[TokenEvent], bool]:
+        """Add one entry; return the entries safe to send and whether a stop sequence matched."""
+        self._pending.append(entry)
+        if not self.stops:
+            return self._release(sum(len(e.text) for e in self._pending)), False
+        text = "".join(e.text for e in self._pending)
+        match = min((i for i in (text.find(s) for s in self.stops) if i >= 0), default=-1)
+        if match >= 0:
+            return self._cut(match), True
+        return self._release(len(text) - self._held_suffix(text)), False
+
+    def finish(self, tail_text: str = "") -> list[TokenEvent]:
+        """The stream ended without a stop match: send everything, `tail_text` on the last entry."""
+        if tail_text and self._pending:
+            self._pending[-1] = replace(self._pending[-1], text=self._pending[-1].text + tail_text)
+        released, self._pending = self._pending, []
+        return released
+
+    def _held_suffix(self, text: str) -> int:
+        """Length of the longest suffix of `text` that begins some stop sequence."""
+        longest = min(len(text), max(len(s) for s in self.stops) - 1)
+        for size in range(longest, 0, -1):
+            if any(s.startswith(text[-size:]) for s in self.stops):
+                return size
+        return 0
+
+    def _release(self, safe_chars: int) -> list[TokenEvent]:
+        """Release the front entries whose text lies within `safe_chars`, ending on real text."""
+        used, count = 0, 0
+        for index, entry in enumerate(self._pending):
+            if used + len(entry.text) > safe_chars:
+                break
+            used += len(entry.text)
+            if entry.text:
+                count = index + 1
+        released, self._pending = self._pending[:count], self._pending[count:]
+        return released
+
+    def _cut(self, match: int) -> list[TokenEvent]:
+        released, used = [], 0
+        for entry in self._pending:
+            if used >= match:
+                break
+            keep = entry.text[: match - used]
+            released.append(entry if keep == entry.text else replace(entry, text=keep))
+            used += len(entry.text)
+        self._pending = []
+        return released

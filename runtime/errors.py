@@ -1,0 +1,66 @@
+"""JSON-RPC error codes and the single function that turns any exception into a wire error."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from runtime import faults
+
+log = logging.getLogger(__name__)
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+# Application codes. -32001..-32005 are the peer's (mlx-serving); the rest are ours.
+SHUTTING_DOWN = -32000
+MODEL_LOAD_FAILED = -32001
+GENERATION_FAILED = -32002
+TOKENIZER_ERROR = -32003
+GUIDANCE_ERROR = -32004
+MODEL_NOT_LOADED = -32005
+BUSY = -32006
+OUT_OF_MEMORY = -32008
+REQUEST_CANCELLED = -32009
+
+FAULT_CODES: dict[type[faults.Fault], int] = {
+    faults.InvalidInput: INVALID_PARAMS,
+    faults.ShuttingDown: SHUTTING_DOWN,
+    faults.ModelLoadFailed: MODEL_LOAD_FAILED,
+    faults.GenerationFailed: GENERATION_FAILED,
+    faults.TokenizerFailed: TOKENIZER_ERROR,
+    faults.GuidanceFailed: GUIDANCE_ERROR,
+    faults.ModelNotLoaded: MODEL_NOT_LOADED,
+    faults.Busy: BUSY,
+    faults.OutOfMemory: OUT_OF_MEMORY,
+    faults.Cancelled: REQUEST_CANCELLED,
+}
+
+
+class RpcError(Exception):
+    """An error that is already in wire form (framing and envelope problems)."""
+
+    def __init__(self, code: int, message: str, data: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.data = code, message, data
+
+
+def to_wire_error(exc: BaseException) -> dict[str, Any]:
+    """The one mapping from exceptions to `error` objects. Unknown ones never leak their text."""
+    if isinstance(exc, RpcError):
+        return _error(exc.code, exc.message, exc.data)
+    if isinstance(exc, faults.Fault):
+        code = next(c for kind, c in FAULT_CODES.items() if isinstance(exc, kind))
+        data = {"type": type(exc).__name__, **exc.details}
+        return _error(code, exc.message, data)
+    log.error("internal error", exc_info=(type(exc), exc, exc.__traceback__))
+    return _error(INTERNAL_ERROR, "Internal error", {"type": "InternalError"})
+
+
+def _error(code: int, message: str, data: dict[str, Any] | None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data:
+        error["data"] = data
+    return error

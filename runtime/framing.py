@@ -1,0 +1,97 @@
+"""Line framing: split a byte stream into bounded lines, decode JSON, encode messages.
+
+A line over the size limit is never buffered whole: once the limit is passed the reader keeps only
+a short prefix (to recover the request id) and discards the rest up to the next newline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
+READ_CHUNK = 1 << 16
+ID_PREFIX_BYTES = 4096
+# The id of an oversized request when it sits near the start, as hosts write it:
+# {"jsonrpc":"2.0","id":7,...} or {"method":"x","id":"a",...}.
+_LEADING_ID = re.compile(
+    rb'^\s*\{(?:\s*"(?:jsonrpc|method)"\s*:\s*"[^"\\]*"\s*,)*\s*"id"\s*:\s*'
+    rb'(-?\d+|"(?:[^"\\]|\\.)*")\s*[,}]'
+)
+
+
+@dataclass(frozen=True)
+class OversizedLine:
+    """Stands in for a line that exceeded the limit; `prefix` is its first bytes."""
+
+    size: int
+    prefix: bytes
+
+
+class LineReader:
+    """Reads `fd` and yields complete lines (without the newline) or OversizedLine markers."""
+
+    def __init__(self, fd: int, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+        self.fd, self.max_line_bytes = fd, max_line_bytes
+
+    def __iter__(self) -> Iterator[bytes | OversizedLine]:
+        buffer = bytearray()
+        discarding: OversizedLine | None = None
+        while chunk := os.read(self.fd, READ_CHUNK):
+            start = 0
+            while (newline := chunk.find(b"\n", start)) != -1:
+                piece = chunk[start:newline]
+                start = newline + 1
+                if discarding is not None:
+                    yield OversizedLine(discarding.size + len(piece), discarding.prefix)
+                    discarding = None
+                elif len(buffer) + len(piece) > self.max_line_bytes:
+                    yield OversizedLine(len(buffer) + len(piece), bytes((buffer + piece)[:ID_PREFIX_BYTES]))
+                    buffer.clear()
+                else:
+                    buffer += piece
+                    yield bytes(buffer)
+                    buffer.clear()
+            rest = chunk[start:]
+            if discarding is not None:
+                discarding = OversizedLine(discarding.size + len(rest), discarding.prefix)
+            elif len(buffer) + len(rest) > self.max_line_bytes:
+                discarding = OversizedLine(len(buffer) + len(rest), bytes((buffer + rest)[:ID_PREFIX_BYTES]))
+                buffer.clear()
+            else:
+                buffer += rest
+        if discarding is not None:
+            yield discarding
+        elif buffer.strip():
+            yield bytes(buffer)
+
+
+def recover_id(prefix: bytes) -> Any:
+    """Best-effort id of a request we could not parse in full; None when unsure."""
+    match = _LEADING_ID.match(prefix)
+    if not match:
+        return None
+    try:
+        return json.loads(match.group(1))
+    except ValueError:
+        return None
+
+
+def decode(line: bytes) -> Any:
+    """Parse one line; raises ValueError for anything that is not a JSON text."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        # orjson refuses integers over 64 bits, which JSON allows; the stdlib accepts them.
+        return json.loads(line.decode("utf-8"))
+
+
+def encode(message: dict[str, Any] | list[Any]) -> bytes:
+    """One message as one line. JSON escapes newlines inside strings, so it never spans lines."""
+    return orjson.dumps(message) + b"\n"

@@ -1,0 +1,22 @@
+"""The method table: every wire method, built explicitly (checked 1:1 against schemas/)."""
+
+from __future__ import annotations
+
+from runtime.dispatch import Method, build_method_table
+from runtime.methods import generate, models, runtime, tokenize
+from runtime.methods.services import Services
+
+METHOD_NAMES = [
+    "runtime/info", "runtime/state", "shutdown", "load_model", "unload_model", "generate", "batch_generate",
+    "cancel", "$/cancelRequest", "tokenize", "batch_tokenize", "detokenize",
+]
+
+
+def build(services: Services) -> dict[str, Method]:
+    table = build_method_table(
+        runtime.methods(services, METHOD_NAMES) + models.methods(services)
+        + generate.methods(services) + tokenize.methods(services)
+    )
+    if sorted(table) != sorted(METHOD_NAMES):
+        raise RuntimeError(f"method table and METHOD_NAMES differ: {sorted(set(table) ^ set(METHOD_NAMES))}")
+    return table

@@ -1,0 +1,105 @@
+"""load_model and unload_model.
+
+A load resolves the directory on a loader thread (a hub download must not block anything), then
+loads the weights on the engine thread between stream steps. Loading an id that is loaded returns
+at once; concurrent loads of one id share one load.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+from functools import partial
+from typing import Any
+
+from runtime import faults
+from runtime.dispatch import CallContext, Method, Reply
+from runtime.engine.models import LoadedModel
+from runtime.engine.resolve import resolve
+from runtime.methods.services import Services
+
+UNLOAD_STREAM_WAIT_S = 5.0
+
+
+def model_info(loaded: LoadedModel) -> dict[str, Any]:
+    return {
+        "model_id": loaded.model_id, "state": "ready", "context_length": loaded.context_length,
+        "parameter_count": loaded.parameter_count, "dtype": loaded.dtype, "is_vision_model": False,
+        "vocab_size": loaded.vocab_size, "memory_bytes": loaded.memory_bytes,
+        "load_time_ms": round(loaded.load_seconds * 1000, 1), "source": loaded.source,
+        "eos_token_ids": sorted(loaded.tokenizer.eos_token_ids),
+        "has_chat_template": bool(getattr(loaded.tokenizer, "chat_template", None)),
+    }
+
+
+def load_model(services: Services, params: dict[str, Any], ctx: CallContext) -> Any:
+    if services.shutting_down:
+        raise faults.ShuttingDown("the runtime is shutting down")
+    model_id = params["model_id"]
+    loaded = services.store.get(model_id)
+    if loaded is not None:
+        return model_info(loaded)
+    with services.loads_lock:
+        future = services.loads.get(model_id)
+        if future is None:
+            future = services.loads[model_id] = Future()
+            threading.Thread(target=_load, args=(services, params, future), name=f"load-{model_id}", daemon=True).start()
+    return Reply(future=future)
+
+
+def _load(services: Services, params: dict[str, Any], future: Future[Any]) -> None:
+    model_id = params["model_id"]
+    progress = partial(_progress, services, model_id)
+    try:
+        progress("resolving", 0.0)
+        resolved = resolve(model_id, params.get("local_path"), params.get("revision"))
+        progress("loading", 0.3)
+        loaded = services.worker.call(services.store.load, model_id, resolved, params.get("context_length")).result()
+        progress("ready", 1.0)
+        future.set_result(model_info(loaded))
+    except BaseException as exc:
+        progress("failed", 1.0)
+        future.set_exception(exc)
+    finally:
+        with services.loads_lock:
+            services.loads.pop(model_id, None)
+
+
+def _progress(services: Services, model_id: str, stage: str, progress: float) -> None:
+    services.notify("model.progress", {"model_id": model_id, "stage": stage, "progress": progress})
+
+
+def unload_model(services: Services, params: dict[str, Any], ctx: CallContext) -> Reply:
+    """Streams on the model end as cancelled first (they hold the weights); then the engine frees them."""
+    model_id = params["model_id"]
+    future: Future[Any] = Future()
+
+    def unload() -> dict[str, Any]:
+        from runtime.engine.platform import memory
+
+        was_loaded, freed = services.store.unload(model_id)
+        return {"success": True, "model_id": model_id, "was_loaded": was_loaded, "freed_bytes": freed,
+                "mlx_active_bytes": memory()["mlx_active"]}
+
+    def run() -> None:
+        services.streams.cancel_where(model_id=model_id)
+        services.streams.wait_idle(UNLOAD_STREAM_WAIT_S, model_id=model_id)
+        services.worker.call(unload).add_done_callback(lambda f: _copy_outcome(f, future))
+
+    threading.Thread(target=run, name=f"unload-{model_id}", daemon=True).start()
+    return Reply(future=future)
+
+
+def _copy_outcome(source: Future[Any], target: Future[Any]) -> None:
+    error = source.exception()
+    if error is not None:
+        target.set_exception(error)
+    else:
+        target.set_result(source.result())
+
+
+def methods(services: Services) -> list[Method]:
+    return [
+        Method("load_model", partial(load_model, services)),
+        Method("unload_model", partial(unload_model, services)),
+    ]

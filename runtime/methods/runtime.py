@@ -1,0 +1,64 @@
+"""runtime/info, runtime/state and shutdown: control methods, answered on the reader thread."""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import Future
+from functools import partial
+from typing import Any
+
+from runtime import PROTOCOL, __version__
+from runtime.dispatch import CallContext, Method, Reply
+from runtime.methods.services import Services
+
+FEATURES = ["logprobs", "top_logprobs", "stop_sequences", "seed", "chat_messages", "model_progress"]
+
+
+def info(services: Services, method_names: list[str], params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+    from runtime.engine import platform
+
+    return {
+        "version": __version__, "protocol": PROTOCOL, **platform.describe(),
+        "capabilities": sorted(n for n in method_names if not n.startswith("$/")) + FEATURES,
+        "mlx_supported": True, "blas": services.blas, "memory": platform.memory(), "pid": os.getpid(),
+        "limits": {"max_line_bytes": services.limits.max_line_bytes, "max_tokens": services.limits.max_tokens,
+                   "default_max_tokens": services.limits.default_max_tokens},
+    }
+
+
+def state(services: Services, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+    now = time.monotonic()
+    streams = services.streams.active()
+    with services.loads_lock:
+        loading = sorted(services.loads)
+    return {
+        "loaded_models": [{"model_id": m.model_id, "state": "ready", "type": "text"} for m in services.store.all()],
+        "loading_models": loading,
+        "active_streams": len(streams),
+        "streams": [{"stream_id": r.stream_id, "model_id": r.model_id, "state": r.state.value,
+                     "tokens_generated": r.tokens_generated, "age_ms": round((now - r.created_at) * 1000)}
+                    for r in streams],
+        "queue_depth": services.worker.pending_calls(),
+        "outbound_queue": services.writer.queued(),
+        "streams_finished": services.streams.finished_total,
+        "restart_count": 0,
+        "uptime_s": round(time.time() - services.started_at, 3),
+        "shutting_down": services.shutting_down,
+    }
+
+
+def shutdown(services: Services, params: dict[str, Any], ctx: CallContext) -> Reply:
+    """Ends (or with drain, finishes) every stream, unloads models, answers, then the process exits."""
+    done = services.begin_shutdown(params.get("drain", False), params.get("timeout_ms", 30000) / 1000)
+    answered: Future[Any] = Future()
+    done.add_done_callback(lambda _: answered.set_result({"success": True}))
+    return Reply(future=answered, after_send=partial(services.request_exit, 0))
+
+
+def methods(services: Services, method_names: list[str]) -> list[Method]:
+    return [
+        Method("runtime/info", partial(info, services, method_names), control=True),
+        Method("runtime/state", partial(state, services), control=True),
+        Method("shutdown", partial(shutdown, services), control=True),
+    ]

@@ -1,0 +1,55 @@
+"""tokenize, batch_tokenize, detokenize: answered on the reader thread, never behind the engine."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from runtime import faults, schemas
+from runtime.dispatch import CallContext, Method
+from runtime.errors import to_wire_error
+from runtime.methods.services import Services
+
+
+def tokenize(services: Services, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+    loaded = services.store.require(params["model_id"])
+    tokenizer = loaded.tokenizer
+    try:
+        tokens = tokenizer.encode(params["text"], add_special_tokens=params.get("add_special_tokens", True))
+        strings = tokenizer.convert_ids_to_tokens(tokens)
+    except Exception as exc:
+        raise faults.TokenizerFailed(f"tokenize failed: {type(exc).__name__}: {exc}", model_id=loaded.model_id) from None
+    return {"tokens": tokens, "token_strings": strings}
+
+
+def batch_tokenize(services: Services, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+    tokenize_schema = schemas.method_schemas()["tokenize"]
+    results = []
+    for index, entry in enumerate(params["requests"]):
+        try:
+            problems = schemas.check(tokenize_schema, "params", entry)
+            if problems:
+                raise faults.InvalidInput([{"path": f"/requests/{index}{p['path']}", "message": p["message"]} for p in problems])
+            results.append({"success": True, "result": tokenize(services, entry, ctx), "error": None})
+        except Exception as exc:
+            error = to_wire_error(exc)
+            results.append({"success": False, "result": None, "error": error["message"], "code": error["code"]})
+    return {"results": results}
+
+
+def detokenize(services: Services, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+    loaded = services.store.require(params["model_id"])
+    tokens = params["tokens"]
+    bad = next((i for i, t in enumerate(tokens) if t >= loaded.vocab_size), None)
+    if bad is not None:
+        raise faults.InvalidInput.at(f"/tokens/{bad}", f"token id must be < {loaded.vocab_size}")
+    text = loaded.tokenizer.decode(tokens, skip_special_tokens=params.get("skip_special_tokens", False))
+    return {"text": text}
+
+
+def methods(services: Services) -> list[Method]:
+    return [
+        Method("tokenize", partial(tokenize, services), control=True),
+        Method("batch_tokenize", partial(batch_tokenize, services), control=True),
+        Method("detokenize", partial(detokenize, services), control=True),
+    ]

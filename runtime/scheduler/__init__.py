@@ -1,0 +1,1 @@
+"""Pure-Python scheduling state machines (no MLX, no protocol)."""

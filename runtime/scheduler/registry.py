@@ -1,0 +1,115 @@
+"""Stream registry: every stream's state, with exactly one terminal transition per stream.
+
+queued -> prefilling -> decoding -> finished(reason); any live state may jump to finished.
+Illegal transitions raise. Thread-safe: the reader registers and cancels, the engine advances.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class StreamState(str, Enum):
+    QUEUED = "queued"
+    PREFILLING = "prefilling"
+    DECODING = "decoding"
+    FINISHED = "finished"
+
+
+LEGAL = {
+    StreamState.QUEUED: {StreamState.PREFILLING, StreamState.FINISHED},
+    StreamState.PREFILLING: {StreamState.DECODING, StreamState.FINISHED},
+    StreamState.DECODING: {StreamState.FINISHED},
+    StreamState.FINISHED: set(),
+}
+
+
+class IllegalTransition(RuntimeError):
+    pass
+
+
+class DuplicateStream(ValueError):
+    pass
+
+
+@dataclass
+class StreamRecord:
+    stream_id: str
+    model_id: str
+    request_id: Any
+    state: StreamState = StreamState.QUEUED
+    created_at: float = field(default_factory=time.monotonic)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    tokens_generated: int = 0
+    finish_reason: str | None = None
+
+
+class StreamRegistry:
+    def __init__(self) -> None:
+        self._active: dict[str, StreamRecord] = {}
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self.finished_total = 0
+
+    def register(self, stream_id: str, model_id: str, request_id: Any = None) -> StreamRecord:
+        with self._lock:
+            if stream_id in self._active:
+                raise DuplicateStream(stream_id)
+            record = self._active[stream_id] = StreamRecord(stream_id, model_id, request_id)
+            return record
+
+    def advance(self, stream_id: str, state: StreamState) -> None:
+        with self._lock:
+            record = self._active.get(stream_id)
+            if record is None or state not in LEGAL[record.state] or state is StreamState.FINISHED:
+                current = record.state.value if record else "unknown"
+                raise IllegalTransition(f"stream {stream_id}: {current} -> {state.value}")
+            record.state = state
+
+    def finish(self, stream_id: str, reason: str) -> StreamRecord | None:
+        """Mark the stream finished; returns its record the first time only, None afterwards."""
+        with self._lock:
+            record = self._active.pop(stream_id, None)
+            if record is None:
+                return None
+            record.state, record.finish_reason = StreamState.FINISHED, reason
+            self.finished_total += 1
+            self._idle.notify_all()
+            return record
+
+    def cancel(self, stream_id: str) -> bool:
+        with self._lock:
+            record = self._active.get(stream_id)
+            if record is None:
+                return False
+            record.cancel.set()
+            return True
+
+    def cancel_where(self, **match: Any) -> list[str]:
+        """Cancel every active stream whose fields equal `match` (all streams when empty)."""
+        with self._lock:
+            hits = [r for r in self._active.values() if all(getattr(r, k) == v for k, v in match.items())]
+            for record in hits:
+                record.cancel.set()
+            return [r.stream_id for r in hits]
+
+    def get(self, stream_id: str) -> StreamRecord | None:
+        with self._lock:
+            return self._active.get(stream_id)
+
+    def active(self) -> list[StreamRecord]:
+        with self._lock:
+            return list(self._active.values())
+
+    def wait_idle(self, timeout: float, **match: Any) -> bool:
+        """Wait until no active stream matches `match` (no stream at all when empty)."""
+
+        def idle() -> bool:
+            return not any(all(getattr(r, k) == v for k, v in match.items()) for r in self._active.values())
+
+        with self._idle:
+            return self._idle.wait_for(idle, timeout)

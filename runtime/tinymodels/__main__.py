@@ -1,0 +1,42 @@
+"""`python -m runtime.tinymodels train|fixture ...`: build the project's tiny models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m runtime.tinymodels")
+    sub = parser.add_subparsers(dest="command", required=True)
+    train_cmd = sub.add_parser("train", help="train the embedded chat model")
+    train_cmd.add_argument("--out", type=Path, required=True)
+    train_cmd.add_argument("--steps", type=int, default=None)
+    train_cmd.add_argument("--time-budget", type=float, default=None)
+    fixture_cmd = sub.add_parser("fixture", help="build a random-weight fixture model")
+    fixture_cmd.add_argument("--out", type=Path, required=True)
+    fixture_cmd.add_argument("--arch", default="qwen2", choices=["llama", "qwen2"])
+    fixture_cmd.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    from runtime.blas import preload_blas
+
+    preload_blas()
+    if args.command == "train":
+        from runtime.tinymodels.train import TrainConfig, train
+
+        overrides = {"steps": args.steps, "time_budget_s": args.time_budget}
+        cfg = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
+        summary = train(args.out, cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
+    else:
+        from runtime.tinymodels.fixtures import build_random_model
+
+        summary = build_random_model(args.out, arch=args.arch, seed=args.seed)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Random-weight fixture models for tests: real architectures, real files, untrained weights."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from runtime.tinymodels.tokenizer import CHATML_TEMPLATE
+
+DEFAULT_TOKENIZER_SOURCE = Path(__file__).resolve().parents[1] / "models" / "tiny-chat"
+
+
+def build_random_model(
+    out_dir: Path,
+    arch: str = "qwen2",
+    seed: int = 0,
+    hidden_size: int = 64,
+    num_hidden_layers: int = 2,
+    tokenizer_from: Path = DEFAULT_TOKENIZER_SOURCE,
+) -> dict:
+    """Write a random `arch` model that shares the embedded model's tokenizer into `out_dir`."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+    from mlx_lm.models import llama, qwen2
+
+    vocab = json.loads((tokenizer_from / "config.json").read_text())["vocab_size"]
+    eos_id = json.loads((tokenizer_from / "config.json").read_text())["eos_token_id"]
+    config = {
+        "model_type": arch, "hidden_size": hidden_size, "num_hidden_layers": num_hidden_layers,
+        "intermediate_size": hidden_size * 2, "num_attention_heads": 2, "num_key_value_heads": 1,
+        "rms_norm_eps": 1e-5, "vocab_size": vocab, "rope_theta": 10000.0,
+        "tie_word_embeddings": True, "max_position_embeddings": 1024, "eos_token_id": eos_id,
+    }
+    module = {"llama": llama, "qwen2": qwen2}[arch]
+    mx.random.seed(seed)
+    model = module.Model(module.ModelArgs.from_dict(config))
+    weights = dict(tree_flatten(model.parameters()))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    mx.save_safetensors(str(out_dir / "model.safetensors"), weights, metadata={"format": "mlx"})
+    (out_dir / "config.json").write_text(json.dumps(config, indent=2))
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tokenizer_from / name, out_dir / name)
+    assert CHATML_TEMPLATE in (out_dir / "tokenizer_config.json").read_text()
+    return {"path": str(out_dir), "arch": arch, "parameters": sum(v.size for v in weights.values())}

@@ -1,0 +1,144 @@
+"""The only code that writes to the protocol fd: a thread draining a bounded queue.
+
+Backpressure: the queue is bounded and `send` blocks when it is full, so when the host stops
+reading stdout the producers (the engine thread above all) pause instead of memory growing.
+
+Coalescing: `send_entry` items that share a key (a stream id) are gathered for at most `window_s`
+or `max_batch` entries and written as one message built by the caller's `build` function. An entry
+for a key that has been quiet for a whole window goes out at once, so the first token of a stream
+never waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.framing import encode
+
+log = logging.getLogger(__name__)
+
+BuildFn = Callable[[str, list[dict[str, Any]]], dict[str, Any]]
+DEFAULT_QUEUE_SIZE = 2048
+DEFAULT_WINDOW_S = 0.004
+DEFAULT_MAX_BATCH = 16
+_STOP = object()
+
+
+@dataclass
+class _Batch:
+    build: BuildFn
+    deadline: float
+    entries: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Writer:
+    def __init__(
+        self,
+        fd: int,
+        *,
+        max_queue: int = DEFAULT_QUEUE_SIZE,
+        window_s: float = DEFAULT_WINDOW_S,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        on_broken: Callable[[], None] | None = None,
+    ) -> None:
+        self.fd, self.window_s, self.max_batch = fd, window_s, max_batch
+        self.on_broken = on_broken
+        self.broken = False
+        self.lines_written = 0
+        self._queue: queue.Queue[Any] = queue.Queue(max_queue)
+        self._pending: dict[str, _Batch] = {}
+        self._last_flush: dict[str, float] = {}
+        self._thread = threading.Thread(target=self._run, name="writer", daemon=True)
+        self._thread.start()
+
+    def send(self, message: dict[str, Any] | list[Any]) -> None:
+        """Queue one message; blocks while the queue is full (backpressure)."""
+        if not self.broken:
+            self._queue.put(message)
+
+    def send_entry(self, key: str, entry: dict[str, Any], build: BuildFn) -> None:
+        """Queue one coalescable entry (a token of stream `key`)."""
+        if not self.broken:
+            self._queue.put((key, entry, build))
+
+    def queued(self) -> int:
+        return self._queue.qsize()
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Write everything queued, then stop the thread."""
+        if self._thread.is_alive():
+            try:
+                self._queue.put(_STOP, timeout=timeout)
+            except queue.Full:
+                return
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                item = self._queue.get(timeout=self._next_timeout())
+            except queue.Empty:
+                self._flush_due(time.monotonic())
+                continue
+            if item is _STOP:
+                self._flush_all()
+                return
+            if isinstance(item, tuple):
+                self._add_entry(*item)
+            else:
+                self._flush_all()
+                self._write(encode(item))
+            self._flush_due(time.monotonic())
+
+    def _next_timeout(self) -> float | None:
+        if not self._pending:
+            return None
+        return max(0.0, min(b.deadline for b in self._pending.values()) - time.monotonic())
+
+    def _add_entry(self, key: str, entry: dict[str, Any], build: BuildFn) -> None:
+        now = time.monotonic()
+        batch = self._pending.get(key)
+        if batch is None:
+            deadline = self._last_flush.get(key, 0.0) + self.window_s
+            batch = self._pending[key] = _Batch(build, deadline)
+        batch.entries.append(entry)
+        if len(batch.entries) >= self.max_batch or now >= batch.deadline:
+            self._flush(key)
+
+    def _flush_due(self, now: float) -> None:
+        for key in [k for k, b in self._pending.items() if now >= b.deadline]:
+            self._flush(key)
+
+    def _flush_all(self) -> None:
+        for key in list(self._pending):
+            self._flush(key)
+
+    def _flush(self, key: str) -> None:
+        batch = self._pending.pop(key)
+        self._write(encode(batch.build(key, batch.entries)))
+        self._last_flush[key] = time.monotonic()
+        if len(self._last_flush) > 1024:
+            horizon = time.monotonic() - 1.0
+            self._last_flush = {k: t for k, t in self._last_flush.items() if t > horizon}
+
+    def _write(self, data: bytes) -> None:
+        if self.broken:
+            return
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self.fd, view) :]
+        except OSError as exc:
+            log.info("protocol output closed: %s", exc)
+            self.broken = True
+            if self.on_broken:
+                self.on_broken()
+            return
+        self.lines_written += 1
