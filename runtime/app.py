@@ -42,8 +42,14 @@ class App:
         self.writer = Writer(fds.output_fd, on_broken=self._host_gone)
         self.worker = EngineWorker(on_fatal=self._fatal, disable_compile=disable_compile)
         self.services = Services(
-            limits=limits, store=ModelStore(), worker=self.worker, streams=StreamRegistry(), writer=self.writer,
-            begin_shutdown=self.begin_shutdown, request_exit=self.request_exit, blas=asdict(blas),
+            limits=limits,
+            store=ModelStore(),
+            worker=self.worker,
+            streams=StreamRegistry(),
+            writer=self.writer,
+            begin_shutdown=self.begin_shutdown,
+            request_exit=self.request_exit,
+            blas=asdict(blas),
         )
         self.dispatcher = Dispatcher(build(self.services), self.writer.send, limits.max_line_bytes)
 
@@ -62,11 +68,17 @@ class App:
         from runtime.engine import platform
 
         described = platform.describe()
-        self.services.notify("runtime/ready", {
-            "version": __version__, "protocol": PROTOCOL, "mlx_version": described["mlx_version"],
-            "backend": described["backend"], "device": described["device"],
-            "capabilities": sorted(n for n in METHOD_NAMES if not n.startswith("$/")),
-        })
+        self.services.notify(
+            "runtime/ready",
+            {
+                "version": __version__,
+                "protocol": PROTOCOL,
+                "mlx_version": described["mlx_version"],
+                "backend": described["backend"],
+                "device": described["device"],
+                "capabilities": sorted(n for n in METHOD_NAMES if not n.startswith("$/")),
+            },
+        )
         print(READY_LINE, file=sys.stderr, flush=True)
 
     def _read(self) -> None:

@@ -71,8 +71,12 @@ def serve(args: argparse.Namespace) -> int:
     from runtime.app import App
     from runtime.methods.services import Limits
 
-    limits = Limits(max_line_bytes=args.max_line_bytes, default_max_tokens=args.default_max_tokens,
-                    max_tokens=args.max_tokens, prefill_step=args.prefill_step)
+    limits = Limits(
+        max_line_bytes=args.max_line_bytes,
+        default_max_tokens=args.default_max_tokens,
+        max_tokens=args.max_tokens,
+        prefill_step=args.prefill_step,
+    )
     code = App(fds, limits, blas, disable_compile=not args.jit).run()
     sys.stderr.flush()
     # Skip interpreter teardown: daemon threads may sit inside MLX, and the work is already done.

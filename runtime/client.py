@@ -5,6 +5,7 @@ Used by `runtime demo`, `runtime bench` and the end-to-end tests. Every wait is 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import queue
@@ -21,6 +22,10 @@ import orjson
 DEFAULT_TIMEOUT = 60.0
 
 
+def _hashable(value: Any) -> Any:
+    return value if isinstance(value, (str, int, float, type(None))) else repr(value)
+
+
 class RpcFailure(Exception):
     def __init__(self, error: dict[str, Any]) -> None:
         super().__init__(f"{error.get('code')}: {error.get('message')}")
@@ -35,6 +40,7 @@ class RuntimeClient:
         self.ready = threading.Event()
         self.ready_params: dict[str, Any] | None = None
         self._pending: dict[Any, Future[Any]] = {}
+        self.sent_methods: dict[Any, str] = {}  # request id -> method, to check results against schemas
         self._streams: dict[str, queue.Queue[dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -43,12 +49,24 @@ class RuntimeClient:
         threading.Thread(target=self._read_stderr, daemon=True).start()
 
     @classmethod
-    def spawn(cls, args: list[str] | None = None, env: dict[str, str] | None = None,
-              ready_timeout: float = DEFAULT_TIMEOUT, stderr_sink: Any = None,
-              command: list[str] | None = None) -> RuntimeClient:
+    def spawn(
+        cls,
+        args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        ready_timeout: float = DEFAULT_TIMEOUT,
+        stderr_sink: Any = None,
+        command: list[str] | None = None,
+        cwd: str | None = None,
+    ) -> RuntimeClient:
         argv = (command or [sys.executable, "-m", "runtime"]) + ["--stdio", *(args or [])]
-        process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   env={**os.environ, **(env or {})})
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+        )
         client = cls(process, stderr_sink)
         if not client.ready.wait(ready_timeout):
             client.kill()
@@ -62,6 +80,10 @@ class RuntimeClient:
         self.process.stdin.flush()
 
     def send(self, message: Any) -> None:
+        for item in message if isinstance(message, list) else [message]:
+            if isinstance(item, dict) and "id" in item and isinstance(item.get("method"), str):
+                with self._lock:
+                    self.sent_methods.setdefault(_hashable(item["id"]), item["method"])
         self.send_raw(orjson.dumps(message) + b"\n")
 
     def call_async(self, method: str, params: dict[str, Any] | None = None, request_id: Any = None) -> Future[Any]:
@@ -164,10 +186,8 @@ class RuntimeClient:
     def close(self, timeout: float = 5.0) -> int:
         """shutdown -> wait -> SIGTERM -> SIGKILL, each step bounded; returns the exit code."""
         if self.process.poll() is None:
-            try:
+            with contextlib.suppress(Exception):  # already gone or not answering: escalate below
                 self.call_async("shutdown").result(timeout)
-            except Exception:
-                pass
         return self.wait_or_kill(timeout)
 
     def wait_or_kill(self, timeout: float = 5.0) -> int:

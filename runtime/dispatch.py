@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime import faults, schemas
-from runtime.errors import METHOD_NOT_FOUND, PARSE_ERROR, INVALID_REQUEST, RpcError, to_wire_error
+from runtime.errors import INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, RpcError, to_wire_error
 from runtime.framing import OversizedLine, decode, recover_id
 from runtime.protocol import InvalidEnvelope, Request, error_response, parse_request, response
 
@@ -127,8 +127,15 @@ class Dispatcher:
         else:
             self._finish(request, sink, result=future.result(), after_send=after_send)
 
-    def _finish(self, request: Request, sink: Sink, *, result: Any = None, error: BaseException | None = None,
-                after_send: AfterSend | None = None) -> None:
+    def _finish(
+        self,
+        request: Request,
+        sink: Sink,
+        *,
+        result: Any = None,
+        error: BaseException | None = None,
+        after_send: AfterSend | None = None,
+    ) -> None:
         if request.is_notification:
             if error is not None:
                 log.warning("notification %s failed: %s", request.method, to_wire_error(error)["message"])

@@ -16,13 +16,21 @@ def run_doctor(args: argparse.Namespace) -> int:
     from runtime.engine import platform
     from runtime.engine.resolve import embedded_models
 
-    report = {**platform.describe(), "blas": blas.__dict__, "matmul_gflops_fp32_1024": _matmul_gflops(mx),
-              "embedded_models": embedded_models(), "cuda_available": bool(mx.cuda.is_available())}
+    report = {
+        **platform.describe(),
+        "blas": blas.__dict__,
+        "matmul_gflops_fp32_1024": _matmul_gflops(mx),
+        "embedded_models": embedded_models(),
+        "cuda_available": bool(mx.cuda.is_available()),
+    }
     width = max(map(len, report))
     for key, value in report.items():
         print(f"{key:<{width}}  {json.dumps(value) if isinstance(value, (dict, list)) else value}")
     if report["backend"] == "cpu" and not blas.loaded and blas.name == "bundled":
-        print("\nwarning: MLX uses the wheel's reference BLAS; install libopenblas0 (Debian/Ubuntu) for ~40x faster matmuls")
+        print(
+            "\nwarning: MLX uses the wheel's reference BLAS;"
+            " install libopenblas0-pthread (Debian/Ubuntu) for ~40x faster matmuls"
+        )
     return 0
 
 

@@ -18,6 +18,7 @@ import orjson
 DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
 READ_CHUNK = 1 << 16
 ID_PREFIX_BYTES = 4096
+_LONG_DIGITS = re.compile(rb"\d{19}")
 # The id of an oversized request when it sits near the start, as hosts write it:
 # {"jsonrpc":"2.0","id":7,...} or {"method":"x","id":"a",...}.
 _LEADING_ID = re.compile(
@@ -84,12 +85,18 @@ def recover_id(prefix: bytes) -> Any:
 
 
 def decode(line: bytes) -> Any:
-    """Parse one line; raises ValueError for anything that is not a JSON text."""
+    """Parse one line; raises ValueError for anything that is not a strict JSON text."""
+    if _LONG_DIGITS.search(line):
+        # orjson turns integers beyond 64 bits into floats; ids must come back exactly.
+        return json.loads(line, parse_constant=_reject_constant)
     try:
         return orjson.loads(line)
-    except orjson.JSONDecodeError:
-        # orjson refuses integers over 64 bits, which JSON allows; the stdlib accepts them.
-        return json.loads(line.decode("utf-8"))
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def encode(message: dict[str, Any] | list[Any]) -> bytes:

@@ -41,9 +41,7 @@ def _registry() -> Registry:
 
 
 def _by_name(folder: str, key: str) -> dict[str, dict[str, Any]]:
-    return {
-        doc[key]: doc for path, doc in _documents().items() if path.startswith(folder + "/")
-    }
+    return {doc[key]: doc for path, doc in _documents().items() if path.startswith(folder + "/")}
 
 
 def method_schemas() -> dict[str, dict[str, Any]]:

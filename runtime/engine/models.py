@@ -12,7 +12,7 @@ from typing import Any
 
 import mlx.core as mx
 
-from runtime import faults
+from runtime import faultinject, faults
 from runtime.engine.resolve import ResolvedModel
 
 DEFAULT_CONTEXT = 4096
@@ -63,8 +63,9 @@ class ModelStore:
             model, tokenizer = mlx_lm_load(str(resolved.path))
             mx.eval(model.parameters())
         except Exception as exc:
-            raise faults.ModelLoadFailed(f"Failed to load model {model_id}: {type(exc).__name__}: {exc}",
-                                         model_id=model_id) from None
+            raise faults.ModelLoadFailed(
+                f"Failed to load model {model_id}: {type(exc).__name__}: {exc}", model_id=model_id
+            ) from None
         loaded = _describe(model_id, resolved, model, tokenizer, context_length, started, before)
         with self._lock:
             self._models[model_id] = loaded
@@ -72,6 +73,8 @@ class ModelStore:
 
     def unload(self, model_id: str) -> tuple[bool, int]:
         """Drop the model and give its memory back; returns (was loaded, bytes freed)."""
+        if faultinject.armed("engine_crash_on_unload"):
+            raise faultinject.InjectedCrash("injected: engine_crash_on_unload")
         with self._lock:
             loaded = self._models.pop(model_id, None)
         was_loaded, before = loaded is not None, mx.get_active_memory()
@@ -81,19 +84,31 @@ class ModelStore:
         return was_loaded, max(0, before - mx.get_active_memory())
 
 
-def _describe(model_id: str, resolved: ResolvedModel, model: Any, tokenizer: Any, context_length: int | None,
-              started: float, memory_before: int) -> LoadedModel:
+def _describe(
+    model_id: str,
+    resolved: ResolvedModel,
+    model: Any,
+    tokenizer: Any,
+    context_length: int | None,
+    started: float,
+    memory_before: int,
+) -> LoadedModel:
     from mlx.utils import tree_flatten
 
     params = tree_flatten(model.parameters())
     config = json.loads((resolved.path / "config.json").read_text())
     text_config = config.get("text_config", config)
     return LoadedModel(
-        model_id=model_id, path=resolved.path, source=resolved.source, model=model, tokenizer=tokenizer,
+        model_id=model_id,
+        path=resolved.path,
+        source=resolved.source,
+        model=model,
+        tokenizer=tokenizer,
         context_length=context_length or text_config.get("max_position_embeddings") or DEFAULT_CONTEXT,
         parameter_count=sum(v.size for _, v in params),
         dtype=str(params[0][1].dtype).removeprefix("mlx.core.") if params else "unknown",
         vocab_size=text_config.get("vocab_size") or len(tokenizer),
         memory_bytes=max(0, mx.get_active_memory() - memory_before),
-        load_seconds=time.perf_counter() - started, loaded_at=time.time(),
+        load_seconds=time.perf_counter() - started,
+        loaded_at=time.time(),
     )

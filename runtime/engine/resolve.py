@@ -54,19 +54,26 @@ def _from_hub(repo_id: str, revision: str | None) -> Path:
     try:
         return Path(snapshot_download(repo_id, revision=revision, allow_patterns=HUB_PATTERNS, local_files_only=True))
     except HFValidationError as exc:
-        raise faults.ModelLoadFailed(f"Failed to load model {repo_id}: not a valid hub id or local path ({exc})", model_id=repo_id) from None
+        raise faults.ModelLoadFailed(
+            f"Failed to load model {repo_id}: not a valid hub id or local path ({exc})", model_id=repo_id
+        ) from None
     except LocalEntryNotFoundError:
         pass
     if os.environ.get("HF_HUB_OFFLINE"):
         raise faults.ModelLoadFailed(
             f"Failed to load model {repo_id}: not in the local Hugging Face cache and HF_HUB_OFFLINE is set",
-            model_id=repo_id, reason="offline")
+            model_id=repo_id,
+            reason="offline",
+        )
     try:
         return Path(snapshot_download(repo_id, revision=revision, allow_patterns=HUB_PATTERNS))
     except Exception as exc:  # network, auth, missing repo: all end as a clear load error
         raise faults.ModelLoadFailed(
             f"Failed to load model {repo_id}: not in the local cache and the hub could not provide it "
-            f"({type(exc).__name__}: {_first_line(exc)})", model_id=repo_id, reason="unavailable") from None
+            f"({type(exc).__name__}: {_first_line(exc)})",
+            model_id=repo_id,
+            reason="unavailable",
+        ) from None
 
 
 def _first_line(exc: Exception) -> str:

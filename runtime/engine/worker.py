@@ -36,7 +36,9 @@ class _Running:
 
 class EngineWorker:
     def __init__(self, on_fatal: Callable[[BaseException], None], disable_compile: bool = True) -> None:
-        self._calls: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]] | None] = queue.SimpleQueue()
+        self._calls: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]] | None] = (
+            queue.SimpleQueue()
+        )
         self._running: list[_Running] = []
         self._on_fatal, self._disable_compile = on_fatal, disable_compile
         self._stopping = False

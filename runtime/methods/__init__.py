@@ -7,15 +7,27 @@ from runtime.methods import generate, models, runtime, tokenize
 from runtime.methods.services import Services
 
 METHOD_NAMES = [
-    "runtime/info", "runtime/state", "shutdown", "load_model", "unload_model", "generate", "batch_generate",
-    "cancel", "$/cancelRequest", "tokenize", "batch_tokenize", "detokenize",
+    "runtime/info",
+    "runtime/state",
+    "shutdown",
+    "load_model",
+    "unload_model",
+    "generate",
+    "batch_generate",
+    "cancel",
+    "$/cancelRequest",
+    "tokenize",
+    "batch_tokenize",
+    "detokenize",
 ]
 
 
 def build(services: Services) -> dict[str, Method]:
     table = build_method_table(
-        runtime.methods(services, METHOD_NAMES) + models.methods(services)
-        + generate.methods(services) + tokenize.methods(services)
+        runtime.methods(services, METHOD_NAMES)
+        + models.methods(services)
+        + generate.methods(services)
+        + tokenize.methods(services)
     )
     if sorted(table) != sorted(METHOD_NAMES):
         raise RuntimeError(f"method table and METHOD_NAMES differ: {sorted(set(table) ^ set(METHOD_NAMES))}")

@@ -14,18 +14,27 @@ from runtime.engine.models import LoadedModel
 from runtime.engine.worker import StreamJob
 from runtime.errors import to_wire_error
 from runtime.methods.prompts import prompt_tokens
+from runtime.methods.services import Services
 from runtime.protocol import notification
 from runtime.scheduler.registry import DuplicateStream, StreamRecord, StreamState
-from runtime.methods.services import Services
 
-SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "presence_penalty",
-                   "frequency_penalty", "seed")
+SAMPLING_FIELDS = (
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "repetition_penalty",
+    "presence_penalty",
+    "frequency_penalty",
+    "seed",
+)
 
 
 def build_request(services: Services, loaded: LoadedModel, params: dict[str, Any]) -> GenerationRequest:
     if params.get("guidance") is not None:
-        raise faults.GuidanceFailed("structured output (guidance) is not available in this version",
-                                    model_id=loaded.model_id)
+        raise faults.GuidanceFailed(
+            "structured output (guidance) is not available in this version", model_id=loaded.model_id
+        )
     if params.get("draft_model") is not None:
         raise faults.InvalidInput.at("/draft_model", "speculative decoding is not available in this version")
     tokens = prompt_tokens(loaded, params)
@@ -34,11 +43,13 @@ def build_request(services: Services, loaded: LoadedModel, params: dict[str, Any
         raise faults.InvalidInput.at("/max_tokens", f"must be <= {services.limits.max_tokens} (the runtime's limit)")
     sampling = {k: params[k] for k in SAMPLING_FIELDS if k in params}
     return GenerationRequest(
-        prompt_tokens=tokens, max_tokens=max_tokens,
+        prompt_tokens=tokens,
+        max_tokens=max_tokens,
         sampling=SamplingParams(**sampling, logit_bias=_logit_bias(loaded, params.get("logit_bias"))),
         stop_sequences=tuple(params.get("stop_sequences", ())),
         stop_token_ids=frozenset(params.get("stop_token_ids", ())),
-        logprobs=params.get("logprobs", False), top_logprobs=params.get("top_logprobs", 0),
+        logprobs=params.get("logprobs", False),
+        top_logprobs=params.get("top_logprobs", 0),
     )
 
 
@@ -62,8 +73,12 @@ def open_stream(services: Services, params: dict[str, Any], ctx: CallContext) ->
         record = services.streams.register(stream_id, loaded.model_id, ctx.request_id)
     except DuplicateStream:
         raise faults.InvalidInput.at("/stream_id", f"stream {stream_id} is already active") from None
-    job = StreamJob(stream_id, partial(_start, services, loaded, request, record),
-                    StreamPublisher(services, record, loaded), record.cancel)
+    job = StreamJob(
+        stream_id,
+        partial(_start, services, loaded, request, record),
+        StreamPublisher(services, record, loaded),
+        record.cancel,
+    )
     return {"stream_id": stream_id, "started_at": time.time()}, job
 
 
@@ -75,8 +90,9 @@ def _start(services: Services, loaded: LoadedModel, request: GenerationRequest, 
 
 
 def _chunk_message(stream_id: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
-    return notification("stream.chunk", {"stream_id": stream_id, "tokens": entries,
-                                         "batch_size": len(entries), "is_batch": True})
+    return notification(
+        "stream.chunk", {"stream_id": stream_id, "tokens": entries, "batch_size": len(entries), "is_batch": True}
+    )
 
 
 class StreamPublisher:
@@ -100,7 +116,9 @@ class StreamPublisher:
             entry["logprob"] = event.logprob
         if event.top_logprobs is not None:
             decode = self.loaded.tokenizer.decode
-            entry["top_logprobs"] = [{"token_id": t, "token": decode([t]), "logprob": lp} for t, lp in event.top_logprobs]
+            entry["top_logprobs"] = [
+                {"token_id": t, "token": decode([t]), "logprob": lp} for t, lp in event.top_logprobs
+            ]
         return entry
 
     def _finish(self, event: Finished) -> None:
@@ -108,18 +126,34 @@ class StreamPublisher:
             return
         stream_id = self.record.stream_id
         if event.reason == "error":
-            self.services.notify("stream.event", {"stream_id": stream_id, "event": "error", "is_final": True,
-                                                  "finish_reason": "error", "error": event.error or "generation failed"})
+            self.services.notify(
+                "stream.event",
+                {
+                    "stream_id": stream_id,
+                    "event": "error",
+                    "is_final": True,
+                    "finish_reason": "error",
+                    "error": event.error or "generation failed",
+                },
+            )
             return
         decode_s = event.total_s - event.ttft_s
-        self.services.notify("stream.stats", {
-            "stream_id": stream_id, "tokens_generated": event.generated_tokens,
-            "tokens_per_second": event.generated_tokens / decode_s if decode_s > 0 else 0.0,
-            "time_to_first_token": event.ttft_s, "total_time": event.total_s,
-            "prompt_tokens": event.prompt_tokens, "finish_reason": event.reason,
-        })
-        self.services.notify("stream.event", {"stream_id": stream_id, "event": "completed", "is_final": True,
-                                              "finish_reason": event.reason})
+        self.services.notify(
+            "stream.stats",
+            {
+                "stream_id": stream_id,
+                "tokens_generated": event.generated_tokens,
+                "tokens_per_second": event.generated_tokens / decode_s if decode_s > 0 else 0.0,
+                "time_to_first_token": event.ttft_s,
+                "total_time": event.total_s,
+                "prompt_tokens": event.prompt_tokens,
+                "finish_reason": event.reason,
+            },
+        )
+        self.services.notify(
+            "stream.event",
+            {"stream_id": stream_id, "event": "completed", "is_final": True, "finish_reason": event.reason},
+        )
 
 
 def generate(services: Services, params: dict[str, Any], ctx: CallContext) -> Reply:
@@ -135,12 +169,21 @@ def batch_generate(services: Services, params: dict[str, Any], ctx: CallContext)
         try:
             problems = schemas.check(generate_schema, "params", entry)
             if problems:
-                raise faults.InvalidInput([{"path": f"/requests/{index}{p['path']}", "message": p["message"]} for p in problems])
+                raise faults.InvalidInput(
+                    [{"path": f"/requests/{index}{p['path']}", "message": p["message"]} for p in problems]
+                )
             result, job = open_stream(services, entry, ctx)
         except Exception as exc:
             error = to_wire_error(exc)
-            results.append({"success": False, "result": None, "error": error["message"], "code": error["code"],
-                            "data": error.get("data")})
+            results.append(
+                {
+                    "success": False,
+                    "result": None,
+                    "error": error["message"],
+                    "code": error["code"],
+                    "data": error.get("data"),
+                }
+            )
             continue
         results.append({"success": True, "result": result, "error": None})
         jobs.append(job)

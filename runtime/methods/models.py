@@ -23,10 +23,16 @@ UNLOAD_STREAM_WAIT_S = 5.0
 
 def model_info(loaded: LoadedModel) -> dict[str, Any]:
     return {
-        "model_id": loaded.model_id, "state": "ready", "context_length": loaded.context_length,
-        "parameter_count": loaded.parameter_count, "dtype": loaded.dtype, "is_vision_model": False,
-        "vocab_size": loaded.vocab_size, "memory_bytes": loaded.memory_bytes,
-        "load_time_ms": round(loaded.load_seconds * 1000, 1), "source": loaded.source,
+        "model_id": loaded.model_id,
+        "state": "ready",
+        "context_length": loaded.context_length,
+        "parameter_count": loaded.parameter_count,
+        "dtype": loaded.dtype,
+        "is_vision_model": False,
+        "vocab_size": loaded.vocab_size,
+        "memory_bytes": loaded.memory_bytes,
+        "load_time_ms": round(loaded.load_seconds * 1000, 1),
+        "source": loaded.source,
         "eos_token_ids": sorted(loaded.tokenizer.eos_token_ids),
         "has_chat_template": bool(getattr(loaded.tokenizer, "chat_template", None)),
     }
@@ -43,7 +49,9 @@ def load_model(services: Services, params: dict[str, Any], ctx: CallContext) -> 
         future = services.loads.get(model_id)
         if future is None:
             future = services.loads[model_id] = Future()
-            threading.Thread(target=_load, args=(services, params, future), name=f"load-{model_id}", daemon=True).start()
+            threading.Thread(
+                target=_load, args=(services, params, future), name=f"load-{model_id}", daemon=True
+            ).start()
     return Reply(future=future)
 
 
@@ -78,8 +86,13 @@ def unload_model(services: Services, params: dict[str, Any], ctx: CallContext) -
         from runtime.engine.platform import memory
 
         was_loaded, freed = services.store.unload(model_id)
-        return {"success": True, "model_id": model_id, "was_loaded": was_loaded, "freed_bytes": freed,
-                "mlx_active_bytes": memory()["mlx_active"]}
+        return {
+            "success": True,
+            "model_id": model_id,
+            "was_loaded": was_loaded,
+            "freed_bytes": freed,
+            "mlx_active_bytes": memory()["mlx_active"],
+        }
 
     def run() -> None:
         services.streams.cancel_where(model_id=model_id)

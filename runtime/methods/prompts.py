@@ -26,7 +26,9 @@ def prompt_tokens(loaded: LoadedModel, params: dict[str, Any]) -> list[int]:
     if not tokens:
         raise faults.InvalidInput.at(f"/{given[0]}", "the prompt has no tokens")
     if len(tokens) >= loaded.context_length:
-        raise faults.InvalidInput.at(f"/{given[0]}", f"the prompt has {len(tokens)} tokens; the model's context is {loaded.context_length}")
+        raise faults.InvalidInput.at(
+            f"/{given[0]}", f"the prompt has {len(tokens)} tokens; the model's context is {loaded.context_length}"
+        )
     return tokens
 
 
@@ -39,9 +41,13 @@ def encode_like_mlx_lm(tokenizer: Any, prompt: str) -> list[int]:
 def _chat_tokens(loaded: LoadedModel, messages: list[dict[str, Any]]) -> list[int]:
     tokenizer = loaded.tokenizer
     if not getattr(tokenizer, "chat_template", None):
-        raise faults.InvalidInput.at("/messages", f"model {loaded.model_id} has no chat template; send a prompt instead")
+        raise faults.InvalidInput.at(
+            "/messages", f"model {loaded.model_id} has no chat template; send a prompt instead"
+        )
     try:
         rendered = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     except Exception as exc:
-        raise faults.TokenizerFailed(f"chat template failed: {type(exc).__name__}: {exc}", model_id=loaded.model_id) from None
+        raise faults.TokenizerFailed(
+            f"chat template failed: {type(exc).__name__}: {exc}", model_id=loaded.model_id
+        ) from None
     return tokenizer.encode(rendered, add_special_tokens=False)

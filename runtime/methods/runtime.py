@@ -19,11 +19,19 @@ def info(services: Services, method_names: list[str], params: dict[str, Any], ct
     from runtime.engine import platform
 
     return {
-        "version": __version__, "protocol": PROTOCOL, **platform.describe(),
+        "version": __version__,
+        "protocol": PROTOCOL,
+        **platform.describe(),
         "capabilities": sorted(n for n in method_names if not n.startswith("$/")) + FEATURES,
-        "mlx_supported": True, "blas": services.blas, "memory": platform.memory(), "pid": os.getpid(),
-        "limits": {"max_line_bytes": services.limits.max_line_bytes, "max_tokens": services.limits.max_tokens,
-                   "default_max_tokens": services.limits.default_max_tokens},
+        "mlx_supported": True,
+        "blas": services.blas,
+        "memory": platform.memory(),
+        "pid": os.getpid(),
+        "limits": {
+            "max_line_bytes": services.limits.max_line_bytes,
+            "max_tokens": services.limits.max_tokens,
+            "default_max_tokens": services.limits.default_max_tokens,
+        },
     }
 
 
@@ -36,9 +44,16 @@ def state(services: Services, params: dict[str, Any], ctx: CallContext) -> dict[
         "loaded_models": [{"model_id": m.model_id, "state": "ready", "type": "text"} for m in services.store.all()],
         "loading_models": loading,
         "active_streams": len(streams),
-        "streams": [{"stream_id": r.stream_id, "model_id": r.model_id, "state": r.state.value,
-                     "tokens_generated": r.tokens_generated, "age_ms": round((now - r.created_at) * 1000)}
-                    for r in streams],
+        "streams": [
+            {
+                "stream_id": r.stream_id,
+                "model_id": r.model_id,
+                "state": r.state.value,
+                "tokens_generated": r.tokens_generated,
+                "age_ms": round((now - r.created_at) * 1000),
+            }
+            for r in streams
+        ],
         "queue_depth": services.worker.pending_calls(),
         "outbound_queue": services.writer.queued(),
         "streams_finished": services.streams.finished_total,

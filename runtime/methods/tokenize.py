@@ -18,7 +18,9 @@ def tokenize(services: Services, params: dict[str, Any], ctx: CallContext) -> di
         tokens = tokenizer.encode(params["text"], add_special_tokens=params.get("add_special_tokens", True))
         strings = tokenizer.convert_ids_to_tokens(tokens)
     except Exception as exc:
-        raise faults.TokenizerFailed(f"tokenize failed: {type(exc).__name__}: {exc}", model_id=loaded.model_id) from None
+        raise faults.TokenizerFailed(
+            f"tokenize failed: {type(exc).__name__}: {exc}", model_id=loaded.model_id
+        ) from None
     return {"tokens": tokens, "token_strings": strings}
 
 
@@ -29,7 +31,9 @@ def batch_tokenize(services: Services, params: dict[str, Any], ctx: CallContext)
         try:
             problems = schemas.check(tokenize_schema, "params", entry)
             if problems:
-                raise faults.InvalidInput([{"path": f"/requests/{index}{p['path']}", "message": p["message"]} for p in problems])
+                raise faults.InvalidInput(
+                    [{"path": f"/requests/{index}{p['path']}", "message": p["message"]} for p in problems]
+                )
             results.append({"success": True, "result": tokenize(services, entry, ctx), "error": None})
         except Exception as exc:
             error = to_wire_error(exc)

@@ -11,25 +11,106 @@ import random
 from collections.abc import Callable, Iterator
 
 NAMES = [
-    "Lily", "Max", "Ben", "Mia", "Sam", "Anna", "Tom", "Lucy", "Leo", "Nora", "Ella", "Hugo",
-    "Ruby", "Oscar", "Zoe", "Finn", "Ivy", "Jack", "Rosa", "Theo", "Maya", "Otto", "Ada", "Kai",
+    "Lily",
+    "Max",
+    "Ben",
+    "Mia",
+    "Sam",
+    "Anna",
+    "Tom",
+    "Lucy",
+    "Leo",
+    "Nora",
+    "Ella",
+    "Hugo",
+    "Ruby",
+    "Oscar",
+    "Zoe",
+    "Finn",
+    "Ivy",
+    "Jack",
+    "Rosa",
+    "Theo",
+    "Maya",
+    "Otto",
+    "Ada",
+    "Kai",
 ]
 ANIMALS = [
-    "cat", "dog", "fox", "bird", "rabbit", "bear", "duck", "mouse", "frog", "owl", "turtle",
-    "lion", "horse", "fish", "bee", "tiger", "hedgehog", "squirrel", "dragon", "robot",
+    "cat",
+    "dog",
+    "fox",
+    "bird",
+    "rabbit",
+    "bear",
+    "duck",
+    "mouse",
+    "frog",
+    "owl",
+    "turtle",
+    "lion",
+    "horse",
+    "fish",
+    "bee",
+    "tiger",
+    "hedgehog",
+    "squirrel",
+    "dragon",
+    "robot",
 ]
 ADJECTIVES = [
-    "little", "brave", "happy", "sleepy", "kind", "curious", "tiny", "big", "funny", "shy",
-    "clever", "gentle", "busy", "quiet", "friendly",
+    "little",
+    "brave",
+    "happy",
+    "sleepy",
+    "kind",
+    "curious",
+    "tiny",
+    "big",
+    "funny",
+    "shy",
+    "clever",
+    "gentle",
+    "busy",
+    "quiet",
+    "friendly",
 ]
 COLORS = ["red", "blue", "green", "yellow", "purple", "orange", "pink", "white", "black", "brown"]
 OBJECTS = [
-    "ball", "box", "flower", "kite", "hat", "book", "key", "shell", "stone", "feather", "boat",
-    "cake", "lamp", "map", "cup", "drum", "star", "apple", "basket", "bell",
+    "ball",
+    "box",
+    "flower",
+    "kite",
+    "hat",
+    "book",
+    "key",
+    "shell",
+    "stone",
+    "feather",
+    "boat",
+    "cake",
+    "lamp",
+    "map",
+    "cup",
+    "drum",
+    "star",
+    "apple",
+    "basket",
+    "bell",
 ]
 PLACES = [
-    "the forest", "the park", "the river", "the garden", "the beach", "the hill", "the town",
-    "the farm", "the lake", "the old house", "the meadow", "the school",
+    "the forest",
+    "the park",
+    "the river",
+    "the garden",
+    "the beach",
+    "the hill",
+    "the town",
+    "the farm",
+    "the lake",
+    "the old house",
+    "the meadow",
+    "the school",
 ]
 FEELINGS = ["happy", "excited", "surprised", "proud", "glad", "calm", "curious"]
 FOODS = ["apples", "bread", "honey", "carrots", "cheese", "berries", "soup", "cookies"]
@@ -51,10 +132,10 @@ def _story(rng: random.Random, name: str, animal: str) -> str:
         f"{name} was very {feeling}.",
         f'"Look at this {thing}!" said {name}. "It is so {color}!"',
         f"{name} showed the {thing} to a friend named {friend}.",
-        f"{friend} smiled and said, \"Let us play with it together.\"",
+        f'{friend} smiled and said, "Let us play with it together."',
         f"They played with the {color} {thing} all day long.",
         f"When the sun went down, {name} went home and slept well.",
-        f"The end.",
+        "The end.",
     ]
     keep = sorted(rng.sample(range(1, len(sentences) - 1), rng.randint(4, 7)))
     return " ".join([sentences[0], *(sentences[i] for i in keep), sentences[-1]])
@@ -62,8 +143,7 @@ def _story(rng: random.Random, name: str, animal: str) -> str:
 
 def _pet_json(rng: random.Random, name: str, animal: str) -> str:
     likes = rng.sample(OBJECTS + FOODS, rng.randint(1, 3))
-    pet = {"name": name, "animal": animal, "age": rng.randint(1, 12),
-           "color": rng.choice(COLORS), "likes": likes}
+    pet = {"name": name, "animal": animal, "age": rng.randint(1, 12), "color": rng.choice(COLORS), "likes": likes}
     return json.dumps(pet)
 
 
@@ -75,21 +155,25 @@ def _chat(turns: list[tuple[str, str]], system: str | None) -> str:
 
 def _story_chat(rng: random.Random) -> list[tuple[str, str]]:
     name, animal = rng.choice(NAMES), rng.choice(ANIMALS)
-    ask = rng.choice([
-        f"Tell me a story about a {animal}.",
-        f"Tell me a story about a {animal} named {name}.",
-        f"Can you tell me a short story about a {animal}?",
-        f"Write a story about {name} the {animal}.",
-    ])
+    ask = rng.choice(
+        [
+            f"Tell me a story about a {animal}.",
+            f"Tell me a story about a {animal} named {name}.",
+            f"Can you tell me a short story about a {animal}?",
+            f"Write a story about {name} the {animal}.",
+        ]
+    )
     return [("user", ask), ("assistant", _story(rng, name, animal))]
 
 
 def _json_chat(rng: random.Random) -> list[tuple[str, str]]:
     name, animal = rng.choice(NAMES), rng.choice(ANIMALS)
-    ask = rng.choice([
-        f"Give me a JSON object for a {animal} named {name}.",
-        f"Describe {name} the {animal} as JSON.",
-    ])
+    ask = rng.choice(
+        [
+            f"Give me a JSON object for a {animal} named {name}.",
+            f"Describe {name} the {animal} as JSON.",
+        ]
+    )
     return [("user", ask), ("assistant", _pet_json(rng, name, animal))]
 
 
@@ -109,23 +193,29 @@ def _color_chat(rng: random.Random) -> list[tuple[str, str]]:
 def _greeting_chat(rng: random.Random) -> list[tuple[str, str]]:
     name = rng.choice(NAMES)
     ask = rng.choice(["Hello!", "Hi there.", f"Hello, my name is {name}.", "Good morning!"])
-    answer = rng.choice([
-        "Hello! How can I help you today?",
-        "Hi! Would you like to hear a story?",
-        "Good day! I can tell you a story or answer a question.",
-    ])
+    answer = rng.choice(
+        [
+            "Hello! How can I help you today?",
+            "Hi! Would you like to hear a story?",
+            "Good day! I can tell you a story or answer a question.",
+        ]
+    )
     return [("user", ask), ("assistant", answer)]
 
 
 CHAT_KINDS: list[tuple[Callable[[random.Random], list[tuple[str, str]]], int]] = [
-    (_story_chat, 6), (_json_chat, 2), (_math_chat, 1), (_color_chat, 1), (_greeting_chat, 1),
+    (_story_chat, 6),
+    (_json_chat, 2),
+    (_math_chat, 1),
+    (_color_chat, 1),
+    (_greeting_chat, 1),
 ]
 
 
 def documents(count: int, seed: int = 0) -> Iterator[str]:
     """Yield `count` documents; the same seed always yields the same text."""
     rng = random.Random(seed)
-    makers, weights = zip(*CHAT_KINDS)
+    makers, weights = zip(*CHAT_KINDS, strict=True)
     for _ in range(count):
         if rng.random() < 0.25:
             yield _story(rng, rng.choice(NAMES), rng.choice(ANIMALS))

@@ -27,10 +27,18 @@ def build_random_model(
     vocab = json.loads((tokenizer_from / "config.json").read_text())["vocab_size"]
     eos_id = json.loads((tokenizer_from / "config.json").read_text())["eos_token_id"]
     config = {
-        "model_type": arch, "hidden_size": hidden_size, "num_hidden_layers": num_hidden_layers,
-        "intermediate_size": hidden_size * 2, "num_attention_heads": 2, "num_key_value_heads": 1,
-        "rms_norm_eps": 1e-5, "vocab_size": vocab, "rope_theta": 10000.0,
-        "tie_word_embeddings": True, "max_position_embeddings": 1024, "eos_token_id": eos_id,
+        "model_type": arch,
+        "hidden_size": hidden_size,
+        "num_hidden_layers": num_hidden_layers,
+        "intermediate_size": hidden_size * 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "rms_norm_eps": 1e-5,
+        "vocab_size": vocab,
+        "rope_theta": 10000.0,
+        "tie_word_embeddings": True,
+        "max_position_embeddings": 1024,
+        "eos_token_id": eos_id,
     }
     module = {"llama": llama, "qwen2": qwen2}[arch]
     mx.random.seed(seed)

@@ -23,8 +23,11 @@ def train_tokenizer(texts: Iterable[str], out_dir: Path, vocab_size: int = 4096)
     # A ByteLevel decoder makes mlx-lm pick its BPE streaming detokenizer.
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, min_frequency=2, special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     tokenizer.train_from_iterator(texts, trainer)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -122,7 +122,9 @@ def train(out_dir: Path, cfg: TrainConfig, log=print) -> dict:
     mx.save_safetensors(str(out_dir / "model.safetensors"), weights, metadata={"format": "mlx"})
     (out_dir / "config.json").write_text(json.dumps(config, indent=2))
     summary = {
-        "train_config": asdict(cfg), "steps_done": step, "train_loss": round(loss, 4),
+        "train_config": asdict(cfg),
+        "steps_done": step,
+        "train_loss": round(loss, 4),
         "val_loss": round(sum(val_losses) / len(val_losses), 4),
         "tokens_seen": step * cfg.batch_size * cfg.seq_len,
         "parameters": sum(v.size for v in weights.values()),

@@ -1,0 +1,31 @@
+"""Test-only fault injection, off by default and unreachable from the wire.
+
+The host that spawns the runtime may set RUNTIME_INJECT_FAULTS to a comma-separated list of fault
+names; nothing else can turn a fault on. Each engine site asks `armed(name)` where the fault lives.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+log = logging.getLogger(__name__)
+
+ENV = "RUNTIME_INJECT_FAULTS"
+KNOWN = {
+    "engine_crash_on_unload": "the engine thread dies while unloading (fatal path)",
+}
+_armed = frozenset(name.strip() for name in os.environ.get(ENV, "").split(",") if name.strip())
+if _armed:
+    log.warning("fault injection armed: %s", ", ".join(sorted(_armed)))
+    unknown = _armed - KNOWN.keys()
+    if unknown:
+        raise SystemExit(f"{ENV}: unknown faults {sorted(unknown)}; known: {sorted(KNOWN)}")
+
+
+class InjectedCrash(BaseException):
+    """A BaseException on purpose: it must escape the engine's per-call error handling."""
+
+
+def armed(name: str) -> bool:
+    return name in _armed

@@ -1,0 +1,73 @@
+"""Shared fixtures. E2E tests spawn the real runtime over real pipes with real MLX; every wait is
+bounded, and every message a runtime wrote is checked against schemas/ when its test ends."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runtime.blas import preload_blas
+
+preload_blas()  # before any test imports mlx, so in-process references run as fast as the runtime
+
+from runtime.client import RuntimeClient  # noqa: E402
+from tests.support.schema_check import problems_in  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = "tiny-chat"
+TIMEOUT = 60.0
+
+
+def spawn_runtime(*args: str, env: dict[str, str] | None = None) -> RuntimeClient:
+    base_env = {"PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    return RuntimeClient.spawn(list(args), env={**base_env, **(env or {})}, ready_timeout=TIMEOUT)
+
+
+def assert_schema_clean(client: RuntimeClient) -> None:
+    problems = problems_in(list(client.messages), dict(client.sent_methods))
+    assert not problems, "messages that break schemas/:\n" + "\n".join(problems[:20])
+
+
+@pytest.fixture
+def fresh_runtime() -> Iterator[RuntimeClient]:
+    """A runtime of the test's own, with no model loaded."""
+    client = spawn_runtime()
+    try:
+        yield client
+        assert_schema_clean(client)
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def shared_runtime() -> Iterator[RuntimeClient]:
+    """One runtime per test module with the embedded model loaded."""
+    client = spawn_runtime()
+    client.request("load_model", {"model_id": MODEL}, timeout=TIMEOUT)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def runtime(shared_runtime: RuntimeClient) -> Iterator[RuntimeClient]:
+    yield shared_runtime
+    assert_schema_clean(shared_runtime)
+    assert shared_runtime.process.poll() is None, "the runtime died during the test"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Unit tests first, end-to-end after (cheap failures surface first).
+    items.sort(key=lambda item: "e2e" in str(item.fspath))
+    for item in items:
+        if "e2e" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(REPO))

@@ -1,0 +1,63 @@
+"""Stop sequences are never sent, even split across tokens or inside multi-byte characters."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from runtime.engine.events import TokenEvent
+from runtime.engine.stops import StopFilter
+
+
+def run_filter(pieces: list[str], stops: tuple[str, ...]) -> tuple[str, bool, list[TokenEvent]]:
+    stop_filter, sent = StopFilter(stops), []
+    for index, piece in enumerate(pieces):
+        released, matched = stop_filter.push(TokenEvent(index, piece))
+        sent += released
+        if matched:
+            return "".join(e.text for e in sent), True, sent
+    sent += stop_filter.finish()
+    return "".join(e.text for e in sent), False, sent
+
+
+def test_a_stop_sequence_split_across_tokens_is_never_sent() -> None:
+    text, matched, sent = run_filter(["Hello wor", "ld, ", "EN", "D here"], ("END",))
+    assert (text, matched) == ("Hello world, ", True)
+    assert [e.token_id for e in sent] == [0, 1]
+
+
+def test_text_that_only_looks_like_a_stop_prefix_is_released_at_the_end() -> None:
+    text, matched, _ = run_filter(["abc", "E", "N"], ("END",))
+    assert (text, matched) == ("abcEN", False)
+
+
+def test_a_token_holding_part_of_a_multibyte_character_waits_for_the_rest() -> None:
+    stop_filter = StopFilter(())
+    assert stop_filter.push(TokenEvent(1, "")) == ([], False)  # detokenizer waits for the 2nd byte
+    released, _ = stop_filter.push(TokenEvent(2, "é"))
+    assert [(e.token_id, e.text) for e in released] == [(1, ""), (2, "é")]
+
+
+def test_the_earliest_of_several_stop_sequences_wins() -> None:
+    text, matched, _ = run_filter(["one two three"], ("three", "two"))
+    assert (text, matched) == ("one ", True)
+
+
+pieces = st.lists(st.text(alphabet="abé☕\n ", min_size=0, max_size=4), max_size=30)
+stops = st.lists(st.text(alphabet="abé☕\n ", min_size=1, max_size=4), min_size=1, max_size=3).map(tuple)
+
+
+@settings(max_examples=400, deadline=None)
+@given(pieces, stops)
+def test_sent_text_is_the_output_up_to_the_first_stop_and_never_contains_one(
+    pieces: list[str], stops: tuple[str, ...]
+) -> None:
+    full = "".join(pieces)
+    text, matched, _ = run_filter(pieces, stops)
+    first = min((i for i in (full.find(s) for s in stops) if i >= 0), default=-1)
+    if first >= 0:
+        assert matched and text == full[:first]
+    else:
+        assert not matched and text == full
+    for stop in stops:
+        assert stop not in text

@@ -1,0 +1,79 @@
+"""The writer coalesces a stream's tokens, keeps order with other messages and applies backpressure."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import orjson
+
+from runtime.writer import Writer
+
+
+def chunk(key: str, entries: list[dict]) -> dict:
+    return {"method": "stream.chunk", "params": {"stream_id": key, "tokens": entries}}
+
+
+def read_lines(fd: int, count: int, timeout: float = 5.0) -> list[dict]:
+    data, deadline = b"", time.monotonic() + timeout
+    while data.count(b"\n") < count and time.monotonic() < deadline:
+        data += os.read(fd, 1 << 16)
+    return [orjson.loads(line) for line in data.splitlines()]
+
+
+def test_tokens_queued_together_go_out_as_one_chunk_and_before_the_next_message() -> None:
+    read_fd, write_fd = os.pipe()
+    writer = Writer(write_fd, window_s=0.5, max_batch=16)
+    for index in range(5):
+        writer.send_entry("s", {"i": index}, chunk)
+    writer.send({"method": "stream.event", "params": {"stream_id": "s"}})
+    lines = read_lines(read_fd, 3)
+    tokens = [t["i"] for line in lines if line["method"] == "stream.chunk" for t in line["params"]["tokens"]]
+    assert tokens == [0, 1, 2, 3, 4]
+    assert lines[0]["params"]["tokens"] == [{"i": 0}]  # a quiet stream's first token is not held back
+    assert lines[-1]["method"] == "stream.event"
+    writer.close()
+
+
+def test_a_chunk_never_holds_more_than_max_batch_tokens() -> None:
+    read_fd, write_fd = os.pipe()
+    writer = Writer(write_fd, window_s=10.0, max_batch=4)
+    for index in range(9):
+        writer.send_entry("s", {"i": index}, chunk)
+    writer.close()
+    os.close(write_fd)
+    sizes = [len(line["params"]["tokens"]) for line in read_lines(read_fd, 4)]
+    assert max(sizes) <= 4 and sum(sizes) == 9
+
+
+def test_when_nobody_reads_the_queue_fills_and_the_producer_blocks() -> None:
+    read_fd, write_fd = os.pipe()
+    writer = Writer(write_fd, max_queue=8)
+    big = {"method": "x", "params": {"blob": "y" * 70000}}  # larger than the pipe buffer
+    produced = []
+
+    def produce() -> None:
+        for index in range(100):
+            writer.send(big)
+            produced.append(index)
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    thread.join(1.0)
+    assert thread.is_alive() and len(produced) < 20  # blocked: memory stays bounded
+    received = 0
+    while received < 100:
+        received += os.read(read_fd, 1 << 20).count(b"\n")
+    thread.join(5.0)
+    assert not thread.is_alive() and len(produced) == 100
+    writer.close()
+
+
+def test_a_closed_reader_marks_the_writer_broken_and_calls_back() -> None:
+    read_fd, write_fd = os.pipe()
+    os.close(read_fd)
+    broken = threading.Event()
+    writer = Writer(write_fd, on_broken=broken.set)
+    writer.send({"method": "x", "params": {}})
+    assert broken.wait(5.0) and writer.broken
