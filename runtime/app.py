@@ -16,13 +16,17 @@ from dataclasses import asdict
 
 from runtime import PROTOCOL, __version__
 from runtime.blas import BlasStatus
+from runtime.config import Limits
 from runtime.dispatch import Dispatcher
+from runtime.engine.jobs import StreamJob
 from runtime.engine.models import ModelStore
 from runtime.engine.worker import EngineWorker
 from runtime.framing import LineReader
 from runtime.methods import METHOD_NAMES, build
-from runtime.methods.services import Limits, Services
+from runtime.methods.services import Services
 from runtime.protocol import notification
+from runtime.scheduler.breaker import CircuitBreaker, Transition
+from runtime.scheduler.queue import AdmissionQueue
 from runtime.scheduler.registry import StreamRegistry
 from runtime.stdio import ProtocolFds
 from runtime.writer import Writer
@@ -40,12 +44,28 @@ class App:
         self._shutdown: Future[None] | None = None
         self._shutdown_lock = threading.Lock()
         self.writer = Writer(fds.output_fd, on_broken=self._host_gone)
-        self.worker = EngineWorker(on_fatal=self._fatal, disable_compile=disable_compile)
+        queue: AdmissionQueue[StreamJob] = AdmissionQueue(limits.max_active_streams, limits.max_queued)
+        self.worker = EngineWorker(
+            queue,
+            self._fatal,
+            max_active=limits.max_active_streams,
+            prefill_step=limits.prefill_step,
+            batching=limits.batching,
+            disable_compile=disable_compile,
+        )
+        breaker = CircuitBreaker(
+            limits.breaker_threshold,
+            limits.breaker_window_ms / 1000,
+            limits.breaker_cooldown_ms / 1000,
+            on_transition=self._breaker_moved,
+        )
         self.services = Services(
             limits=limits,
             store=ModelStore(),
             worker=self.worker,
             streams=StreamRegistry(),
+            queue=queue,
+            breaker=breaker,
             writer=self.writer,
             begin_shutdown=self.begin_shutdown,
             request_exit=self.request_exit,
@@ -106,7 +126,7 @@ class App:
         try:
             if drain:
                 streams.wait_idle(timeout_s)
-            streams.cancel_where()
+            self.services.cancel_streams(streams.cancel_where())
             streams.wait_idle(CANCEL_GRACE_S)
             unload_all = lambda: [self.services.store.unload(m.model_id) for m in self.services.store.all()]  # noqa: E731
             self.worker.call(unload_all).result(timeout=CANCEL_GRACE_S)
@@ -119,6 +139,21 @@ class App:
     def _exit_after_shutdown(self, reason: str) -> None:
         log.info("shutting down (%s)", reason)
         self.begin_shutdown().add_done_callback(lambda _: self.request_exit(0))
+
+    def _breaker_moved(self, transition: Transition) -> None:
+        level = logging.WARNING if transition.state.value != "closed" else logging.INFO
+        log.log(
+            level, "circuit breaker %s -> %s: %s", transition.previous.value, transition.state.value, transition.reason
+        )
+        self.services.notify(
+            "runtime/breaker",
+            {
+                "state": transition.state.value,
+                "previous": transition.previous.value,
+                "reason": transition.reason,
+                "retry_after_ms": self.services.breaker.snapshot()["retry_after_ms"],
+            },
+        )
 
     def request_exit(self, code: int) -> None:
         self.exit_code = code

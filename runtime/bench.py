@@ -56,8 +56,13 @@ def _spawn_to_ready(client_class: Any) -> float:
 
 
 def _through_runtime(client: Any, model: str, tokens: int, eos_ids: list[int]) -> dict[str, float]:
-    params = {"model_id": model, "prompt": PROMPT, "max_tokens": tokens, "temperature": 0,
-              "logit_bias": {str(i): NO_EOS_BIAS for i in eos_ids}}
+    params = {
+        "model_id": model,
+        "prompt": PROMPT,
+        "max_tokens": tokens,
+        "temperature": 0,
+        "logit_bias": {str(i): NO_EOS_BIAS for i in eos_ids},
+    }
     sent = time.perf_counter()
     stream_id = client.request("generate", params)["stream_id"]
     first, count = None, 0
@@ -101,16 +106,29 @@ def _median(runs: list[dict[str, float]], key: str) -> float:
     return round(statistics.median(r[key] for r in runs), 2)
 
 
-def _report(args: argparse.Namespace, blas: str, ready: list[float], via_runtime: list[dict[str, float]],
-            direct: list[dict[str, float]]) -> dict[str, Any]:
+def _report(
+    args: argparse.Namespace,
+    blas: str,
+    ready: list[float],
+    via_runtime: list[dict[str, float]],
+    direct: list[dict[str, float]],
+) -> dict[str, Any]:
     import mlx.core as mx
 
     runtime_tps, raw_tps = _median(via_runtime, "decode_tps"), _median(direct, "decode_tps")
     runtime_ttft, raw_ttft = _median(via_runtime, "ttft_ms"), _median(direct, "ttft_ms")
     return {
-        "model": args.model, "tokens_per_run": args.tokens, "runs": args.runs, "prompt": PROMPT,
-        "machine": {"platform": platform.platform(), "python": sys.version.split()[0], "mlx": mx.__version__,
-                    "device": str(mx.default_device()), "blas": blas},
+        "model": args.model,
+        "tokens_per_run": args.tokens,
+        "runs": args.runs,
+        "prompt": PROMPT,
+        "machine": {
+            "platform": platform.platform(),
+            "python": sys.version.split()[0],
+            "mlx": mx.__version__,
+            "device": str(mx.default_device()),
+            "blas": blas,
+        },
         "spawn_to_ready_s": {"median": round(statistics.median(ready), 3), "all": [round(r, 3) for r in ready]},
         "runtime": {"decode_tps": runtime_tps, "ttft_ms": runtime_ttft, "runs": via_runtime},
         "raw_mlx_lm": {"decode_tps": raw_tps, "ttft_ms": raw_ttft, "runs": direct},
@@ -122,14 +140,24 @@ def _report(args: argparse.Namespace, blas: str, ready: list[float], via_runtime
 
 def _print_table(report: dict[str, Any]) -> None:
     rows = [
-        ("decode tokens/s", report["runtime"]["decode_tps"], report["raw_mlx_lm"]["decode_tps"],
-         f"ratio {report['decode_ratio']:.3f} (target >= 0.97)"),
-        ("time to first token (ms)", report["runtime"]["ttft_ms"], report["raw_mlx_lm"]["ttft_ms"],
-         f"overhead {report['ttft_overhead_ms']:+.2f} ms (target <= 5)"),
+        (
+            "decode tokens/s",
+            report["runtime"]["decode_tps"],
+            report["raw_mlx_lm"]["decode_tps"],
+            f"ratio {report['decode_ratio']:.3f} (target >= 0.97)",
+        ),
+        (
+            "time to first token (ms)",
+            report["runtime"]["ttft_ms"],
+            report["raw_mlx_lm"]["ttft_ms"],
+            f"overhead {report['ttft_overhead_ms']:+.2f} ms (target <= 5)",
+        ),
         ("spawn to ready (s)", report["spawn_to_ready_s"]["median"], "-", "target <= 1.0"),
     ]
-    print(f"model {report['model']}, {report['tokens_per_run']} tokens x {report['runs']} runs, "
-          f"{report['machine']['device']}, BLAS {report['machine']['blas']}\n")
+    print(
+        f"model {report['model']}, {report['tokens_per_run']} tokens x {report['runs']} runs, "
+        f"{report['machine']['device']}, BLAS {report['machine']['blas']}\n"
+    )
     print(f"{'metric':<26}{'runtime (stdio)':>18}{'raw mlx-lm':>14}  note")
     for name, ours, raw, note in rows:
         print(f"{name:<26}{ours:>18}{raw:>14}  {note}")

@@ -9,18 +9,36 @@ from __future__ import annotations
 import argparse
 import sys
 
-from runtime.framing import DEFAULT_MAX_LINE_BYTES
-
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="runtime", description="MLX models over JSON-RPC 2.0 on stdio.")
     parser.add_argument("--stdio", action="store_true", help="serve line-delimited JSON-RPC on stdin/stdout")
     parser.add_argument("--log-format", choices=["human", "json"], default="human")
     parser.add_argument("--log-level", default="info")
-    parser.add_argument("--max-line-bytes", type=int, default=DEFAULT_MAX_LINE_BYTES)
-    parser.add_argument("--max-tokens", type=int, default=32768, help="largest max_tokens a request may ask")
-    parser.add_argument("--default-max-tokens", type=int, default=512)
-    parser.add_argument("--prefill-step", type=int, default=512, help="prompt tokens per prefill chunk")
+    parser.add_argument("--config", help="JSON file of limits (also RUNTIME_CONFIG); env RUNTIME_<NAME> overrides it")
+    limits = parser.add_argument_group("limits (flags override the config file and RUNTIME_* env)")
+    for flag, kind, text in [
+        ("--max-line-bytes", int, "longest accepted input line (default 16 MiB)"),
+        ("--max-tokens", int, "largest max_tokens a request may ask (default 32768)"),
+        ("--default-max-tokens", int, "max_tokens when a request gives none (default 512)"),
+        ("--max-prompt-tokens", int, "longest accepted prompt in tokens (default 131072)"),
+        ("--prefill-step", int, "prompt tokens per prefill chunk (default 512)"),
+        ("--max-active-streams", int, "streams decoded at once, per batch (default 16)"),
+        ("--max-queued", int, "streams that may wait beyond the active ones (default 256)"),
+        ("--breaker-threshold", int, "engine faults within the window that open the breaker (default 5)"),
+        ("--breaker-window-ms", int, "fault counting window (default 60000)"),
+        ("--breaker-cooldown-ms", int, "open time before a probe may run (default 10000)"),
+        ("--memory-budget-mb", int, "refuse loads beyond this (default: 75%% of memory)"),
+    ]:
+        limits.add_argument(flag, type=kind, default=None, help=text)
+    limits.add_argument(
+        "--no-batching",
+        dest="batching",
+        action="store_const",
+        const=False,
+        default=None,
+        help="decode streams one by one, round-robin, instead of in one batch",
+    )
     parser.add_argument("--no-blas", action="store_true", help="do not preload OpenBLAS/MKL (slow on Linux)")
     parser.add_argument("--jit", action="store_true", help="keep mx.compile on (g++ JIT stalls on CPU)")
     sub = parser.add_subparsers(dest="command")
@@ -69,14 +87,14 @@ def serve(args: argparse.Namespace) -> int:
     logsetup.configure(args.log_format, args.log_level)
     blas = preload_blas(enabled=not args.no_blas)
     from runtime.app import App
-    from runtime.methods.services import Limits
+    from runtime.config import ConfigError, Limits, load_limits
 
-    limits = Limits(
-        max_line_bytes=args.max_line_bytes,
-        default_max_tokens=args.default_max_tokens,
-        max_tokens=args.max_tokens,
-        prefill_step=args.prefill_step,
-    )
+    names = [f for f in Limits.__dataclass_fields__]
+    try:
+        limits = load_limits(args.config, {name: getattr(args, name, None) for name in names})
+    except ConfigError as exc:
+        print(f"runtime: {exc}", file=sys.stderr)
+        return 2
     code = App(fds, limits, blas, disable_compile=not args.jit).run()
     sys.stderr.flush()
     # Skip interpreter teardown: daemon threads may sit inside MLX, and the work is already done.

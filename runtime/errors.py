@@ -22,6 +22,7 @@ TOKENIZER_ERROR = -32003
 GUIDANCE_ERROR = -32004
 MODEL_NOT_LOADED = -32005
 BUSY = -32006
+CIRCUIT_OPEN = -32007
 OUT_OF_MEMORY = -32008
 REQUEST_CANCELLED = -32009
 
@@ -34,6 +35,7 @@ FAULT_CODES: dict[type[faults.Fault], int] = {
     faults.GuidanceFailed: GUIDANCE_ERROR,
     faults.ModelNotLoaded: MODEL_NOT_LOADED,
     faults.Busy: BUSY,
+    faults.CircuitOpen: CIRCUIT_OPEN,
     faults.OutOfMemory: OUT_OF_MEMORY,
     faults.Cancelled: REQUEST_CANCELLED,
 }

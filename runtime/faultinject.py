@@ -14,7 +14,9 @@ log = logging.getLogger(__name__)
 ENV = "RUNTIME_INJECT_FAULTS"
 KNOWN = {
     "engine_crash_on_unload": "the engine thread dies while unloading (fatal path)",
+    "stream_fault": "the sampler of a stream whose prompt holds STREAM_FAULT_MARKER raises at step 3",
 }
+STREAM_FAULT_MARKER = "[[inject-stream-fault]]"
 _armed = frozenset(name.strip() for name in os.environ.get(ENV, "").split(",") if name.strip())
 if _armed:
     log.warning("fault injection armed: %s", ", ".join(sorted(_armed)))

@@ -63,5 +63,9 @@ class Busy(Fault):
     """Admission refused; `retry_after_ms` tells the host when to try again."""
 
 
+class CircuitOpen(Fault):
+    """The engine's circuit breaker is open; `retry_after_ms` says when a probe may run."""
+
+
 class Cancelled(Fault):
     pass

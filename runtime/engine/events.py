@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-FinishReason = Literal["stop", "length", "cancelled", "error"]
+FinishReason = Literal["stop", "length", "cancelled", "timeout", "error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +30,13 @@ class GenerationRequest:
     stop_token_ids: frozenset[int] = frozenset()
     logprobs: bool = False
     top_logprobs: int = 0
+    # Test-only (runtime.faultinject "stream_fault"): the sampler raises at this step.
+    inject_fault_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PromptStarted:
+    """The stream left the queue: its prompt is being processed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,4 +65,4 @@ class Finished:
     error: str | None = None
 
 
-Event = PromptProcessed | TokenEvent | Finished
+Event = PromptStarted | PromptProcessed | TokenEvent | Finished

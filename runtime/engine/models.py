@@ -18,6 +18,11 @@ from runtime.engine.resolve import ResolvedModel
 DEFAULT_CONTEXT = 4096
 
 
+def estimate_bytes(path: Path) -> int:
+    """Memory the weights will take, from the files on disk (safetensors load at their stored size)."""
+    return sum(f.stat().st_size for f in path.glob("*.safetensors"))
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     model_id: str

@@ -7,7 +7,6 @@ and cancellation checked between tokens and between prefill chunks.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,8 +14,16 @@ from typing import Any
 import mlx.core as mx
 from mlx_lm.generate import generate_step
 
-from runtime.engine.events import Event, Finished, FinishReason, GenerationRequest, PromptProcessed, TokenEvent
-from runtime.engine.models import LoadedModel
+from runtime.engine.events import (
+    Event,
+    Finished,
+    FinishReason,
+    GenerationRequest,
+    PromptProcessed,
+    PromptStarted,
+    TokenEvent,
+)
+from runtime.engine.jobs import StreamJob
 from runtime.engine.sampling import make_processors, make_sampler
 from runtime.engine.stops import StopFilter
 
@@ -24,7 +31,9 @@ DEFAULT_PREFILL_STEP = 512
 
 
 class _PrefillCancelled(Exception):
-    pass
+    def __init__(self, reason: FinishReason) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class TextAssembler:
@@ -50,46 +59,50 @@ class TextAssembler:
         return self.stops.finish(self.detokenizer.last_segment)
 
 
-def generate_events(
-    loaded: LoadedModel,
-    request: GenerationRequest,
-    cancel: threading.Event,
-    prefill_step: int = DEFAULT_PREFILL_STEP,
-) -> Iterator[Event]:
-    """Yield PromptProcessed, TokenEvents, then exactly one Finished (also on cancel or error)."""
-    started = time.perf_counter()
+def generate_events(job: StreamJob, prefill_step: int = DEFAULT_PREFILL_STEP) -> Iterator[Event]:
+    """Yield PromptStarted, PromptProcessed, TokenEvents, then exactly one Finished (also on cancel or error).
+
+    The sequential path: one stream per generate_step loop (used with --no-batching).
+    """
     counts = {"generated": 0, "ttft": 0.0}
+    yield PromptStarted()
     try:
-        reason = yield from _decode(loaded, request, cancel, prefill_step, started, counts)
-    except _PrefillCancelled:
-        reason = "cancelled"
+        reason = yield from _decode(job, prefill_step, counts)
+    except _PrefillCancelled as stopped:
+        reason = stopped.reason
     except Exception as exc:  # a fault ends this stream only, never the engine
-        yield _finished("error", request, counts, started, f"{type(exc).__name__}: {exc}")
+        yield _finished("error", job, counts, f"{type(exc).__name__}: {exc}")
         return
-    yield _finished(reason, request, counts, started)
+    yield _finished(reason, job, counts)
 
 
-def _finished(
-    reason: FinishReason, request: GenerationRequest, counts: dict[str, Any], started: float, error: str | None = None
-) -> Finished:
+def _finished(reason: FinishReason, job: StreamJob, counts: dict[str, Any], error: str | None = None) -> Finished:
     return Finished(
-        reason, len(request.prompt_tokens), counts["generated"], counts["ttft"], time.perf_counter() - started, error
+        reason,
+        len(job.request.prompt_tokens),
+        counts["generated"],
+        counts["ttft"],
+        time.perf_counter() - job.submitted_at,
+        error,
     )
 
 
-def _decode(
-    loaded: LoadedModel,
-    request: GenerationRequest,
-    cancel: threading.Event,
-    prefill_step: int,
-    started: float,
-    counts: dict[str, Any],
-) -> Iterator[Event]:
+def _stop_reason(job: StreamJob) -> FinishReason | None:
+    if job.cancel.is_set():
+        return "cancelled"
+    if job.deadline is not None and time.perf_counter() >= job.deadline:
+        return "timeout"
+    return None
+
+
+def _decode(job: StreamJob, prefill_step: int, counts: dict[str, Any]) -> Iterator[Event]:
+    loaded, request = job.loaded, job.request
     assembler = TextAssembler(loaded.tokenizer, request)
 
-    def check_cancel(_done: int, _total: int) -> None:
-        if cancel.is_set():
-            raise _PrefillCancelled
+    def check_stop(_done: int, _total: int) -> None:
+        reason = _stop_reason(job)
+        if reason is not None:
+            raise _PrefillCancelled(reason)
 
     steps = generate_step(
         mx.array(request.prompt_tokens),
@@ -98,15 +111,16 @@ def _decode(
         sampler=make_sampler(request.sampling, loaded.vocab_size),
         logits_processors=make_processors(request.sampling) or None,
         prefill_step_size=prefill_step,
-        prompt_progress_callback=check_cancel,
+        prompt_progress_callback=check_stop,
     )
     for token, logprobs in steps:
-        if counts["generated"] == 0:
-            counts["ttft"] = time.perf_counter() - started
+        if counts["generated"] == 0 and counts["ttft"] == 0.0:
+            counts["ttft"] = time.perf_counter() - job.submitted_at
             yield PromptProcessed(len(request.prompt_tokens), counts["ttft"])
-        if cancel.is_set():
+        stop = _stop_reason(job)
+        if stop is not None:
             yield from assembler.finish()
-            return "cancelled"
+            return stop
         events, reason = assembler.add(token, logprobs)
         if token not in assembler.stop_ids:  # an EOS or stop token is not part of the output
             counts["generated"] += 1

@@ -1,47 +1,61 @@
 """The engine thread: the only thread that runs MLX work.
 
-It alternates between short calls (load, unload, start a stream) and one step of every running
-stream, round-robin, so concurrent streams all make progress and a load never waits for a stream
-to end. Control messages never come here: cancel is a flag the streams check between tokens.
+Each turn of its loop: run short calls (load, unload), end queued streams whose deadline passed,
+admit streams from the admission queue, end cancelled or late streams, then advance every model's
+batch by one step (and every sequential stream by one event). Control messages never come here:
+cancel is a flag checked at every step.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from runtime.engine.events import Event, Finished
+from runtime.engine.jobs import StreamJob
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class StreamJob:
-    stream_id: str
-    start: Callable[[], Iterator[Event]]  # called on the engine thread
-    emit: Callable[[Event], None]  # receives every event, on the engine thread
-    cancel: threading.Event
+class JobSource(Protocol):
+    def take(self, now: float) -> list[StreamJob]: ...
+
+    def expired(self, now: float) -> list[StreamJob]: ...
 
 
 @dataclass
-class _Running:
+class _Sequential:
     job: StreamJob
     events: Iterator[Event]
 
 
 class EngineWorker:
-    def __init__(self, on_fatal: Callable[[BaseException], None], disable_compile: bool = True) -> None:
+    def __init__(
+        self,
+        source: JobSource,
+        on_fatal: Callable[[BaseException], None],
+        *,
+        max_active: int = 16,
+        prefill_step: int = 512,
+        batching: bool = True,
+        disable_compile: bool = True,
+    ) -> None:
+        self._source, self._on_fatal = source, on_fatal
+        self.max_active, self.prefill_step, self.batching = max_active, prefill_step, batching
+        self._disable_compile = disable_compile
         self._calls: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]] | None] = (
             queue.SimpleQueue()
         )
-        self._running: list[_Running] = []
-        self._on_fatal, self._disable_compile = on_fatal, disable_compile
+        self._batches: dict[str, Any] = {}  # model_id -> ModelBatch
+        self._sequential: list[_Sequential] = []
         self._stopping = False
+        import threading
+
         self._thread = threading.Thread(target=self._run, name="engine", daemon=True)
 
     def start(self) -> None:
@@ -53,11 +67,16 @@ class EngineWorker:
         self._calls.put((fn, args, future))
         return future
 
-    def submit_stream(self, job: StreamJob) -> None:
-        self.call(self._admit, job)
+    def wake(self) -> None:
+        """New work is in the admission queue."""
+        self.call(lambda: None)
+
+    def forget_model(self, model_id: str) -> None:
+        """Drop the model's batch (engine thread only; its streams have ended)."""
+        self._batches.pop(model_id, None)
 
     def running_streams(self) -> int:
-        return len(self._running)
+        return sum(len(b) for b in self._batches.values()) + len(self._sequential)
 
     def pending_calls(self) -> int:
         return self._calls.qsize()
@@ -65,15 +84,13 @@ class EngineWorker:
     def stop(self, timeout: float = 2.0) -> None:
         self._stopping = True
         self._calls.put(None)
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout)
 
     def _run(self) -> None:
         try:
             self._setup()
             while not self._stopping:
-                self._drain_calls(block=not self._running)
-                self._step_all()
+                self._drain_calls(block=self.running_streams() == 0)
+                self._turn(time.perf_counter())
         except BaseException as exc:  # the engine itself broke: the app reports it and exits
             log.critical("engine thread failed", exc_info=True)
             self._on_fatal(exc)
@@ -84,6 +101,18 @@ class EngineWorker:
         # On CPU, mx.compile builds kernels with g++ on first use: 1-3 s stalls, no steady-state gain.
         if self._disable_compile and mx.default_device() == mx.cpu:
             mx.disable_compile()
+
+    def _turn(self, now: float) -> None:
+        for job in self._source.expired(now):
+            job.emit(Finished("timeout", len(job.request.prompt_tokens), 0, 0.0, now - job.submitted_at))
+        for job in self._source.take(now):
+            self._admit(job)
+        for batch in list(self._batches.values()):
+            batch.sweep(now)
+        self._step_sequential()
+        for batch in list(self._batches.values()):
+            if len(batch):
+                batch.step()
 
     def _drain_calls(self, block: bool) -> None:
         while True:
@@ -103,26 +132,32 @@ class EngineWorker:
 
     def _admit(self, job: StreamJob) -> None:
         try:
-            self._running.append(_Running(job, job.start()))
-        except Exception as exc:
-            job.emit(Finished("error", 0, 0, 0.0, 0.0, f"{type(exc).__name__}: {exc}"))
+            if self.batching:
+                self._batch_for(job).add(job)
+            else:
+                from runtime.engine.text import generate_events
 
-    def _step_all(self) -> None:
-        for running in list(self._running):
+                self._sequential.append(_Sequential(job, generate_events(job, self.prefill_step)))
+        except Exception as exc:
+            job.emit(Finished("error", len(job.request.prompt_tokens), 0, 0.0, 0.0, f"{type(exc).__name__}: {exc}"))
+
+    def _batch_for(self, job: StreamJob) -> Any:
+        from runtime.engine.batching import ModelBatch
+
+        batch = self._batches.get(job.loaded.model_id)
+        if batch is None or batch.loaded is not job.loaded:
+            batch = self._batches[job.loaded.model_id] = ModelBatch(job.loaded, self.max_active, self.prefill_step)
+        return batch
+
+    def _step_sequential(self) -> None:
+        for running in list(self._sequential):
             try:
                 event = next(running.events)
             except StopIteration:
-                self._running.remove(running)
+                self._sequential.remove(running)
                 continue
             except Exception as exc:
-                self._running.remove(running)
                 event = Finished("error", 0, 0, 0.0, 0.0, f"{type(exc).__name__}: {exc}")
-            self._emit(running.job, event)
-            if isinstance(event, Finished) and running in self._running:
-                self._running.remove(running)
-
-    def _emit(self, job: StreamJob, event: Event) -> None:
-        try:
-            job.emit(event)
-        except Exception:
-            log.exception("stream %s: event handler failed", job.stream_id)
+            running.job.emit(event)
+            if isinstance(event, Finished) and running in self._sequential:
+                self._sequential.remove(running)

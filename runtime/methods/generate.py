@@ -7,15 +7,25 @@ import uuid
 from functools import partial
 from typing import Any
 
-from runtime import faults, schemas
-from runtime.dispatch import CallContext, Method, Reply
-from runtime.engine.events import Event, Finished, GenerationRequest, PromptProcessed, SamplingParams, TokenEvent
+from runtime import faultinject, faults, schemas
+from runtime.dispatch import AfterSend, CallContext, Method, Reply
+from runtime.engine.events import (
+    Event,
+    Finished,
+    GenerationRequest,
+    PromptProcessed,
+    PromptStarted,
+    SamplingParams,
+    TokenEvent,
+)
+from runtime.engine.jobs import StreamJob
 from runtime.engine.models import LoadedModel
-from runtime.engine.worker import StreamJob
 from runtime.errors import to_wire_error
 from runtime.methods.prompts import prompt_tokens
 from runtime.methods.services import Services
 from runtime.protocol import notification
+from runtime.scheduler.breaker import CircuitOpen
+from runtime.scheduler.queue import QueueFull
 from runtime.scheduler.registry import DuplicateStream, StreamRecord, StreamState
 
 SAMPLING_FIELDS = (
@@ -28,6 +38,7 @@ SAMPLING_FIELDS = (
     "frequency_penalty",
     "seed",
 )
+OUTCOMES = {"error": "fault", "stop": "ok", "length": "ok"}  # breaker outcome of each finish reason
 
 
 def build_request(services: Services, loaded: LoadedModel, params: dict[str, Any]) -> GenerationRequest:
@@ -37,7 +48,7 @@ def build_request(services: Services, loaded: LoadedModel, params: dict[str, Any
         )
     if params.get("draft_model") is not None:
         raise faults.InvalidInput.at("/draft_model", "speculative decoding is not available in this version")
-    tokens = prompt_tokens(loaded, params)
+    tokens = prompt_tokens(loaded, params, services.limits.max_prompt_tokens)
     max_tokens = params.get("max_tokens", services.limits.default_max_tokens)
     if max_tokens > services.limits.max_tokens:
         raise faults.InvalidInput.at("/max_tokens", f"must be <= {services.limits.max_tokens} (the runtime's limit)")
@@ -50,6 +61,7 @@ def build_request(services: Services, loaded: LoadedModel, params: dict[str, Any
         stop_token_ids=frozenset(params.get("stop_token_ids", ())),
         logprobs=params.get("logprobs", False),
         top_logprobs=params.get("top_logprobs", 0),
+        inject_fault_at=_injected_fault(params),
     )
 
 
@@ -62,31 +74,59 @@ def _logit_bias(loaded: LoadedModel, bias: dict[str, float] | None) -> dict[int,
     return {int(k): float(v) for k, v in bias.items()}
 
 
-def open_stream(services: Services, params: dict[str, Any], ctx: CallContext) -> tuple[dict[str, Any], StreamJob]:
-    """Validate and register one stream; returns its result and the job to start after replying."""
+def _injected_fault(params: dict[str, Any]) -> int | None:
+    """Test-only: with RUNTIME_INJECT_FAULTS=stream_fault, a prompt holding the marker faults at step 3."""
+    if faultinject.armed("stream_fault") and faultinject.STREAM_FAULT_MARKER in str(params.get("prompt", "")):
+        return 3
+    return None
+
+
+def open_stream(services: Services, params: dict[str, Any], ctx: CallContext) -> tuple[dict[str, Any], AfterSend]:
+    """Validate, register and reserve a place for one stream.
+
+    Returns its result and the step that queues it, to run once the response is on its way (so the
+    host always has the stream_id before the first chunk).
+    """
     if services.shutting_down:
         raise faults.ShuttingDown("the runtime is shutting down")
     loaded = services.store.require(params["model_id"])
     request = build_request(services, loaded, params)
     stream_id = params.get("stream_id") or str(uuid.uuid4())
+    submitted_at = time.perf_counter()
+    timeout_ms = params.get("timeout_ms")
+    deadline = submitted_at + timeout_ms / 1000 if timeout_ms else None
     try:
         record = services.streams.register(stream_id, loaded.model_id, ctx.request_id)
     except DuplicateStream:
         raise faults.InvalidInput.at("/stream_id", f"stream {stream_id} is already active") from None
-    job = StreamJob(
-        stream_id,
-        partial(_start, services, loaded, request, record),
-        StreamPublisher(services, record, loaded),
-        record.cancel,
-    )
-    return {"stream_id": stream_id, "started_at": time.time()}, job
+    try:
+        _admit(services, stream_id)
+    except BaseException:
+        services.streams.discard(stream_id)
+        raise
+    publisher = StreamPublisher(services, record, loaded)
+    job = StreamJob(stream_id, loaded, request, publisher, record.cancel, submitted_at, deadline)
+
+    def enqueue() -> None:
+        services.queue.submit(stream_id, job, params.get("priority", "normal"), deadline)
+        services.worker.wake()
+
+    return {"stream_id": stream_id, "started_at": time.time()}, enqueue
 
 
-def _start(services: Services, loaded: LoadedModel, request: GenerationRequest, record: StreamRecord):
-    from runtime.engine.text import generate_events
-
-    services.streams.advance(record.stream_id, StreamState.PREFILLING)
-    return generate_events(loaded, request, record.cancel, services.limits.prefill_step)
+def _admit(services: Services, stream_id: str) -> None:
+    """The breaker, then the queue: either may refuse at once, with a retry hint."""
+    try:
+        services.breaker.admit(stream_id)
+    except CircuitOpen as exc:
+        raise faults.CircuitOpen(
+            "the engine's circuit breaker is open after repeated faults", retry_after_ms=exc.retry_after_ms
+        ) from None
+    try:
+        services.queue.reserve(stream_id)
+    except QueueFull as exc:
+        services.breaker.record(stream_id, "neutral")
+        raise faults.Busy("the request queue is full", retry_after_ms=exc.retry_after_ms) from None
 
 
 def _chunk_message(stream_id: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -96,7 +136,7 @@ def _chunk_message(stream_id: str, entries: list[dict[str, Any]]) -> dict[str, A
 
 
 class StreamPublisher:
-    """Turns one stream's engine events into notifications (runs on the engine thread)."""
+    """Turns one stream's engine events into notifications and scheduler bookkeeping."""
 
     def __init__(self, services: Services, record: StreamRecord, loaded: LoadedModel) -> None:
         self.services, self.record, self.loaded = services, record, loaded
@@ -105,6 +145,8 @@ class StreamPublisher:
         if isinstance(event, TokenEvent):
             self.record.tokens_generated += 1
             self.services.writer.send_entry(self.record.stream_id, self._entry(event), _chunk_message)
+        elif isinstance(event, PromptStarted):
+            self.services.streams.advance(self.record.stream_id, StreamState.PREFILLING)
         elif isinstance(event, PromptProcessed):
             self.services.streams.advance(self.record.stream_id, StreamState.DECODING)
         elif isinstance(event, Finished):
@@ -122,9 +164,11 @@ class StreamPublisher:
         return entry
 
     def _finish(self, event: Finished) -> None:
-        if self.services.streams.finish(self.record.stream_id, event.reason) is None:
-            return
         stream_id = self.record.stream_id
+        if self.services.streams.finish(stream_id, event.reason) is None:
+            return
+        self.services.queue.release(stream_id, time.perf_counter())
+        self.services.breaker.record(stream_id, OUTCOMES.get(event.reason, "neutral"))
         if event.reason == "error":
             self.services.notify(
                 "stream.event",
@@ -143,7 +187,9 @@ class StreamPublisher:
             {
                 "stream_id": stream_id,
                 "tokens_generated": event.generated_tokens,
-                "tokens_per_second": event.generated_tokens / decode_s if decode_s > 0 else 0.0,
+                "tokens_per_second": event.generated_tokens / decode_s
+                if decode_s > 0 and event.generated_tokens
+                else 0.0,
                 "time_to_first_token": event.ttft_s,
                 "total_time": event.total_s,
                 "prompt_tokens": event.prompt_tokens,
@@ -157,13 +203,13 @@ class StreamPublisher:
 
 
 def generate(services: Services, params: dict[str, Any], ctx: CallContext) -> Reply:
-    result, job = open_stream(services, params, ctx)
-    return Reply(result, after_send=partial(services.worker.submit_stream, job))
+    result, enqueue = open_stream(services, params, ctx)
+    return Reply(result, after_send=enqueue)
 
 
 def batch_generate(services: Services, params: dict[str, Any], ctx: CallContext) -> Reply:
     """Each entry succeeds or fails on its own; results come back in request order."""
-    results, jobs = [], []
+    results, queued = [], []
     generate_schema = schemas.method_schemas()["generate"]
     for index, entry in enumerate(params["requests"]):
         try:
@@ -172,7 +218,7 @@ def batch_generate(services: Services, params: dict[str, Any], ctx: CallContext)
                 raise faults.InvalidInput(
                     [{"path": f"/requests/{index}{p['path']}", "message": p["message"]} for p in problems]
                 )
-            result, job = open_stream(services, entry, ctx)
+            result, enqueue = open_stream(services, entry, ctx)
         except Exception as exc:
             error = to_wire_error(exc)
             results.append(
@@ -186,22 +232,25 @@ def batch_generate(services: Services, params: dict[str, Any], ctx: CallContext)
             )
             continue
         results.append({"success": True, "result": result, "error": None})
-        jobs.append(job)
+        queued.append(enqueue)
 
-    def start_all() -> None:
-        for job in jobs:
-            services.worker.submit_stream(job)
+    def enqueue_all() -> None:
+        for enqueue in queued:
+            enqueue()
 
-    return Reply({"results": results}, after_send=start_all)
+    return Reply({"results": results}, after_send=enqueue_all)
 
 
 def cancel(services: Services, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-    return {"stream_id": params["stream_id"], "cancelled": services.streams.cancel(params["stream_id"])}
+    cancelled = services.streams.cancel(params["stream_id"])
+    if cancelled:
+        services.cancel_streams([params["stream_id"]])
+    return {"stream_id": params["stream_id"], "cancelled": cancelled}
 
 
 def cancel_request(services: Services, params: dict[str, Any], ctx: CallContext) -> None:
     """`$/cancelRequest`: cancel the streams that request `id` started."""
-    services.streams.cancel_where(request_id=params["id"])
+    services.cancel_streams(services.streams.cancel_where(request_id=params["id"]))
 
 
 def methods(services: Services) -> list[Method]:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import threading
 from concurrent.futures import Future
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from runtime import faults
+from runtime.config import memory_budget_bytes
 from runtime.dispatch import CallContext, Method, Reply
-from runtime.engine.models import LoadedModel
+from runtime.engine.models import LoadedModel, estimate_bytes
 from runtime.engine.resolve import resolve
 from runtime.methods.services import Services
 
@@ -61,6 +63,7 @@ def _load(services: Services, params: dict[str, Any], future: Future[Any]) -> No
     try:
         progress("resolving", 0.0)
         resolved = resolve(model_id, params.get("local_path"), params.get("revision"))
+        _check_memory(services, model_id, resolved.path)
         progress("loading", 0.3)
         loaded = services.worker.call(services.store.load, model_id, resolved, params.get("context_length")).result()
         progress("ready", 1.0)
@@ -71,6 +74,24 @@ def _load(services: Services, params: dict[str, Any], future: Future[Any]) -> No
     finally:
         with services.loads_lock:
             services.loads.pop(model_id, None)
+
+
+def _check_memory(services: Services, model_id: str, path: Path) -> None:
+    """Refuse a load that would not fit the memory budget, before reading any weights."""
+    from runtime.engine.platform import memory
+
+    needed, budget = estimate_bytes(path), memory_budget_bytes(services.limits)
+    in_use = memory()["mlx_active"]
+    if needed + in_use > budget:
+        mb = 1024 * 1024
+        raise faults.OutOfMemory(
+            f"model {model_id} needs about {needed / mb:.1f} MB; the memory budget is {budget / mb:.1f} MB "
+            f"with {in_use / mb:.1f} MB in use",
+            model_id=model_id,
+            needed_bytes=needed,
+            budget_bytes=budget,
+            in_use_bytes=in_use,
+        )
 
 
 def _progress(services: Services, model_id: str, stage: str, progress: float) -> None:
@@ -85,6 +106,7 @@ def unload_model(services: Services, params: dict[str, Any], ctx: CallContext) -
     def unload() -> dict[str, Any]:
         from runtime.engine.platform import memory
 
+        services.worker.forget_model(model_id)
         was_loaded, freed = services.store.unload(model_id)
         return {
             "success": True,
@@ -95,7 +117,7 @@ def unload_model(services: Services, params: dict[str, Any], ctx: CallContext) -
         }
 
     def run() -> None:
-        services.streams.cancel_where(model_id=model_id)
+        services.cancel_streams(services.streams.cancel_where(model_id=model_id))
         services.streams.wait_idle(UNLOAD_STREAM_WAIT_S, model_id=model_id)
         services.worker.call(unload).add_done_callback(lambda f: _copy_outcome(f, future))
 

@@ -10,7 +10,7 @@ from runtime.engine.models import LoadedModel
 PROMPT_FIELDS = ("prompt", "messages", "prompt_tokens")
 
 
-def prompt_tokens(loaded: LoadedModel, params: dict[str, Any]) -> list[int]:
+def prompt_tokens(loaded: LoadedModel, params: dict[str, Any], limit: int) -> list[int]:
     given = [name for name in PROMPT_FIELDS if name in params]
     if len(given) != 1:
         raise faults.InvalidInput.at("", "exactly one of prompt, messages or prompt_tokens is required")
@@ -25,6 +25,10 @@ def prompt_tokens(loaded: LoadedModel, params: dict[str, Any]) -> list[int]:
         tokens = encode_like_mlx_lm(loaded.tokenizer, params["prompt"])
     if not tokens:
         raise faults.InvalidInput.at(f"/{given[0]}", "the prompt has no tokens")
+    if len(tokens) > limit:
+        raise faults.InvalidInput.at(
+            f"/{given[0]}", f"the prompt has {len(tokens)} tokens; the runtime's limit is {limit}"
+        )
     if len(tokens) >= loaded.context_length:
         raise faults.InvalidInput.at(
             f"/{given[0]}", f"the prompt has {len(tokens)} tokens; the model's context is {loaded.context_length}"

@@ -27,11 +27,7 @@ def info(services: Services, method_names: list[str], params: dict[str, Any], ct
         "blas": services.blas,
         "memory": platform.memory(),
         "pid": os.getpid(),
-        "limits": {
-            "max_line_bytes": services.limits.max_line_bytes,
-            "max_tokens": services.limits.max_tokens,
-            "default_max_tokens": services.limits.default_max_tokens,
-        },
+        "limits": services.limits.as_dict(),
     }
 
 
@@ -54,7 +50,11 @@ def state(services: Services, params: dict[str, Any], ctx: CallContext) -> dict[
             }
             for r in streams
         ],
-        "queue_depth": services.worker.pending_calls(),
+        "queue_depth": services.queue.queued(),
+        "queue": services.queue.snapshot(),
+        "engine_calls_pending": services.worker.pending_calls(),
+        "breaker": services.breaker.snapshot(),
+        "limits": services.limits.as_dict(),
         "outbound_queue": services.writer.queued(),
         "streams_finished": services.streams.finished_total,
         "restart_count": 0,

@@ -1,4 +1,4 @@
-"""What the handlers share: configuration, the engine, the registries and the way out."""
+"""What the handlers share: configuration, the engine, the scheduler and the way out."""
 
 from __future__ import annotations
 
@@ -9,19 +9,15 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime.config import Limits
+from runtime.engine.jobs import StreamJob
 from runtime.engine.models import ModelStore
 from runtime.engine.worker import EngineWorker
 from runtime.protocol import notification
+from runtime.scheduler.breaker import CircuitBreaker
+from runtime.scheduler.queue import AdmissionQueue
 from runtime.scheduler.registry import StreamRegistry
 from runtime.writer import Writer
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_line_bytes: int = 16 * 1024 * 1024
-    default_max_tokens: int = 512
-    max_tokens: int = 32768
-    prefill_step: int = 512
 
 
 @dataclass
@@ -30,6 +26,8 @@ class Services:
     store: ModelStore
     worker: EngineWorker
     streams: StreamRegistry
+    queue: AdmissionQueue[StreamJob]
+    breaker: CircuitBreaker
     writer: Writer
     # Begins shutdown (drain?, timeout s) and resolves when streams are ended and models unloaded.
     begin_shutdown: Callable[[bool, float], Future[None]]
@@ -42,3 +40,16 @@ class Services:
 
     def notify(self, method: str, params: dict[str, Any]) -> None:
         self.writer.send(notification(method, params))
+
+    def cancel_streams(self, stream_ids: list[str]) -> None:
+        """Cancel flags are already set; streams still waiting in the queue end here at once."""
+        for stream_id in stream_ids:
+            job = self.queue.remove(stream_id)
+            if job is not None:
+                from runtime.engine.events import Finished
+
+                job.emit(
+                    Finished(
+                        "cancelled", len(job.request.prompt_tokens), 0, 0.0, time.perf_counter() - job.submitted_at
+                    )
+                )

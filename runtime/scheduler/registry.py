@@ -54,6 +54,7 @@ class StreamRegistry:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self.finished_total = 0
+        self.discarded_total = 0
 
     def register(self, stream_id: str, model_id: str, request_id: Any = None) -> StreamRecord:
         with self._lock:
@@ -80,6 +81,13 @@ class StreamRegistry:
             self.finished_total += 1
             self._idle.notify_all()
             return record
+
+    def discard(self, stream_id: str) -> None:
+        """Forget a stream that was refused before it began (no terminal event is owed)."""
+        with self._lock:
+            self._active.pop(stream_id, None)
+            self.discarded_total += 1
+            self._idle.notify_all()
 
     def cancel(self, stream_id: str) -> bool:
         with self._lock:

@@ -1,0 +1,86 @@
+"""Runtime limits and settings: defaults, then a JSON config file, then RUNTIME_* env, then CLI flags.
+
+Every value shows in `runtime/state.limits`, so a host can see what it is talking to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "RUNTIME_"
+CONFIG_ENV = "RUNTIME_CONFIG"
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_line_bytes: int = 16 * 1024 * 1024
+    default_max_tokens: int = 512
+    max_tokens: int = 32768
+    max_prompt_tokens: int = 131072
+    prefill_step: int = 512
+    max_active_streams: int = 16
+    max_queued: int = 256
+    breaker_threshold: int = 5
+    breaker_window_ms: int = 60000
+    breaker_cooldown_ms: int = 10000
+    memory_budget_mb: int = 0  # 0: 75% of the machine's memory
+    batching: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _coerce(name: str, value: Any, kind: type) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("1", "true", "yes", "on"):
+            return True
+        if str(value).lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name}: expected a boolean, got {value!r}")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: expected an integer, got {value!r}") from None
+    if number < 0 or (number == 0 and name != "memory_budget_mb"):
+        raise ConfigError(f"{name}: must be positive, got {number}")
+    return number
+
+
+def load_limits(
+    config_file: str | None = None, overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None
+) -> Limits:
+    """Merge the sources in order of precedence; unknown keys and bad values raise ConfigError."""
+    environ = dict(os.environ if environ is None else environ)
+    kinds = {f.name: (bool if f.type in ("bool", bool) else int) for f in fields(Limits)}
+    merged: dict[str, Any] = {}
+    path = config_file or environ.get(CONFIG_ENV)
+    if path:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"config file {path}: {exc}") from None
+        unknown = set(data) - set(kinds)
+        if unknown:
+            raise ConfigError(f"config file {path}: unknown settings {sorted(unknown)}")
+        merged.update(data)
+    for name in kinds:
+        if ENV_PREFIX + name.upper() in environ:
+            merged[name] = environ[ENV_PREFIX + name.upper()]
+    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return replace(Limits(), **{k: _coerce(k, v, kinds[k]) for k, v in merged.items()})
+
+
+def memory_budget_bytes(limits: Limits) -> int:
+    if limits.memory_budget_mb:
+        return limits.memory_budget_mb * 1024 * 1024
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.75)

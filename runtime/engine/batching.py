@@ -1,0 +1,178 @@
+"""Continuous batching: one mlx-lm BatchGenerator per model, stepped by the engine thread.
+
+Streams join between steps and leave as they finish, without stalling the rest. Prefill advances
+one chunk per step beside decoding, so a long prompt never freezes other streams. Each stream keeps
+its own sampler (seeded key), logits processors and TextAssembler; a sampler or processor that
+raises ends only its own stream. An exception from the batched forward pass ends the streams of
+that batch and the batch is rebuilt; the process and other models carry on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import mlx.core as mx
+from mlx_lm.generate import BatchGenerator, StopSequences
+
+from runtime.engine.events import Finished, FinishReason, PromptProcessed, PromptStarted
+from runtime.engine.jobs import StreamJob
+from runtime.engine.models import LoadedModel
+from runtime.engine.sampling import greedy, make_processors, make_sampler
+from runtime.engine.text import TextAssembler
+
+log = logging.getLogger(__name__)
+DEFAULT_PREFILL_BATCH = 8
+
+
+class InjectedStreamFault(RuntimeError):
+    pass
+
+
+@dataclass
+class _Member:
+    job: StreamJob
+    assembler: TextAssembler
+    uid: int = -1
+    first_token_at: float | None = None
+    generated: int = 0
+    fault: str | None = None
+    sampled: int = field(default=0)
+
+
+def describe_failure(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, MemoryError) or "memory" in str(exc).lower() or "alloc" in str(exc).lower():
+        return f"out of memory: {text}"
+    return text
+
+
+class ModelBatch:
+    def __init__(self, loaded: LoadedModel, max_active: int, prefill_step: int) -> None:
+        self.loaded, self.max_active, self.prefill_step = loaded, max_active, prefill_step
+        self.members: dict[int, _Member] = {}
+        self.generator = self._new_generator()
+
+    def _new_generator(self) -> BatchGenerator:
+        return BatchGenerator(
+            self.loaded.model,
+            completion_batch_size=self.max_active,
+            prefill_batch_size=min(DEFAULT_PREFILL_BATCH, self.max_active),
+            prefill_step_size=self.prefill_step,
+        )
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def add(self, job: StreamJob) -> None:
+        member = _Member(job, TextAssembler(self.loaded.tokenizer, job.request))
+        request = job.request
+        stops = StopSequences([[token] for token in sorted(member.assembler.stop_ids)])
+        processors = [_guarded(member, p, lambda _tokens, logits: logits) for p in make_processors(request.sampling)]
+        (member.uid,) = self.generator.insert(
+            [request.prompt_tokens],
+            max_tokens=[request.max_tokens],
+            samplers=[self._sampler(member)],
+            logits_processors=[processors],
+            stop_sequences=[stops],
+        )
+        self.members[member.uid] = member
+        job.emit(PromptStarted())
+
+    def _sampler(self, member: _Member) -> Callable[[mx.array], mx.array]:
+        sampler = make_sampler(member.job.request.sampling, self.loaded.vocab_size)
+        fault_at = member.job.request.inject_fault_at
+        if fault_at is None:
+            return sampler if sampler is greedy else _guarded(member, sampler, greedy)
+
+        def faulty(logprobs: mx.array) -> mx.array:
+            member.sampled += 1
+            if member.sampled >= fault_at:
+                raise InjectedStreamFault("injected: stream_fault")
+            return sampler(logprobs)
+
+        return _guarded(member, faulty, greedy)
+
+    def sweep(self, now: float) -> None:
+        """End streams that were cancelled or ran past their deadline."""
+        for member in list(self.members.values()):
+            if member.job.cancel.is_set():
+                self._remove(member, "cancelled")
+            elif member.job.deadline is not None and now >= member.job.deadline:
+                self._remove(member, "timeout")
+
+    def step(self) -> None:
+        try:
+            _prompt_responses, responses = self.generator.next()
+        except Exception as exc:  # the batched forward failed: these streams cannot continue
+            self._fail_all(describe_failure(exc))
+            return
+        now = time.perf_counter()
+        for response in responses:
+            member = self.members.get(response.uid)
+            if member is not None:
+                self._on_token(member, response, now)
+        for member in [m for m in self.members.values() if m.fault]:
+            self._remove(member, "error", member.fault)
+
+    def _on_token(self, member: _Member, response: Any, now: float) -> None:
+        if member.first_token_at is None:
+            member.first_token_at = now
+            member.job.emit(PromptProcessed(len(member.job.request.prompt_tokens), now - member.job.submitted_at))
+        if member.fault:
+            return
+        events, reason = member.assembler.add(response.token, response.logprobs)
+        if reason is None:
+            member.generated += 1
+        for event in events:
+            member.job.emit(event)
+        if reason is not None:
+            self._finish(member, reason, in_generator=response.finish_reason is None)
+        elif response.finish_reason == "length":
+            for event in member.assembler.finish():
+                member.job.emit(event)
+            self._finish(member, "length", in_generator=False)
+
+    def _remove(self, member: _Member, reason: FinishReason, error: str | None = None) -> None:
+        if reason not in ("error",):
+            for event in member.assembler.finish():
+                member.job.emit(event)
+        self._finish(member, reason, in_generator=True, error=error)
+
+    def _finish(self, member: _Member, reason: FinishReason, in_generator: bool, error: str | None = None) -> None:
+        self.members.pop(member.uid, None)
+        if in_generator:
+            self.generator.remove([member.uid])
+        member.job.emit(_finished(member, reason, error))
+
+    def _fail_all(self, error: str) -> None:
+        log.error("batch step failed for model %s: %s", self.loaded.model_id, error)
+        members, self.members = list(self.members.values()), {}
+        self.generator = self._new_generator()
+        for member in members:
+            member.job.emit(_finished(member, "error", error))
+
+
+def _finished(member: _Member, reason: FinishReason, error: str | None) -> Finished:
+    job, now = member.job, time.perf_counter()
+    ttft = (member.first_token_at - job.submitted_at) if member.first_token_at else 0.0
+    return Finished(reason, len(job.request.prompt_tokens), member.generated, ttft, now - job.submitted_at, error)
+
+
+def _guarded(
+    member: _Member, fn: Callable[..., mx.array], fallback: Callable[..., mx.array]
+) -> Callable[..., mx.array]:
+    """Run fn; if it raises, mark the member faulted and let the batch step go on with fallback."""
+
+    def call(*args: mx.array) -> mx.array:
+        if member.fault is None:
+            try:
+                return fn(*args)
+            except Exception as exc:
+                member.fault = describe_failure(exc)
+        return fallback(*args)
+
+    return call
