@@ -18,10 +18,12 @@ from runtime import PROTOCOL, __version__
 from runtime.blas import BlasStatus
 from runtime.config import Limits
 from runtime.dispatch import Dispatcher
+from runtime.engine.events import Finished
 from runtime.engine.jobs import StreamJob
 from runtime.engine.models import ModelStore
 from runtime.engine.worker import EngineWorker
-from runtime.framing import LineReader
+from runtime.errors import INTERNAL_ERROR
+from runtime.framing import LineReader, OversizedLine
 from runtime.methods import METHOD_NAMES, build
 from runtime.methods.services import Services
 from runtime.protocol import notification
@@ -104,7 +106,7 @@ class App:
     def _read(self) -> None:
         try:
             for line in LineReader(self.fds.input_fd, self.services.limits.max_line_bytes):
-                self.dispatcher.handle_line(line)
+                self._handle(line)
         except Exception as exc:
             log.critical("reader failed", exc_info=True)
             self._fatal(exc)
@@ -112,12 +114,22 @@ class App:
         log.info("stdin closed: shutting down")
         self._exit_after_shutdown("eof")
 
+    def _handle(self, line: bytes | OversizedLine) -> None:
+        """One line; whatever goes wrong with it, the reader goes on to the next."""
+        try:
+            self.dispatcher.handle_line(line)
+        except Exception:
+            log.exception("unexpected failure handling a line")
+            error = {"code": INTERNAL_ERROR, "message": "Internal error", "data": {"type": "InternalError"}}
+            self.writer.send({"jsonrpc": "2.0", "id": None, "error": error})
+
     def begin_shutdown(self, drain: bool = False, timeout_s: float = 30.0) -> Future[None]:
         """Idempotent: stop admitting, end streams, unload models. Resolves when done."""
         with self._shutdown_lock:
             if self._shutdown is None:
                 self._shutdown = Future()
                 self.services.shutting_down = True
+                self.services.streams.close()
                 threading.Thread(target=self._shut_down, args=(drain, timeout_s), name="shutdown", daemon=True).start()
             return self._shutdown
 
@@ -127,14 +139,26 @@ class App:
             if drain:
                 streams.wait_idle(timeout_s)
             self.services.cancel_streams(streams.cancel_where())
-            streams.wait_idle(CANCEL_GRACE_S)
-            unload_all = lambda: [self.services.store.unload(m.model_id) for m in self.services.store.all()]  # noqa: E731
-            self.worker.call(unload_all).result(timeout=CANCEL_GRACE_S)
+            if not streams.wait_idle(CANCEL_GRACE_S):
+                self._end_stragglers()
+            self.worker.call(self._unload_all).result(timeout=CANCEL_GRACE_S)
         except Exception:
             log.warning("shutdown did not finish cleanly", exc_info=True)
         finally:
             assert self._shutdown is not None
             self._shutdown.set_result(None)
+
+    def _end_stragglers(self) -> None:
+        """Streams the engine could not end in time (a long prefill chunk, a load) end here."""
+        for record in self.services.streams.active():
+            log.warning("stream %s did not stop in time; ending it", record.stream_id)
+            if record.sink is not None:
+                record.sink(Finished("cancelled", 0, record.tokens_generated, 0.0, 0.0))
+
+    def _unload_all(self) -> None:
+        for loaded in self.services.store.all():
+            self.worker.forget_model(loaded.model_id)
+            self.services.store.unload(loaded.model_id)
 
     def _exit_after_shutdown(self, reason: str) -> None:
         log.info("shutting down (%s)", reason)

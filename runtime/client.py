@@ -19,7 +19,10 @@ from typing import Any
 
 import orjson
 
+from runtime.framing import decode
+
 DEFAULT_TIMEOUT = 60.0
+_CLOSED: Any = {"method": "__closed__"}  # put in stream queues when the runtime's stdout ends
 
 
 def _hashable(value: Any) -> Any:
@@ -40,7 +43,8 @@ class RuntimeClient:
         self.ready = threading.Event()
         self.ready_params: dict[str, Any] | None = None
         self._pending: dict[Any, Future[Any]] = {}
-        self.sent_methods: dict[Any, str] = {}  # request id -> method, to check results against schemas
+        self.sent_methods: dict[Any, str] = {}
+        self.closed = False  # request id -> method, to check results against schemas
         self._streams: dict[str, queue.Queue[dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -116,7 +120,12 @@ class RuntimeClient:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"stream {stream_id} did not finish in {timeout}s")
-            message = events.get(timeout=remaining)
+            try:
+                message = events.get(timeout=remaining)
+            except queue.Empty:
+                raise TimeoutError(f"stream {stream_id} did not finish in {timeout}s") from None
+            if message is _CLOSED:
+                raise ConnectionError(f"the runtime exited before stream {stream_id} finished")
             yield message
             if message["method"] == "stream.event":
                 return
@@ -141,20 +150,28 @@ class RuntimeClient:
 
     def _stream_queue(self, stream_id: str) -> queue.Queue[dict[str, Any]]:
         with self._lock:
-            return self._streams.setdefault(stream_id, queue.Queue())
+            if stream_id not in self._streams:
+                self._streams[stream_id] = queue.Queue()
+                if self.closed:
+                    self._streams[stream_id].put(_CLOSED)
+            return self._streams[stream_id]
 
     # --- reading -------------------------------------------------------------------------------
     def _read_stdout(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
-            message = orjson.loads(line)
+            message = decode(line)  # exact for ids beyond 64 bits, like the runtime itself
             with self._lock:
                 self.messages.append(message)
             self._route(message)
         with self._lock:
             pending, self._pending = list(self._pending.values()), {}
+            self.closed = True
+            streams = list(self._streams.values())
         for future in pending:
             future.set_exception(ConnectionError("runtime exited"))
+        for events in streams:
+            events.put(_CLOSED)
 
     def _route(self, message: Any) -> None:
         if isinstance(message, list):

@@ -7,6 +7,7 @@ a short prefix (to recover the request id) and discards the rest up to the next 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Iterator
@@ -86,11 +87,13 @@ def recover_id(prefix: bytes) -> Any:
 
 def decode(line: bytes) -> Any:
     """Parse one line; raises ValueError for anything that is not a strict JSON text."""
-    if _LONG_DIGITS.search(line):
-        # orjson turns integers beyond 64 bits into floats; ids must come back exactly.
-        return json.loads(line, parse_constant=_reject_constant)
     try:
+        if _LONG_DIGITS.search(line):
+            # orjson turns integers beyond 64 bits into floats; ids must come back exactly.
+            return _strict(json.loads(line, parse_constant=_reject_constant, parse_float=_finite_float))
         return orjson.loads(line)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
     except orjson.JSONDecodeError as exc:
         raise ValueError(str(exc)) from None
 
@@ -99,6 +102,32 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def _strict(value: Any) -> Any:
+    """Refuse lone surrogates, which the stdlib parser accepts and orjson (and UTF-8) does not."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            item.encode("utf-8")  # UnicodeEncodeError is a ValueError
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return value
+
+
 def encode(message: dict[str, Any] | list[Any]) -> bytes:
     """One message as one line. JSON escapes newlines inside strings, so it never spans lines."""
-    return orjson.dumps(message) + b"\n"
+    try:
+        return orjson.dumps(message) + b"\n"
+    except TypeError:
+        # Integers beyond 64 bits (an echoed id): the stdlib writes them exactly.
+        return json.dumps(message, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode() + b"\n"

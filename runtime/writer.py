@@ -38,6 +38,18 @@ class _Batch:
     entries: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _encode_or_explain(message: Any) -> bytes:
+    """Encode; a response that cannot be encoded becomes an internal error for the same id."""
+    try:
+        return encode(message)
+    except (TypeError, ValueError):
+        if isinstance(message, dict) and "id" in message and "method" not in message:
+            log.exception("response %r could not be encoded", message.get("id"))
+            error = {"code": -32603, "message": "Internal error", "data": {"type": "UnencodableResult"}}
+            return encode({"jsonrpc": "2.0", "id": message["id"], "error": error})
+        raise
+
+
 class Writer:
     def __init__(
         self,
@@ -90,12 +102,15 @@ class Writer:
             if item is _STOP:
                 self._flush_all()
                 return
-            if isinstance(item, tuple):
-                self._add_entry(*item)
-            else:
-                self._flush_all()
-                self._write(encode(item))
-            self._flush_due(time.monotonic())
+            try:
+                if isinstance(item, tuple):
+                    self._add_entry(*item)
+                else:
+                    self._flush_all()
+                    self._write(_encode_or_explain(item))
+                self._flush_due(time.monotonic())
+            except Exception:  # nothing may stop the only writer; the message is lost, loudly
+                log.exception("could not write a message")
 
     def _next_timeout(self) -> float | None:
         if not self._pending:

@@ -16,9 +16,11 @@ class StopFilter:
     def __init__(self, stop_sequences: tuple[str, ...] = ()) -> None:
         self.stops = tuple(s for s in stop_sequences if s)
         self._pending: list[TokenEvent] = []
+        self._last_token = 0
 
     def push(self, entry: TokenEvent) -> tuple[list[TokenEvent], bool]:
         """Add one entry; return the entries safe to send and whether a stop sequence matched."""
+        self._last_token = entry.token_id
         self._pending.append(entry)
         if not self.stops:
             return self._release(sum(len(e.text) for e in self._pending)), False
@@ -29,11 +31,24 @@ class StopFilter:
         return self._release(len(text) - self._held_suffix(text)), False
 
     def finish(self, tail_text: str = "") -> list[TokenEvent]:
-        """The stream ended without a stop match: send everything, `tail_text` on the last entry."""
-        if tail_text and self._pending:
-            self._pending[-1] = replace(self._pending[-1], text=self._pending[-1].text + tail_text)
-        released, self._pending = self._pending, []
-        return released
+        """The stream ended without a stop match so far: release everything held.
+
+        `tail_text` is what the detokenizer still held back. It joins the last held entry, or
+        comes as an entry of its own carrying the last token's id (as mlx-lm's final response
+        repeats the last token), and stop sequences are still looked for in it.
+        """
+        released: list[TokenEvent] = []
+        if tail_text:
+            if self._pending:
+                last = self._pending.pop()
+                entry = replace(last, text=last.text + tail_text)
+            else:
+                entry = TokenEvent(self._last_token, tail_text)
+            released, matched = self.push(entry)
+            if matched:
+                return released
+        held, self._pending = self._pending, []
+        return released + held
 
     def _held_suffix(self, text: str) -> int:
         """Length of the longest suffix of `text` that begins some stop sequence."""

@@ -27,6 +27,8 @@ class JobSource(Protocol):
 
     def expired(self, now: float) -> list[StreamJob]: ...
 
+    def waiting(self) -> int: ...
+
 
 @dataclass
 class _Sequential:
@@ -89,7 +91,7 @@ class EngineWorker:
         try:
             self._setup()
             while not self._stopping:
-                self._drain_calls(block=self.running_streams() == 0)
+                self._drain_calls(block=self.running_streams() == 0 and self._source.waiting() == 0)
                 self._turn(time.perf_counter())
         except BaseException as exc:  # the engine itself broke: the app reports it and exits
             log.critical("engine thread failed", exc_info=True)

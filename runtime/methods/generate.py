@@ -26,7 +26,7 @@ from runtime.methods.services import Services
 from runtime.protocol import notification
 from runtime.scheduler.breaker import CircuitOpen
 from runtime.scheduler.queue import QueueFull
-from runtime.scheduler.registry import DuplicateStream, StreamRecord, StreamState
+from runtime.scheduler.registry import DuplicateStream, RegistryClosed, StreamRecord, StreamState
 
 SAMPLING_FIELDS = (
     "temperature",
@@ -99,12 +99,14 @@ def open_stream(services: Services, params: dict[str, Any], ctx: CallContext) ->
         record = services.streams.register(stream_id, loaded.model_id, ctx.request_id)
     except DuplicateStream:
         raise faults.InvalidInput.at("/stream_id", f"stream {stream_id} is already active") from None
+    except RegistryClosed:
+        raise faults.ShuttingDown("the runtime is shutting down") from None
     try:
         _admit(services, stream_id)
     except BaseException:
         services.streams.discard(stream_id)
         raise
-    publisher = StreamPublisher(services, record, loaded)
+    publisher = record.sink = StreamPublisher(services, record, loaded)
     job = StreamJob(stream_id, loaded, request, publisher, record.cancel, submitted_at, deadline)
 
     def enqueue() -> None:
@@ -142,6 +144,8 @@ class StreamPublisher:
         self.services, self.record, self.loaded = services, record, loaded
 
     def __call__(self, event: Event) -> None:
+        if self.record.state is StreamState.FINISHED:
+            return  # ended already (shutdown ends streams itself): nothing may follow the last event
         if isinstance(event, TokenEvent):
             self.record.tokens_generated += 1
             self.services.writer.send_entry(self.record.stream_id, self._entry(event), _chunk_message)
@@ -169,6 +173,13 @@ class StreamPublisher:
             return
         self.services.queue.release(stream_id, time.perf_counter())
         self.services.breaker.record(stream_id, OUTCOMES.get(event.reason, "neutral"))
+        try:
+            self._publish_end(event)
+        finally:
+            self.services.streams.forget(stream_id)
+
+    def _publish_end(self, event: Finished) -> None:
+        stream_id = self.record.stream_id
         if event.reason == "error":
             self.services.notify(
                 "stream.event",

@@ -7,6 +7,7 @@ at once; concurrent loads of one id share one load.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from concurrent.futures import Future
 from functools import partial
@@ -21,6 +22,7 @@ from runtime.engine.resolve import resolve
 from runtime.methods.services import Services
 
 UNLOAD_STREAM_WAIT_S = 5.0
+LOAD_WAIT_S = 600.0
 
 
 def model_info(loaded: LoadedModel) -> dict[str, Any]:
@@ -49,6 +51,9 @@ def load_model(services: Services, params: dict[str, Any], ctx: CallContext) -> 
         return model_info(loaded)
     with services.loads_lock:
         future = services.loads.get(model_id)
+        loaded = services.store.get(model_id)  # a load may have finished since the first look
+        if loaded is not None and future is None:
+            return model_info(loaded)
         if future is None:
             future = services.loads[model_id] = Future()
             threading.Thread(
@@ -117,6 +122,11 @@ def unload_model(services: Services, params: dict[str, Any], ctx: CallContext) -
         }
 
     def run() -> None:
+        with services.loads_lock:
+            loading = services.loads.get(model_id)
+        if loading is not None:  # unload what is being loaded: wait for the load to land first
+            with contextlib.suppress(Exception):
+                loading.result(LOAD_WAIT_S)
         services.cancel_streams(services.streams.cancel_where(model_id=model_id))
         services.streams.wait_idle(UNLOAD_STREAM_WAIT_S, model_id=model_id)
         services.worker.call(unload).add_done_callback(lambda f: _copy_outcome(f, future))

@@ -110,6 +110,11 @@ class AdmissionQueue(Generic[T]):
         with self._lock:
             return len(self._by_id) + len(self._reserved)
 
+    def waiting(self) -> int:
+        """Submitted items not yet admitted (reservations excluded): the engine has work to take."""
+        with self._lock:
+            return len(self._by_id)
+
     def active(self) -> int:
         with self._lock:
             return len(self._active)

@@ -2,6 +2,10 @@
 
 queued -> prefilling -> decoding -> finished(reason); any live state may jump to finished.
 Illegal transitions raise. Thread-safe: the reader registers and cancels, the engine advances.
+
+Finishing has two phases: `finish` claims the terminal transition (once), the caller sends the
+terminal notifications, then `forget` frees the id. Until then the id is still taken, so a host
+that reuses it can never see the old stream's last event after the new stream's response.
 """
 
 from __future__ import annotations
@@ -36,6 +40,10 @@ class DuplicateStream(ValueError):
     pass
 
 
+class RegistryClosed(RuntimeError):
+    pass
+
+
 @dataclass
 class StreamRecord:
     stream_id: str
@@ -46,6 +54,7 @@ class StreamRecord:
     cancel: threading.Event = field(default_factory=threading.Event)
     tokens_generated: int = 0
     finish_reason: str | None = None
+    sink: Any = None  # whoever publishes this stream's events (used to end it at shutdown)
 
 
 class StreamRegistry:
@@ -55,9 +64,17 @@ class StreamRegistry:
         self._idle = threading.Condition(self._lock)
         self.finished_total = 0
         self.discarded_total = 0
+        self.closed = False
+
+    def close(self) -> None:
+        """Refuse new streams from now on (shutdown)."""
+        with self._lock:
+            self.closed = True
 
     def register(self, stream_id: str, model_id: str, request_id: Any = None) -> StreamRecord:
         with self._lock:
+            if self.closed:
+                raise RegistryClosed(stream_id)
             if stream_id in self._active:
                 raise DuplicateStream(stream_id)
             record = self._active[stream_id] = StreamRecord(stream_id, model_id, request_id)
@@ -72,15 +89,22 @@ class StreamRegistry:
             record.state = state
 
     def finish(self, stream_id: str, reason: str) -> StreamRecord | None:
-        """Mark the stream finished; returns its record the first time only, None afterwards."""
+        """Claim the terminal transition: the record the first time, None afterwards."""
         with self._lock:
-            record = self._active.pop(stream_id, None)
-            if record is None:
+            record = self._active.get(stream_id)
+            if record is None or record.state is StreamState.FINISHED:
                 return None
             record.state, record.finish_reason = StreamState.FINISHED, reason
             self.finished_total += 1
-            self._idle.notify_all()
             return record
+
+    def forget(self, stream_id: str) -> None:
+        """The terminal notifications are sent: the id is free again."""
+        with self._lock:
+            record = self._active.get(stream_id)
+            if record is not None and record.state is StreamState.FINISHED:
+                del self._active[stream_id]
+                self._idle.notify_all()
 
     def discard(self, stream_id: str) -> None:
         """Forget a stream that was refused before it began (no terminal event is owed)."""
@@ -92,7 +116,7 @@ class StreamRegistry:
     def cancel(self, stream_id: str) -> bool:
         with self._lock:
             record = self._active.get(stream_id)
-            if record is None:
+            if record is None or record.state is StreamState.FINISHED:
                 return False
             record.cancel.set()
             return True
@@ -100,7 +124,11 @@ class StreamRegistry:
     def cancel_where(self, **match: Any) -> list[str]:
         """Cancel every active stream whose fields equal `match` (all streams when empty)."""
         with self._lock:
-            hits = [r for r in self._active.values() if all(getattr(r, k) == v for k, v in match.items())]
+            hits = [
+                r
+                for r in self._active.values()
+                if r.state is not StreamState.FINISHED and all(getattr(r, k) == v for k, v in match.items())
+            ]
             for record in hits:
                 record.cancel.set()
             return [r.stream_id for r in hits]
@@ -110,8 +138,9 @@ class StreamRegistry:
             return self._active.get(stream_id)
 
     def active(self) -> list[StreamRecord]:
+        """Streams not finished yet."""
         with self._lock:
-            return list(self._active.values())
+            return [r for r in self._active.values() if r.state is not StreamState.FINISHED]
 
     def wait_idle(self, timeout: float, **match: Any) -> bool:
         """Wait until no active stream matches `match` (no stream at all when empty)."""

@@ -71,3 +71,22 @@ messages = st.lists(st.dictionaries(st.text(max_size=5), st.text(max_size=20), m
 def test_any_messages_cut_at_any_points_decode_to_the_same_messages(msgs: list[dict], cuts: list[int]) -> None:
     data = b"".join(encode(m) for m in msgs)
     assert [orjson.loads(line) for line in read_all(data, cuts)] == msgs
+
+
+def test_inputs_only_the_stdlib_parser_would_accept_are_parse_errors() -> None:
+    import pytest
+
+    for bad in (
+        b'{"id":1234567890123456789,"x":"\\ud800"}',
+        b'{"id":1234567890123456789,"x":1e400}',
+        b"[" * 100000 + b"1234567890123456789" + b"]" * 100000,
+        b'{"a":NaN}',
+    ):
+        with pytest.raises(ValueError):
+            decode(bad)
+
+
+def test_an_id_beyond_64_bits_is_echoed_exactly() -> None:
+    big = 123456789012345678901234567890
+    assert orjson.loads(encode({"id": 1})) == {"id": 1}
+    assert b"123456789012345678901234567890" in encode({"jsonrpc": "2.0", "id": big, "result": None})

@@ -7,7 +7,13 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from runtime.scheduler.registry import DuplicateStream, IllegalTransition, StreamRegistry, StreamState
+from runtime.scheduler.registry import (
+    DuplicateStream,
+    IllegalTransition,
+    RegistryClosed,
+    StreamRegistry,
+    StreamState,
+)
 
 
 def test_a_stream_goes_queued_prefilling_decoding_finished() -> None:
@@ -17,6 +23,8 @@ def test_a_stream_goes_queued_prefilling_decoding_finished() -> None:
     registry.advance("s", StreamState.DECODING)
     assert registry.finish("s", "stop") is record and record.state is StreamState.FINISHED
     assert registry.active() == [] and registry.finished_total == 1
+    registry.forget("s")
+    assert registry.wait_idle(0.1)
 
 
 def test_finishing_twice_reports_only_the_first_time() -> None:
@@ -48,7 +56,17 @@ def test_an_active_id_cannot_be_reused_but_a_finished_one_can() -> None:
     with pytest.raises(DuplicateStream):
         registry.register("s", "m")
     registry.finish("s", "stop")
+    with pytest.raises(DuplicateStream):  # its terminal notifications are not sent yet
+        registry.register("s", "m")
+    registry.forget("s")
     registry.register("s", "m")
+
+
+def test_a_closed_registry_refuses_new_streams() -> None:
+    registry = StreamRegistry()
+    registry.close()
+    with pytest.raises(RegistryClosed):
+        registry.register("s", "m")
 
 
 def test_cancel_where_flags_only_matching_streams() -> None:
@@ -73,6 +91,7 @@ class RegistryMachine(RuleBasedStateMachine):
         try:
             self.registry.register(sid, "m")
             self.registered += 1
+            self.terminal_events.setdefault(sid, 0)
         except DuplicateStream:
             assert self.registry.get(sid) is not None
 
@@ -97,6 +116,8 @@ class RegistryMachine(RuleBasedStateMachine):
     def finish(self, sid: str, reason: str) -> None:
         if self.registry.finish(sid, reason) is not None:
             self.terminal_events[sid] = self.terminal_events.get(sid, 0) + 1
+            assert self.registry.finish(sid, reason) is None  # never twice
+            self.registry.forget(sid)
 
     @invariant()
     def counts_add_up(self) -> None:

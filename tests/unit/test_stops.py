@@ -61,3 +61,17 @@ def test_sent_text_is_the_output_up_to_the_first_stop_and_never_contains_one(
         assert not matched and text == full
     for stop in stops:
         assert stop not in text
+
+
+def test_text_the_detokenizer_releases_only_at_the_end_is_sent_with_the_last_token() -> None:
+    stop_filter = StopFilter(())
+    released, _ = stop_filter.push(TokenEvent(7, "Hello w"))
+    assert [e.text for e in released] == ["Hello w"]
+    assert [(e.token_id, e.text) for e in stop_filter.finish("\ufffd")] == [(7, "\ufffd")]
+
+
+def test_a_stop_sequence_completed_by_the_final_text_is_still_not_sent() -> None:
+    stop_filter = StopFilter(("a b",))
+    sent = stop_filter.push(TokenEvent(1, "xa"))[0] + stop_filter.push(TokenEvent(2, ""))[0]
+    sent += stop_filter.finish(" b")
+    assert "".join(e.text for e in sent) == "x"
