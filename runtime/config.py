@@ -24,6 +24,7 @@ class Limits:
     prefill_step: int = 512
     max_active_streams: int = 16
     max_queued: int = 256
+    max_outbound_queue: int = 1024  # messages/tokens waiting for a slow host before generation pauses
     breaker_threshold: int = 5
     breaker_window_ms: int = 60000
     breaker_cooldown_ms: int = 10000
