@@ -154,7 +154,7 @@ def test_a_host_that_stops_reading_pauses_generation_without_losing_tokens() -> 
         time.sleep(2.0)
         assert cpu_seconds(process.pid) - cpu_paused < 0.3, "generation kept running while nobody read"
         assert rss_bytes(process.pid) - rss_paused < 2_000_000, "memory grew while nobody read"
-        while not (received[-1].get("method") == "stream.event"):
+        while received[-1].get("method") != "stream.event":
             received.append(read())
         text = [t for m in received if m.get("method") == "stream.chunk" for t in m["params"]["tokens"]]
         assert len(text) == tokens and received[-1]["params"]["finish_reason"] == "length"
