@@ -1,9 +1,9 @@
 """`runtime bench`: the runtime over stdio against raw mlx-lm in-process, in one run.
 
-Runs alternate (runtime, raw, runtime, raw, ...) so that machine noise hits both sides alike.
-Decode speed is measured on the host side for the runtime (first chunk to final event) and on the
-caller side for raw mlx-lm (first to last yielded token); EOS is suppressed on both so every run
-produces exactly the same number of tokens.
+Single stream: runtime vs `mlx_lm.stream_generate`. Concurrency: 1, 2, 4 and 8 streams through the
+runtime vs mlx-lm's `BatchGenerator` driven in-process on the same prompts. Runs alternate
+(runtime, raw, runtime, raw, ...) and each ratio is the median of per-pair ratios, so machine noise
+hits both sides alike. EOS is suppressed on both sides so every run makes the same number of tokens.
 """
 
 from __future__ import annotations
@@ -14,12 +14,23 @@ import platform
 import statistics
 import sys
 import time
+from concurrent.futures import wait
 from typing import Any
 
 from runtime.blas import preload_blas
 
 NO_EOS_BIAS = -100.0
 PROMPT = "Once upon a time, there was a little fox named Ruby. One day"
+PROMPTS = [
+    PROMPT,
+    "Lily had a red ball and a blue kite. She went to the park with her friend Max.",
+    "<|im_start|>user\nTell me a story about a cat.<|im_end|>\n<|im_start|>assistant\n",
+    "Max went to the river and found a green stone.",
+    "A little owl lived near the old house and loved to eat berries. One day, the owl",
+    "Ben and Mia played with the yellow drum all day long.",
+    "<|im_start|>user\nGive me a JSON object for a dog named Max.<|im_end|>\n<|im_start|>assistant\n",
+    "The brave tiger",
+]
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -29,18 +40,15 @@ def run_bench(args: argparse.Namespace) -> int:
     ready = [_spawn_to_ready(RuntimeClient) for _ in range(3)]
     client = RuntimeClient.spawn(ready_timeout=60)
     try:
-        client.request("load_model", {"model_id": args.model}, timeout=120)
-        raw = _RawMlxLm(args.model, client.request("load_model", {"model_id": args.model})["eos_token_ids"])
-        via_runtime, direct = [], []
-        _through_runtime(client, args.model, 16, raw.eos_ids)  # warm both paths once
-        raw.run(16)
-        for _ in range(args.runs):
-            via_runtime.append(_through_runtime(client, args.model, args.tokens, raw.eos_ids))
-            direct.append(raw.run(args.tokens))
+        info = client.request("load_model", {"model_id": args.model}, timeout=120)
+        raw = _RawMlxLm(args.model, info["eos_token_ids"])
+        bias = {str(i): NO_EOS_BIAS for i in info["eos_token_ids"]}
+        single = _single_stream(client, raw, args, bias)
+        concurrency = _concurrency(client, raw, args, bias) if args.concurrency else {}
     finally:
         client.close()
-    report = _report(args, blas.name, ready, via_runtime, direct)
-    _print_table(report)
+    report = _report(args, blas.name, ready, single, concurrency)
+    _print(report)
     with open(args.out, "w") as f:
         json.dump(report, f, indent=2)
     print(f"\nwritten to {args.out}")
@@ -55,14 +63,38 @@ def _spawn_to_ready(client_class: Any) -> float:
     return elapsed
 
 
-def _through_runtime(client: Any, model: str, tokens: int, eos_ids: list[int]) -> dict[str, float]:
-    params = {
-        "model_id": model,
-        "prompt": PROMPT,
-        "max_tokens": tokens,
-        "temperature": 0,
-        "logit_bias": {str(i): NO_EOS_BIAS for i in eos_ids},
+def _median(values: list[float]) -> float:
+    return round(statistics.median(values), 3)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+
+# --- single stream -----------------------------------------------------------------------------
+def _single_stream(client: Any, raw: _RawMlxLm, args: argparse.Namespace, bias: dict[str, float]) -> dict[str, Any]:
+    params = {"model_id": args.model, "prompt": PROMPT, "max_tokens": args.tokens, "temperature": 0, "logit_bias": bias}
+    _stream_through_runtime(client, params)  # warm both paths once
+    raw.stream(16)
+    pairs = [(_stream_through_runtime(client, params), raw.stream(args.tokens)) for _ in range(args.runs)]
+    ours, theirs = [p[0] for p in pairs], [p[1] for p in pairs]
+    return {
+        "runtime": {
+            "decode_tps": _median([r["decode_tps"] for r in ours]),
+            "ttft_ms": _median([r["ttft_ms"] for r in ours]),
+        },
+        "raw_mlx_lm": {
+            "decode_tps": _median([r["decode_tps"] for r in theirs]),
+            "ttft_ms": _median([r["ttft_ms"] for r in theirs]),
+        },
+        "decode_ratio": _median([a["decode_tps"] / b["decode_tps"] for a, b in pairs]),
+        "ttft_overhead_ms": _median([a["ttft_ms"] - b["ttft_ms"] for a, b in pairs]),
+        "pairs": pairs,
     }
+
+
+def _stream_through_runtime(client: Any, params: dict[str, Any]) -> dict[str, float]:
     sent = time.perf_counter()
     stream_id = client.request("generate", params)["stream_id"]
     first, count = None, 0
@@ -71,12 +103,67 @@ def _through_runtime(client: Any, model: str, tokens: int, eos_ids: list[int]) -
             first = first or time.perf_counter()
             count += len(message["params"]["tokens"])
     done = time.perf_counter()
-    assert first is not None and count == tokens, f"expected {tokens} tokens, got {count}"
+    assert first is not None and count == params["max_tokens"], f"expected {params['max_tokens']} tokens, got {count}"
     return {"ttft_ms": (first - sent) * 1000, "decode_tps": (count - 1) / (done - first)}
 
 
+# --- concurrency -------------------------------------------------------------------------------
+def _concurrency(client: Any, raw: _RawMlxLm, args: argparse.Namespace, bias: dict[str, float]) -> dict[str, Any]:
+    levels = [int(n) for n in args.concurrency.split(",")]
+    results: dict[str, Any] = {}
+    for level in levels:
+        pairs = [
+            (_batch_through_runtime(client, args, bias, level), raw.batch(level, args.batch_tokens))
+            for _ in range(args.batch_runs)
+        ]
+        ours, theirs = [p[0] for p in pairs], [p[1] for p in pairs]
+        ttfts = [t for r in ours for t in r["ttfts_ms"]]
+        results[str(level)] = {
+            "runtime_tps": _median([r["tps"] for r in ours]),
+            "raw_batch_generator_tps": _median([r["tps"] for r in theirs]),
+            "ratio": _median([a["tps"] / b["tps"] for a, b in pairs]),
+            "ttft_p50_ms": _percentile(ttfts, 0.5),
+            "ttft_p95_ms": _percentile(ttfts, 0.95),
+            "raw_ttft_p50_ms": _percentile([t for r in theirs for t in r["ttfts_ms"]], 0.5),
+        }
+    if "1" in results and str(levels[-1]) in results:
+        results["scaling_vs_own_single"] = round(
+            results[str(levels[-1])]["runtime_tps"] / results["1"]["runtime_tps"], 2
+        )
+    return results
+
+
+def _batch_through_runtime(client: Any, args: argparse.Namespace, bias: dict[str, float], level: int) -> dict[str, Any]:
+    sent = time.perf_counter()
+    futures = [
+        client.call_async(
+            "generate",
+            {
+                "model_id": args.model,
+                "prompt": PROMPTS[i % len(PROMPTS)],
+                "max_tokens": args.batch_tokens,
+                "temperature": 0,
+                "logit_bias": bias,
+            },
+        )
+        for i in range(level)
+    ]
+    wait(futures, 60)
+    stream_ids = [f.result()["result"]["stream_id"] for f in futures]
+    total = 0
+    for stream_id in stream_ids:
+        for message in client.stream(stream_id, timeout=300):
+            if message["method"] == "stream.chunk":
+                total += len(message["params"]["tokens"])
+    # Streams are read one after another here, so arrival times come from the client's reader.
+    arrival = client.arrival_times
+    firsts = [arrival[(sid, "first")] for sid in stream_ids]
+    ends = [arrival[(sid, "end")] for sid in stream_ids]
+    return {"tps": (total - level) / (max(ends) - min(firsts)), "ttfts_ms": [(f - sent) * 1000 for f in firsts]}
+
+
 class _RawMlxLm:
-    """mlx_lm.stream_generate in this process, on the same files, prompt and settings."""
+    """mlx-lm in this process, on the same files, prompts and settings."""
 
     def __init__(self, model_id: str, eos_ids: list[int]) -> None:
         import mlx.core as mx
@@ -89,34 +176,47 @@ class _RawMlxLm:
         self.model, self.tokenizer = load(str(resolve(model_id).path))
         self.eos_ids = eos_ids
 
-    def run(self, tokens: int) -> dict[str, float]:
-        from mlx_lm import stream_generate
+    def _processors(self) -> list[Any]:
         from mlx_lm.sample_utils import make_logits_processors
 
-        processors = make_logits_processors(logit_bias={i: NO_EOS_BIAS for i in self.eos_ids})
+        return make_logits_processors(logit_bias={i: NO_EOS_BIAS for i in self.eos_ids})
+
+    def stream(self, tokens: int) -> dict[str, float]:
+        from mlx_lm import stream_generate
+
         started, first, count = time.perf_counter(), None, 0
-        for _ in stream_generate(self.model, self.tokenizer, PROMPT, max_tokens=tokens, logits_processors=processors):
+        for _ in stream_generate(
+            self.model, self.tokenizer, PROMPT, max_tokens=tokens, logits_processors=self._processors()
+        ):
             first = first or time.perf_counter()
             count += 1
-        done = time.perf_counter()
-        return {"ttft_ms": (first - started) * 1000, "decode_tps": (count - 1) / (done - first)}
+        return {"ttft_ms": (first - started) * 1000, "decode_tps": (count - 1) / (time.perf_counter() - first)}
+
+    def batch(self, level: int, tokens: int) -> dict[str, Any]:
+        from mlx_lm.generate import BatchGenerator
+
+        prompts = [self.tokenizer.encode(PROMPTS[i % len(PROMPTS)]) for i in range(level)]
+        generator = BatchGenerator(self.model, completion_batch_size=16, prefill_step_size=512)
+        started = time.perf_counter()
+        generator.insert(prompts, max_tokens=[tokens] * level, logits_processors=[self._processors()] * level)
+        firsts: dict[int, float] = {}
+        total, done = 0, 0
+        while done < level:
+            for response in generator.next_generated():
+                firsts.setdefault(response.uid, time.perf_counter())
+                total += 1
+                done += response.finish_reason is not None
+        elapsed = time.perf_counter() - min(firsts.values())
+        generator.close()
+        return {"tps": (total - level) / elapsed, "ttfts_ms": [(t - started) * 1000 for t in firsts.values()]}
 
 
-def _median(runs: list[dict[str, float]], key: str) -> float:
-    return round(statistics.median(r[key] for r in runs), 2)
-
-
+# --- report ------------------------------------------------------------------------------------
 def _report(
-    args: argparse.Namespace,
-    blas: str,
-    ready: list[float],
-    via_runtime: list[dict[str, float]],
-    direct: list[dict[str, float]],
+    args: argparse.Namespace, blas: str, ready: list[float], single: dict[str, Any], concurrency: dict[str, Any]
 ) -> dict[str, Any]:
     import mlx.core as mx
 
-    runtime_tps, raw_tps = _median(via_runtime, "decode_tps"), _median(direct, "decode_tps")
-    runtime_ttft, raw_ttft = _median(via_runtime, "ttft_ms"), _median(direct, "ttft_ms")
     return {
         "model": args.model,
         "tokens_per_run": args.tokens,
@@ -129,35 +229,43 @@ def _report(
             "device": str(mx.default_device()),
             "blas": blas,
         },
-        "spawn_to_ready_s": {"median": round(statistics.median(ready), 3), "all": [round(r, 3) for r in ready]},
-        "runtime": {"decode_tps": runtime_tps, "ttft_ms": runtime_ttft, "runs": via_runtime},
-        "raw_mlx_lm": {"decode_tps": raw_tps, "ttft_ms": raw_ttft, "runs": direct},
-        "decode_ratio": round(runtime_tps / raw_tps, 4),
-        "ttft_overhead_ms": round(runtime_ttft - raw_ttft, 2),
-        "targets": {"decode_ratio": ">= 0.97", "ttft_overhead_ms": "<= 5", "spawn_to_ready_s": "<= 1.0"},
+        "spawn_to_ready_s": {"median": _median(ready), "all": [round(r, 3) for r in ready]},
+        "single_stream": single,
+        "concurrency": concurrency,
+        "targets": {
+            "decode_ratio": ">= 0.97",
+            "ttft_overhead_ms": "<= 5",
+            "spawn_to_ready_s": "<= 1.0",
+            "concurrency_8_ratio": ">= 0.90",
+            "scaling_vs_own_single": ">= 3.5",
+        },
     }
 
 
-def _print_table(report: dict[str, Any]) -> None:
-    rows = [
-        (
-            "decode tokens/s",
-            report["runtime"]["decode_tps"],
-            report["raw_mlx_lm"]["decode_tps"],
-            f"ratio {report['decode_ratio']:.3f} (target >= 0.97)",
-        ),
-        (
-            "time to first token (ms)",
-            report["runtime"]["ttft_ms"],
-            report["raw_mlx_lm"]["ttft_ms"],
-            f"overhead {report['ttft_overhead_ms']:+.2f} ms (target <= 5)",
-        ),
-        ("spawn to ready (s)", report["spawn_to_ready_s"]["median"], "-", "target <= 1.0"),
-    ]
+def _print(report: dict[str, Any]) -> None:
+    single = report["single_stream"]
+    print(f"model {report['model']}, {report['machine']['device']}, BLAS {report['machine']['blas']}\n")
+    print(f"single stream, {report['tokens_per_run']} tokens x {report['runs']} alternating runs")
+    print(f"{'metric':<26}{'runtime (stdio)':>18}{'raw mlx-lm':>14}  median of per-run ratios")
     print(
-        f"model {report['model']}, {report['tokens_per_run']} tokens x {report['runs']} runs, "
-        f"{report['machine']['device']}, BLAS {report['machine']['blas']}\n"
+        f"{'decode tokens/s':<26}{single['runtime']['decode_tps']:>18}{single['raw_mlx_lm']['decode_tps']:>14}  "
+        f"{single['decode_ratio']:.3f} (target >= 0.97)"
     )
-    print(f"{'metric':<26}{'runtime (stdio)':>18}{'raw mlx-lm':>14}  note")
-    for name, ours, raw, note in rows:
-        print(f"{name:<26}{ours:>18}{raw:>14}  {note}")
+    print(
+        f"{'time to first token (ms)':<26}{single['runtime']['ttft_ms']:>18}{single['raw_mlx_lm']['ttft_ms']:>14}  "
+        f"{single['ttft_overhead_ms']:+.2f} ms (target <= 5)"
+    )
+    print(f"{'spawn to ready (s)':<26}{report['spawn_to_ready_s']['median']:>18}{'-':>14}  target <= 1.0")
+    concurrency = report["concurrency"]
+    if not concurrency:
+        return
+    print("\nconcurrency: aggregate decode tokens/s, runtime vs raw BatchGenerator in-process")
+    print(f"{'streams':>8}{'runtime':>10}{'raw':>10}{'ratio':>8}{'ttft p50':>10}{'ttft p95':>10}{'raw p50':>10}")
+    for level, row in concurrency.items():
+        if isinstance(row, dict):
+            print(
+                f"{level:>8}{row['runtime_tps']:>10}{row['raw_batch_generator_tps']:>10}{row['ratio']:>8}"
+                f"{row['ttft_p50_ms']:>10}{row['ttft_p95_ms']:>10}{row['raw_ttft_p50_ms']:>10}"
+            )
+    if "scaling_vs_own_single" in concurrency:
+        print(f"runtime scaling, most streams vs one: {concurrency['scaling_vs_own_single']}x (target >= 3.5)")

@@ -52,7 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="runtime vs raw mlx-lm: decode tok/s, TTFT, spawn-to-ready")
     bench.add_argument("--model", default="tiny-chat")
     bench.add_argument("--tokens", type=int, default=256)
-    bench.add_argument("--runs", type=int, default=5)
+    bench.add_argument("--runs", type=int, default=12, help="alternating single-stream runs")
+    bench.add_argument("--concurrency", default="1,2,4,8", help="stream counts to measure ('' to skip)")
+    bench.add_argument("--batch-tokens", type=int, default=128, help="tokens per stream in the concurrency runs")
+    bench.add_argument("--batch-runs", type=int, default=3, help="alternating runs per stream count")
     bench.add_argument("--out", default="bench.json")
     sub.add_parser("doctor", help="report backend, device, BLAS and versions")
     return parser

@@ -43,8 +43,9 @@ class RuntimeClient:
         self.ready = threading.Event()
         self.ready_params: dict[str, Any] | None = None
         self._pending: dict[Any, Future[Any]] = {}
-        self.sent_methods: dict[Any, str] = {}
-        self.closed = False  # request id -> method, to check results against schemas
+        self.sent_methods: dict[Any, str] = {}  # request id -> method, to check results against schemas
+        self.closed = False  # the runtime's stdout has ended
+        self.arrival_times: dict[tuple[str, str], float] = {}  # (stream_id, "first"|"end") -> arrival time
         self._streams: dict[str, queue.Queue[dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -189,6 +190,10 @@ class RuntimeClient:
             self.ready.set()
         stream_id = message.get("params", {}).get("stream_id")
         if stream_id is not None:
+            if message["method"] == "stream.chunk":
+                self.arrival_times.setdefault((stream_id, "first"), time.perf_counter())
+            elif message["method"] == "stream.event":
+                self.arrival_times[(stream_id, "end")] = time.perf_counter()
             self._stream_queue(stream_id).put(message)
 
     def _read_stderr(self) -> None:

@@ -26,9 +26,14 @@ log = logging.getLogger(__name__)
 
 BuildFn = Callable[[str, list[dict[str, Any]]], dict[str, Any]]
 DEFAULT_QUEUE_SIZE = 2048
-DEFAULT_WINDOW_S = 0.004
+DEFAULT_WINDOW_S = 0.008
 DEFAULT_MAX_BATCH = 16
 _STOP = object()
+
+
+@dataclass
+class _Held:
+    items: list[Any]
 
 
 @dataclass
@@ -67,18 +72,37 @@ class Writer:
         self._queue: queue.Queue[Any] = queue.Queue(max_queue)
         self._pending: dict[str, _Batch] = {}
         self._last_flush: dict[str, float] = {}
+        self._local = threading.local()
         self._thread = threading.Thread(target=self._run, name="writer", daemon=True)
         self._thread.start()
 
     def send(self, message: dict[str, Any] | list[Any]) -> None:
         """Queue one message; blocks while the queue is full (backpressure)."""
-        if not self.broken:
-            self._queue.put(message)
+        self._put(message)
 
     def send_entry(self, key: str, entry: dict[str, Any], build: BuildFn) -> None:
         """Queue one coalescable entry (a token of stream `key`)."""
-        if not self.broken:
-            self._queue.put((key, entry, build))
+        self._put((key, entry, build))
+
+    def hold(self) -> None:
+        """Gather this thread's sends until `release`, then queue them as one item, in order.
+
+        The engine thread holds around each turn: one queue operation per batch step instead of
+        one per token.
+        """
+        self._local.held = []
+
+    def release(self) -> None:
+        held, self._local.held = getattr(self._local, "held", None), None
+        if held and not self.broken:
+            self._queue.put(_Held(held))
+
+    def _put(self, item: Any) -> None:
+        held = getattr(self._local, "held", None)
+        if held is not None:
+            held.append(item)
+        elif not self.broken:
+            self._queue.put(item)
 
     def queued(self) -> int:
         return self._queue.qsize()
@@ -102,15 +126,19 @@ class Writer:
             if item is _STOP:
                 self._flush_all()
                 return
-            try:
-                if isinstance(item, tuple):
-                    self._add_entry(*item)
-                else:
-                    self._flush_all()
-                    self._write(_encode_or_explain(item))
-                self._flush_due(time.monotonic())
-            except Exception:  # nothing may stop the only writer; the message is lost, loudly
-                log.exception("could not write a message")
+            for one in item.items if isinstance(item, _Held) else (item,):
+                self._handle(one)
+            self._flush_due(time.monotonic())
+
+    def _handle(self, item: Any) -> None:
+        try:
+            if isinstance(item, tuple):
+                self._add_entry(*item)
+            else:
+                self._flush_all()
+                self._write(_encode_or_explain(item))
+        except Exception:  # nothing may stop the only writer; the message is lost, loudly
+            log.exception("could not write a message")
 
     def _next_timeout(self) -> float | None:
         if not self._pending:

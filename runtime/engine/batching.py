@@ -2,9 +2,9 @@
 
 Streams join between steps and leave as they finish, without stalling the rest. Prefill advances
 one chunk per step beside decoding, so a long prompt never freezes other streams. Each stream keeps
-its own sampler (seeded key), logits processors and TextAssembler; a sampler or processor that
-raises ends only its own stream. An exception from the batched forward pass ends the streams of
-that batch and the batch is rebuilt; the process and other models carry on.
+its own sampler, logits processors and TextAssembler; a sampler or processor that raises ends only
+its own stream. An exception from the batched forward pass ends the streams of that batch and the
+batch is rebuilt; the process and other models carry on.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import mlx.core as mx
@@ -22,14 +22,11 @@ from runtime.engine.events import Finished, FinishReason, PromptProcessed, Promp
 from runtime.engine.jobs import StreamJob
 from runtime.engine.models import LoadedModel
 from runtime.engine.sampling import greedy, make_processors, make_sampler
-from runtime.engine.text import TextAssembler
+from runtime.engine.solo import HandOver
+from runtime.engine.text import TextAssembler, describe_failure
 
 log = logging.getLogger(__name__)
 DEFAULT_PREFILL_BATCH = 8
-
-
-class InjectedStreamFault(RuntimeError):
-    pass
 
 
 @dataclass
@@ -40,14 +37,6 @@ class _Member:
     first_token_at: float | None = None
     generated: int = 0
     fault: str | None = None
-    sampled: int = field(default=0)
-
-
-def describe_failure(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, MemoryError) or "memory" in str(exc).lower() or "alloc" in str(exc).lower():
-        return f"out of memory: {text}"
-    return text
 
 
 class ModelBatch:
@@ -68,33 +57,50 @@ class ModelBatch:
         return len(self.members)
 
     def add(self, job: StreamJob) -> None:
-        member = _Member(job, TextAssembler(self.loaded.tokenizer, job.request))
+        """A new stream: its prompt is processed in chunks beside the other streams' decoding."""
         request = job.request
-        stops = StopSequences([[token] for token in sorted(member.assembler.stop_ids)])
-        processors = [_guarded(member, p, lambda _tokens, logits: logits) for p in make_processors(request.sampling)]
-        (member.uid,) = self.generator.insert(
-            [request.prompt_tokens],
-            max_tokens=[request.max_tokens],
-            samplers=[self._sampler(member)],
-            logits_processors=[processors],
-            stop_sequences=[stops],
-        )
-        self.members[member.uid] = member
+        member = _Member(job, TextAssembler(self.loaded.tokenizer, request))
+        sampler = make_sampler(request.sampling, self.loaded.vocab_size, request.inject_fault_at)
+        self._insert(member, request.prompt_tokens, sampler, make_processors(request.sampling), request.max_tokens)
         job.emit(PromptStarted())
 
-    def _sampler(self, member: _Member) -> Callable[[mx.array], mx.array]:
-        sampler = make_sampler(member.job.request.sampling, self.loaded.vocab_size)
-        fault_at = member.job.request.inject_fault_at
-        if fault_at is None:
-            return sampler if sampler is greedy else _guarded(member, sampler, greedy)
+    def add_handover(self, moving: HandOver) -> None:
+        """A stream that ran solo continues here, from its KV cache, with the same sampler state."""
+        member = _Member(moving.job, moving.assembler, first_token_at=moving.first_token_at, generated=moving.generated)
+        self._insert(
+            member,
+            [moving.next_input],
+            moving.sampler,
+            moving.processors,
+            moving.remaining_tokens,
+            cache=moving.cache,
+            context=moving.context,
+        )
 
-        def faulty(logprobs: mx.array) -> mx.array:
-            member.sampled += 1
-            if member.sampled >= fault_at:
-                raise InjectedStreamFault("injected: stream_fault")
-            return sampler(logprobs)
-
-        return _guarded(member, faulty, greedy)
+    def _insert(
+        self,
+        member: _Member,
+        prompt: list[int],
+        sampler: Any,
+        processors: list[Any],
+        max_tokens: int,
+        cache: list[Any] | None = None,
+        context: list[int] | None = None,
+    ) -> None:
+        stops = StopSequences([[token] for token in sorted(member.assembler.stop_ids)])
+        guarded_processors = [_guarded(member, p, lambda _tokens, logits: logits) for p in processors]
+        # The shared greedy function stays unwrapped so a batch of greedy streams samples in one call.
+        guarded_sampler = sampler if sampler is greedy else _guarded(member, sampler, greedy)
+        (member.uid,) = self.generator.insert(
+            [prompt],
+            max_tokens=[max_tokens],
+            samplers=[guarded_sampler],
+            logits_processors=[guarded_processors],
+            stop_sequences=[stops],
+            caches=None if cache is None else [cache],
+            all_tokens=None if context is None else [context],
+        )
+        self.members[member.uid] = member
 
     def sweep(self, now: float) -> None:
         """End streams that were cancelled or ran past their deadline."""
@@ -137,7 +143,7 @@ class ModelBatch:
             self._finish(member, "length", in_generator=False)
 
     def _remove(self, member: _Member, reason: FinishReason, error: str | None = None) -> None:
-        if reason not in ("error",):
+        if reason != "error":
             for event in member.assembler.finish():
                 member.job.emit(event)
         self._finish(member, reason, in_generator=True, error=error)

@@ -17,34 +17,70 @@ from runtime.engine.events import SamplingParams
 Sampler = Callable[[mx.array], mx.array]
 LogitsProcessor = Callable[[mx.array, mx.array], mx.array]
 PENALTY_CONTEXT = 64
+KEY_STRIDE = 0x9E3779B97F4A7C15  # spreads seeds apart so (seed, step) pairs never share a key
+KEY_MASK = (1 << 64) - 1
 
 
 def greedy(logprobs: mx.array) -> mx.array:
     return mx.argmax(logprobs, axis=-1)
 
 
-def make_sampler(params: SamplingParams, vocab_size: int) -> Sampler:
-    if params.temperature == 0:
-        return greedy
-    filters: list[Callable[[mx.array], mx.array]] = []
-    if 0 < params.top_p < 1.0:
-        filters.append(lambda x: apply_top_p(x, params.top_p))
-    if params.min_p > 0:
-        filters.append(lambda x: apply_min_p(x, params.min_p))
-    if 0 < params.top_k < vocab_size:
-        filters.append(lambda x: apply_top_k(x, params.top_k))
-    seed = params.seed if params.seed is not None else int.from_bytes(os.urandom(4), "little")
-    key = mx.random.key(seed)
-    inverse_temperature = 1.0 / params.temperature
+class SeededSampler:
+    """Temperature sampling whose key for step i depends only on (seed, i).
 
-    def sample(logprobs: mx.array) -> mx.array:
-        nonlocal key
-        key, step_key = mx.random.split(key)
-        for apply in filters:
+    So the same seed gives the same text whatever runs beside it, and a stream that moves into a
+    batch can `rewind` the one step the single-stream loop had already drawn ahead.
+    """
+
+    def __init__(self, params: SamplingParams, vocab_size: int) -> None:
+        self.filters: list[Callable[[mx.array], mx.array]] = []
+        if 0 < params.top_p < 1.0:
+            self.filters.append(lambda x: apply_top_p(x, params.top_p))
+        if params.min_p > 0:
+            self.filters.append(lambda x: apply_min_p(x, params.min_p))
+        if 0 < params.top_k < vocab_size:
+            self.filters.append(lambda x: apply_top_k(x, params.top_k))
+        self.seed = params.seed if params.seed is not None else int.from_bytes(os.urandom(4), "little")
+        self.inverse_temperature = 1.0 / params.temperature
+        self.step = 0
+
+    def __call__(self, logprobs: mx.array) -> mx.array:
+        key = mx.random.key((self.seed * KEY_STRIDE + self.step) & KEY_MASK)
+        self.step += 1
+        for apply in self.filters:
             logprobs = apply(logprobs)
-        return mx.random.categorical(logprobs * inverse_temperature, key=step_key)
+        return mx.random.categorical(logprobs * self.inverse_temperature, key=key)
 
-    return sample
+    def rewind(self, steps: int) -> None:
+        self.step -= steps
+
+
+def make_sampler(params: SamplingParams, vocab_size: int, fault_at: int | None = None) -> Sampler:
+    """Greedy is one shared function (so a batch of greedy streams samples in one call)."""
+    sampler: Sampler = greedy if params.temperature == 0 else SeededSampler(params, vocab_size)
+    return sampler if fault_at is None else FaultySampler(sampler, fault_at)
+
+
+class InjectedStreamFault(RuntimeError):
+    pass
+
+
+class FaultySampler:
+    """Test-only (runtime.faultinject "stream_fault"): raises at step `fault_at`."""
+
+    def __init__(self, inner: Sampler, fault_at: int) -> None:
+        self.inner, self.fault_at, self.step = inner, fault_at, 0
+
+    def __call__(self, logprobs: mx.array) -> mx.array:
+        self.step += 1
+        if self.step >= self.fault_at:
+            raise InjectedStreamFault("injected: stream_fault")
+        return self.inner(logprobs)
+
+    def rewind(self, steps: int) -> None:
+        self.step -= steps
+        if hasattr(self.inner, "rewind"):
+            self.inner.rewind(steps)
 
 
 def make_processors(params: SamplingParams) -> list[LogitsProcessor]:

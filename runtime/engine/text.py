@@ -1,39 +1,16 @@
-"""Text generation as a generator of typed events, on top of mlx-lm's `generate_step`.
-
-Same token loop and detokenizer as `mlx_lm.stream_generate` (so greedy text matches it), plus
-what a runtime needs: per-stream seeded sampling, stop sequences and extra stop tokens, logprobs,
-and cancellation checked between tokens and between prefill chunks.
+"""From sampled token ids to sendable text: the same streaming detokenizer as mlx-lm (so greedy text
+matches `mlx_lm.generate`), stop tokens, stop sequences held back until they cannot match, logprobs.
+Shared by both engine paths (engine/solo.py and engine/batching.py).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import mlx.core as mx
-from mlx_lm.generate import generate_step
 
-from runtime.engine.events import (
-    Event,
-    Finished,
-    FinishReason,
-    GenerationRequest,
-    PromptProcessed,
-    PromptStarted,
-    TokenEvent,
-)
-from runtime.engine.jobs import StreamJob
-from runtime.engine.sampling import make_processors, make_sampler
+from runtime.engine.events import FinishReason, GenerationRequest, TokenEvent
 from runtime.engine.stops import StopFilter
-
-DEFAULT_PREFILL_STEP = 512
-
-
-class _PrefillCancelled(Exception):
-    def __init__(self, reason: FinishReason) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class TextAssembler:
@@ -59,76 +36,11 @@ class TextAssembler:
         return self.stops.finish(self.detokenizer.last_segment)
 
 
-def generate_events(job: StreamJob, prefill_step: int = DEFAULT_PREFILL_STEP) -> Iterator[Event]:
-    """Yield PromptStarted, PromptProcessed, TokenEvents, then exactly one Finished (also on cancel or error).
-
-    The sequential path: one stream per generate_step loop (used with --no-batching).
-    """
-    counts = {"generated": 0, "ttft": 0.0}
-    yield PromptStarted()
-    try:
-        reason = yield from _decode(job, prefill_step, counts)
-    except _PrefillCancelled as stopped:
-        reason = stopped.reason
-    except Exception as exc:  # a fault ends this stream only, never the engine
-        yield _finished("error", job, counts, f"{type(exc).__name__}: {exc}")
-        return
-    yield _finished(reason, job, counts)
-
-
-def _finished(reason: FinishReason, job: StreamJob, counts: dict[str, Any], error: str | None = None) -> Finished:
-    return Finished(
-        reason,
-        len(job.request.prompt_tokens),
-        counts["generated"],
-        counts["ttft"],
-        time.perf_counter() - job.submitted_at,
-        error,
-    )
-
-
-def _stop_reason(job: StreamJob) -> FinishReason | None:
-    if job.cancel.is_set():
-        return "cancelled"
-    if job.deadline is not None and time.perf_counter() >= job.deadline:
-        return "timeout"
-    return None
-
-
-def _decode(job: StreamJob, prefill_step: int, counts: dict[str, Any]) -> Iterator[Event]:
-    loaded, request = job.loaded, job.request
-    assembler = TextAssembler(loaded.tokenizer, request)
-
-    def check_stop(_done: int, _total: int) -> None:
-        reason = _stop_reason(job)
-        if reason is not None:
-            raise _PrefillCancelled(reason)
-
-    steps = generate_step(
-        mx.array(request.prompt_tokens),
-        loaded.model,
-        max_tokens=request.max_tokens,
-        sampler=make_sampler(request.sampling, loaded.vocab_size),
-        logits_processors=make_processors(request.sampling) or None,
-        prefill_step_size=prefill_step,
-        prompt_progress_callback=check_stop,
-    )
-    for token, logprobs in steps:
-        if counts["generated"] == 0 and counts["ttft"] == 0.0:
-            counts["ttft"] = time.perf_counter() - job.submitted_at
-            yield PromptProcessed(len(request.prompt_tokens), counts["ttft"])
-        stop = _stop_reason(job)
-        if stop is not None:
-            yield from assembler.finish()
-            return stop
-        events, reason = assembler.add(token, logprobs)
-        if token not in assembler.stop_ids:  # an EOS or stop token is not part of the output
-            counts["generated"] += 1
-        yield from events
-        if reason is not None:
-            return reason
-    yield from assembler.finish()
-    return "length"
+def describe_failure(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, MemoryError) or "memory" in str(exc).lower() or "alloc" in str(exc).lower():
+        return f"out of memory: {text}"
+    return text
 
 
 def _token_event(token: int, text: str, logprobs: mx.array | None, request: GenerationRequest) -> TokenEvent:

@@ -1,9 +1,13 @@
 """The engine thread: the only thread that runs MLX work.
 
 Each turn of its loop: run short calls (load, unload), end queued streams whose deadline passed,
-admit streams from the admission queue, end cancelled or late streams, then advance every model's
-batch by one step (and every sequential stream by one event). Control messages never come here:
-cancel is a flag checked at every step.
+admit streams from the admission queue, end cancelled or late streams, then advance every solo
+stream by one token and every model's batch by one step. Control messages never come here: cancel
+is a flag checked at every step.
+
+A stream that is alone on its model runs solo (engine/solo.py, mlx-lm's generate_step: the fastest
+single-stream path); as soon as its model has other streams it moves into the model's batch
+(engine/batching.py). With batching off (--no-batching) every stream runs solo, round-robin.
 """
 
 from __future__ import annotations
@@ -11,12 +15,11 @@ from __future__ import annotations
 import logging
 import queue
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
 from typing import Any, Protocol
 
-from runtime.engine.events import Event, Finished
+from runtime.engine.events import Finished
 from runtime.engine.jobs import StreamJob
 
 log = logging.getLogger(__name__)
@@ -30,12 +33,6 @@ class JobSource(Protocol):
     def waiting(self) -> int: ...
 
 
-@dataclass
-class _Sequential:
-    job: StreamJob
-    events: Iterator[Event]
-
-
 class EngineWorker:
     def __init__(
         self,
@@ -46,15 +43,18 @@ class EngineWorker:
         prefill_step: int = 512,
         batching: bool = True,
         disable_compile: bool = True,
+        around_turn: tuple[Callable[[], None], Callable[[], None]] | None = None,
     ) -> None:
         self._source, self._on_fatal = source, on_fatal
         self.max_active, self.prefill_step, self.batching = max_active, prefill_step, batching
         self._disable_compile = disable_compile
+        # Called before and after each turn (the app gathers the turn's output into one write).
+        self._before_turn, self._after_turn = around_turn or (lambda: None, lambda: None)
         self._calls: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]] | None] = (
             queue.SimpleQueue()
         )
         self._batches: dict[str, Any] = {}  # model_id -> ModelBatch
-        self._sequential: list[_Sequential] = []
+        self._solos: list[Any] = []  # SoloStream
         self._stopping = False
         import threading
 
@@ -76,9 +76,10 @@ class EngineWorker:
     def forget_model(self, model_id: str) -> None:
         """Drop the model's batch (engine thread only; its streams have ended)."""
         self._batches.pop(model_id, None)
+        self._solos = [s for s in self._solos if s.job.loaded.model_id != model_id]
 
     def running_streams(self) -> int:
-        return sum(len(b) for b in self._batches.values()) + len(self._sequential)
+        return sum(len(b) for b in self._batches.values()) + len(self._solos)
 
     def pending_calls(self) -> int:
         return self._calls.qsize()
@@ -92,7 +93,11 @@ class EngineWorker:
             self._setup()
             while not self._stopping:
                 self._drain_calls(block=self.running_streams() == 0 and self._source.waiting() == 0)
-                self._turn(time.perf_counter())
+                self._before_turn()
+                try:
+                    self._turn(time.perf_counter())
+                finally:
+                    self._after_turn()
         except BaseException as exc:  # the engine itself broke: the app reports it and exits
             log.critical("engine thread failed", exc_info=True)
             self._on_fatal(exc)
@@ -107,11 +112,16 @@ class EngineWorker:
     def _turn(self, now: float) -> None:
         for job in self._source.expired(now):
             job.emit(Finished("timeout", len(job.request.prompt_tokens), 0, 0.0, now - job.submitted_at))
-        for job in self._source.take(now):
-            self._admit(job)
+        self._admit_all(self._source.take(now))
+        if self.batching:
+            self._move_solos()
+        for stream in self._solos:
+            stream.sweep(now)
         for batch in list(self._batches.values()):
             batch.sweep(now)
-        self._step_sequential()
+        for stream in self._solos:
+            stream.step()
+        self._solos = [s for s in self._solos if not s.done]
         for batch in list(self._batches.values()):
             if len(batch):
                 batch.step()
@@ -132,16 +142,38 @@ class EngineWorker:
                     future.set_exception(exc)
             block = False
 
-    def _admit(self, job: StreamJob) -> None:
-        try:
-            if self.batching:
-                self._batch_for(job).add(job)
-            else:
-                from runtime.engine.text import generate_events
+    def _admit_all(self, jobs: list[StreamJob]) -> None:
+        by_model: dict[str, list[StreamJob]] = {}
+        for job in jobs:
+            by_model.setdefault(job.loaded.model_id, []).append(job)
+        for model_jobs in by_model.values():
+            alone = len(model_jobs) == 1 and not self._busy(model_jobs[0].loaded.model_id)
+            for job in model_jobs:
+                self._admit(job, solo=alone or not self.batching)
 
-                self._sequential.append(_Sequential(job, generate_events(job, self.prefill_step)))
+    def _busy(self, model_id: str) -> bool:
+        batch = self._batches.get(model_id)
+        return bool(batch and len(batch)) or any(s.job.loaded.model_id == model_id for s in self._solos)
+
+    def _admit(self, job: StreamJob, solo: bool) -> None:
+        from runtime.engine.solo import SoloStream
+
+        try:
+            log.debug("stream %s starts %s", job.stream_id, "solo" if solo else "in the batch")
+            if solo:
+                self._solos.append(SoloStream(job, self.prefill_step))
+            else:
+                self._batch_for(job).add(job)
         except Exception as exc:
             job.emit(Finished("error", len(job.request.prompt_tokens), 0, 0.0, 0.0, f"{type(exc).__name__}: {exc}"))
+
+    def _move_solos(self) -> None:
+        """A solo stream whose model now has a busy batch joins it, between two tokens."""
+        for stream in self._solos:
+            batch = self._batches.get(stream.job.loaded.model_id)
+            if batch is not None and len(batch) and stream.can_hand_over():
+                log.debug("stream %s joins the batch of %s", stream.job.stream_id, stream.job.loaded.model_id)
+                batch.add_handover(stream.hand_over())
 
     def _batch_for(self, job: StreamJob) -> Any:
         from runtime.engine.batching import ModelBatch
@@ -150,16 +182,3 @@ class EngineWorker:
         if batch is None or batch.loaded is not job.loaded:
             batch = self._batches[job.loaded.model_id] = ModelBatch(job.loaded, self.max_active, self.prefill_step)
         return batch
-
-    def _step_sequential(self) -> None:
-        for running in list(self._sequential):
-            try:
-                event = next(running.events)
-            except StopIteration:
-                self._sequential.remove(running)
-                continue
-            except Exception as exc:
-                event = Finished("error", 0, 0, 0.0, 0.0, f"{type(exc).__name__}: {exc}")
-            running.job.emit(event)
-            if isinstance(event, Finished) and running in self._sequential:
-                self._sequential.remove(running)

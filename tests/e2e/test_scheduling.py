@@ -170,3 +170,22 @@ def test_the_sequential_path_serves_the_same_text_as_the_batched_one() -> None:
         assert [batched.collect(sid)["text"] for sid in ids] == texts
     finally:
         batched.close()
+
+
+@pytest.mark.parametrize("sampling", [{"temperature": 0}, {"temperature": 1.0, "seed": 77}])
+def test_a_stream_joined_mid_decode_keeps_the_text_it_would_have_had_alone(
+    runtime: RuntimeClient, sampling: dict
+) -> None:
+    params = {"prompt": "Once upon a time", "max_tokens": 400, "logit_bias": NO_EOS, **sampling}
+    alone = runtime.collect(generate(runtime, **params))["text"]
+    first = generate(runtime, **params)
+    deadline = time.monotonic() + 20
+    while not any(
+        m.get("method") == "stream.chunk" and m["params"]["stream_id"] == first for m in list(runtime.messages)
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    others = [generate(runtime, prompt=p, max_tokens=50, temperature=0) for p in PROMPTS[:3]]
+    assert runtime.collect(first)["text"] == alone
+    for stream_id in others:
+        runtime.collect(stream_id)

@@ -1,0 +1,158 @@
+"""A stream decoded on its own with mlx-lm's `generate_step`: the fastest path for one stream.
+
+The engine runs a stream solo while it is its model's only stream. When another stream arrives it
+hands itself over to the model's batch between two tokens: `generate_step` has already fed the last
+token to the model and drawn the next one, so the hand-over trims that token's KV entry, rewinds
+the sampler by one step and lets the batch feed the token again. The text is the same either way.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import mlx.core as mx
+from mlx_lm.generate import generate_step
+from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache
+
+from runtime.engine.events import Finished, FinishReason, PromptProcessed, PromptStarted
+from runtime.engine.jobs import StreamJob
+from runtime.engine.sampling import make_processors, make_sampler
+from runtime.engine.text import TextAssembler, describe_failure
+
+
+class _Stop(Exception):
+    def __init__(self, reason: FinishReason) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class HandOver:
+    """What a batch needs to continue a stream: its state and where its KV cache stands."""
+
+    job: StreamJob
+    assembler: TextAssembler
+    sampler: Any
+    processors: list[Any]
+    next_input: int  # the last token sent, which the batch feeds to the model first
+    cache: list[Any]
+    context: list[int]  # every token before next_input (for the logits processors)
+    remaining_tokens: int
+    generated: int
+    first_token_at: float | None
+
+
+def stop_reason(job: StreamJob, now: float) -> FinishReason | None:
+    if job.cancel.is_set():
+        return "cancelled"
+    if job.deadline is not None and now >= job.deadline:
+        return "timeout"
+    return None
+
+
+class SoloStream:
+    def __init__(self, job: StreamJob, prefill_step: int) -> None:
+        self.job, request, loaded = job, job.request, job.loaded
+        self.assembler = TextAssembler(loaded.tokenizer, request)
+        self.sampler = make_sampler(request.sampling, loaded.vocab_size, request.inject_fault_at)
+        self.processors = make_processors(request.sampling)
+        self.cache = make_prompt_cache(loaded.model)
+        self.generated: list[int] = []
+        self.first_token_at: float | None = None
+        self.done = False
+        self._steps = generate_step(
+            mx.array(request.prompt_tokens),
+            loaded.model,
+            max_tokens=request.max_tokens,
+            sampler=self.sampler,
+            logits_processors=self.processors or None,
+            prompt_cache=self.cache,
+            prefill_step_size=prefill_step,
+            prompt_progress_callback=self._check_stop,
+        )
+        job.emit(PromptStarted())
+
+    def _check_stop(self, _done: int, _total: int) -> None:
+        reason = stop_reason(self.job, time.perf_counter())
+        if reason is not None:
+            raise _Stop(reason)
+
+    def step(self) -> None:
+        """Advance by one token (the first call runs the whole prefill, checking for cancel)."""
+        try:
+            token, logprobs = next(self._steps)
+        except StopIteration:
+            self._end("length")
+            return
+        except _Stop as stopped:
+            self._end(stopped.reason)
+            return
+        except Exception as exc:  # a fault ends this stream only
+            self._end("error", describe_failure(exc))
+            return
+        now = time.perf_counter()
+        if self.first_token_at is None:
+            self.first_token_at = now
+            self.job.emit(PromptProcessed(len(self.job.request.prompt_tokens), now - self.job.submitted_at))
+        reason = stop_reason(self.job, now)
+        if reason is not None:
+            self._end(reason)
+            return
+        events, reason = self.assembler.add(token, logprobs)
+        if reason is None:
+            self.generated.append(token)
+        for event in events:
+            self.job.emit(event)
+        if reason is not None:
+            self._end(reason, flush=False)
+
+    def sweep(self, now: float) -> None:
+        reason = stop_reason(self.job, now)
+        if reason is not None and not self.done:
+            self._end(reason)
+
+    def can_hand_over(self) -> bool:
+        return (
+            not self.done
+            and self.first_token_at is not None
+            and bool(self.generated)
+            and len(self.generated) < self.job.request.max_tokens
+            and can_trim_prompt_cache(self.cache)
+        )
+
+    def hand_over(self) -> HandOver:
+        """Stop here and give the stream to a batch (see the module docstring)."""
+        self.done = True
+        self._steps.close()
+        trim_prompt_cache(self.cache, 1)
+        if hasattr(self.sampler, "rewind"):
+            self.sampler.rewind(1)
+        mx.eval([c.state for c in self.cache])
+        return HandOver(
+            self.job,
+            self.assembler,
+            self.sampler,
+            self.processors,
+            self.generated[-1],
+            self.cache,
+            list(self.job.request.prompt_tokens) + self.generated[:-1],
+            self.job.request.max_tokens - len(self.generated),
+            len(self.generated),
+            self.first_token_at,
+        )
+
+    def _end(self, reason: FinishReason, error: str | None = None, flush: bool = True) -> None:
+        if self.done:
+            return
+        self.done = True
+        self._steps.close()
+        if flush and reason != "error":
+            for event in self.assembler.finish():
+                self.job.emit(event)
+        job, now = self.job, time.perf_counter()
+        ttft = self.first_token_at - job.submitted_at if self.first_token_at else 0.0
+        job.emit(
+            Finished(reason, len(job.request.prompt_tokens), len(self.generated), ttft, now - job.submitted_at, error)
+        )
