@@ -188,5 +188,5 @@ class App:
         self._exit_after_shutdown("protocol output closed")
 
     def _fatal(self, exc: BaseException) -> None:
-        self.writer.send(notification("runtime/fatal", {"error": f"{type(exc).__name__}: {exc}", "exit_code": 1}))
+        self.writer.send_now(notification("runtime/fatal", {"error": f"{type(exc).__name__}: {exc}", "exit_code": 1}))
         self.request_exit(1)

@@ -109,22 +109,30 @@ def _stream_through_runtime(client: Any, params: dict[str, Any]) -> dict[str, fl
 
 # --- concurrency -------------------------------------------------------------------------------
 def _concurrency(client: Any, raw: _RawMlxLm, args: argparse.Namespace, bias: dict[str, float]) -> dict[str, Any]:
+    """Streams submitted together (one batch_generate envelope, as the peer host sends concurrent
+    calls, and as raw BatchGenerator inserts them) and, for reference, as separate generate calls."""
     levels = [int(n) for n in args.concurrency.split(",")]
     results: dict[str, Any] = {}
     for level in levels:
-        pairs = [
-            (_batch_through_runtime(client, args, bias, level), raw.batch(level, args.batch_tokens))
+        runs = [
+            (
+                _batch_through_runtime(client, args, bias, level, True),
+                raw.batch(level, args.batch_tokens),
+                _batch_through_runtime(client, args, bias, level, False),
+            )
             for _ in range(args.batch_runs)
         ]
-        ours, theirs = [p[0] for p in pairs], [p[1] for p in pairs]
-        ttfts = [t for r in ours for t in r["ttfts_ms"]]
+        together, theirs, separate = ([r[i] for r in runs] for i in range(3))
         results[str(level)] = {
-            "runtime_tps": _median([r["tps"] for r in ours]),
+            "runtime_tps": _median([r["tps"] for r in together]),
             "raw_batch_generator_tps": _median([r["tps"] for r in theirs]),
-            "ratio": _median([a["tps"] / b["tps"] for a, b in pairs]),
-            "ttft_p50_ms": _percentile(ttfts, 0.5),
-            "ttft_p95_ms": _percentile(ttfts, 0.95),
+            "ratio": _median([a["tps"] / b["tps"] for a, b, _ in runs]),
+            "ttft_p50_ms": _percentile([t for r in together for t in r["ttfts_ms"]], 0.5),
+            "ttft_p95_ms": _percentile([t for r in together for t in r["ttfts_ms"]], 0.95),
             "raw_ttft_p50_ms": _percentile([t for r in theirs for t in r["ttfts_ms"]], 0.5),
+            "separate_calls_tps": _median([r["tps"] for r in separate]),
+            "separate_calls_ratio": _median([c["tps"] / b["tps"] for _, b, c in runs]),
+            "separate_calls_ttft_p95_ms": _percentile([t for r in separate for t in r["ttfts_ms"]], 0.95),
         }
     if "1" in results and str(levels[-1]) in results:
         results["scaling_vs_own_single"] = round(
@@ -133,32 +141,34 @@ def _concurrency(client: Any, raw: _RawMlxLm, args: argparse.Namespace, bias: di
     return results
 
 
-def _batch_through_runtime(client: Any, args: argparse.Namespace, bias: dict[str, float], level: int) -> dict[str, Any]:
-    sent = time.perf_counter()
-    futures = [
-        client.call_async(
-            "generate",
-            {
-                "model_id": args.model,
-                "prompt": PROMPTS[i % len(PROMPTS)],
-                "max_tokens": args.batch_tokens,
-                "temperature": 0,
-                "logit_bias": bias,
-            },
-        )
+def _batch_through_runtime(
+    client: Any, args: argparse.Namespace, bias: dict[str, float], level: int, together: bool
+) -> dict[str, Any]:
+    requests = [
+        {
+            "model_id": args.model,
+            "prompt": PROMPTS[i % len(PROMPTS)],
+            "max_tokens": args.batch_tokens,
+            "temperature": 0,
+            "logit_bias": bias,
+        }
         for i in range(level)
     ]
-    wait(futures, 60)
-    stream_ids = [f.result()["result"]["stream_id"] for f in futures]
+    sent = time.perf_counter()
+    if together:
+        results = client.request("batch_generate", {"requests": requests})["results"]
+        stream_ids = [r["result"]["stream_id"] for r in results]
+    else:
+        futures = [client.call_async("generate", r) for r in requests]
+        wait(futures, 60)
+        stream_ids = [f.result()["result"]["stream_id"] for f in futures]
     total = 0
     for stream_id in stream_ids:
         for message in client.stream(stream_id, timeout=300):
             if message["method"] == "stream.chunk":
                 total += len(message["params"]["tokens"])
-    # Streams are read one after another here, so arrival times come from the client's reader.
-    arrival = client.arrival_times
-    firsts = [arrival[(sid, "first")] for sid in stream_ids]
-    ends = [arrival[(sid, "end")] for sid in stream_ids]
+    firsts = [client.arrival_times[(sid, "first")] for sid in stream_ids]  # recorded by the client's reader
+    ends = [client.arrival_times[(sid, "end")] for sid in stream_ids]
     return {"tps": (total - level) / (max(ends) - min(firsts)), "ttfts_ms": [(f - sent) * 1000 for f in firsts]}
 
 

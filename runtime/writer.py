@@ -85,17 +85,40 @@ class Writer:
         self._put((key, entry, build))
 
     def hold(self) -> None:
-        """Gather this thread's sends until `release`, then queue them as one item, in order.
+        """Gather this thread's sends until `release` hands them over as one item, in order.
 
-        The engine thread holds around each turn: one queue operation per batch step instead of
-        one per token.
+        The engine thread holds around each turn. `release` passes on what it holds when a window
+        has passed since the last hand-over, when a message other than a token is held (a stream's
+        end), or when a token belongs to a stream that has sent none yet (its first token never
+        waits); otherwise the held tokens ride with the next turn. So the writer wakes every few
+        milliseconds rather than once per token.
         """
-        self._local.held = []
+        if getattr(self._local, "held", None) is None:
+            self._local.held, self._local.last_put, self._local.keys = [], 0.0, set()
 
-    def release(self) -> None:
-        held, self._local.held = getattr(self._local, "held", None), None
-        if held and not self.broken:
-            self._queue.put(_Held(held))
+    def release(self, force: bool = False) -> None:
+        """Hand over what this thread holds (see hold); `force` hands it over whatever it is."""
+        local = self._local
+        held = getattr(local, "held", None)
+        if not held or self.broken:
+            return
+        now = time.monotonic()
+        urgent = force or any(not isinstance(item, tuple) or item[0] not in local.keys for item in held)
+        if not urgent and now - local.last_put < self.window_s:
+            return
+        for item in held:
+            if isinstance(item, tuple):
+                local.keys.add(item[0])
+            elif isinstance(item, dict):
+                local.keys.discard(item.get("params", {}).get("stream_id"))
+        local.held, local.last_put = [], now
+        self._queue.put(_Held(held))
+
+    def send_now(self, message: dict[str, Any]) -> None:
+        """Send at once, after anything this thread holds (for the last words before exiting)."""
+        self.release(force=True)
+        self._local.held = None
+        self.send(message)
 
     def _put(self, item: Any) -> None:
         held = getattr(self._local, "held", None)

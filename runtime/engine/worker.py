@@ -43,13 +43,14 @@ class EngineWorker:
         prefill_step: int = 512,
         batching: bool = True,
         disable_compile: bool = True,
-        around_turn: tuple[Callable[[], None], Callable[[], None]] | None = None,
+        around_turn: tuple[Callable[[], None], Callable[[bool], None]] | None = None,
     ) -> None:
         self._source, self._on_fatal = source, on_fatal
         self.max_active, self.prefill_step, self.batching = max_active, prefill_step, batching
         self._disable_compile = disable_compile
-        # Called before and after each turn (the app gathers the turn's output into one write).
-        self._before_turn, self._after_turn = around_turn or (lambda: None, lambda: None)
+        # Called before and after each turn (the app gathers the turn's output into one write);
+        # after_turn(True) means the engine is going idle and nothing may stay behind.
+        self._before_turn, self._after_turn = around_turn or (lambda: None, lambda _idle: None)
         self._calls: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]] | None] = (
             queue.SimpleQueue()
         )
@@ -97,7 +98,7 @@ class EngineWorker:
                 try:
                     self._turn(time.perf_counter())
                 finally:
-                    self._after_turn()
+                    self._after_turn(self.running_streams() == 0 and self._source.waiting() == 0)
         except BaseException as exc:  # the engine itself broke: the app reports it and exits
             log.critical("engine thread failed", exc_info=True)
             self._on_fatal(exc)

@@ -77,3 +77,22 @@ def test_a_closed_reader_marks_the_writer_broken_and_calls_back() -> None:
     writer = Writer(write_fd, on_broken=broken.set)
     writer.send({"method": "x", "params": {}})
     assert broken.wait(5.0) and writer.broken
+
+
+def test_a_holding_thread_passes_tokens_on_per_window_but_first_tokens_and_ends_at_once() -> None:
+    read_fd, write_fd = os.pipe()
+    writer = Writer(write_fd, window_s=0.2, max_batch=64)
+    writer.hold()
+    writer.send_entry("s", {"i": 0}, chunk)
+    writer.release()  # the stream's first token: handed over at once
+    assert read_lines(read_fd, 1)[0]["params"]["tokens"] == [{"i": 0}]
+    writer.hold()
+    writer.send_entry("s", {"i": 1}, chunk)
+    writer.release()  # inside the window: kept back
+    writer.hold()
+    writer.send_entry("s", {"i": 2}, chunk)
+    writer.send({"method": "stream.event", "params": {"stream_id": "s"}})
+    writer.release()  # an end is urgent: everything goes, in order
+    lines = read_lines(read_fd, 2)
+    assert [t["i"] for t in lines[0]["params"]["tokens"]] == [1, 2] and lines[1]["method"] == "stream.event"
+    writer.close()
