@@ -45,7 +45,12 @@ class App:
         self._exit = threading.Event()
         self._shutdown: Future[None] | None = None
         self._shutdown_lock = threading.Lock()
-        self.writer = Writer(fds.output_fd, max_queue=limits.max_outbound_queue, on_broken=self._host_gone)
+        self.writer = Writer(
+            fds.output_fd,
+            max_queue=limits.max_outbound_queue,
+            window_s=limits.coalesce_ms / 1000,
+            on_broken=self._host_gone,
+        )
         queue: AdmissionQueue[StreamJob] = AdmissionQueue(limits.max_active_streams, limits.max_queued)
         self.worker = EngineWorker(
             queue,

@@ -26,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
         ("--max-active-streams", int, "streams decoded at once, per batch (default 16)"),
         ("--max-queued", int, "streams that may wait beyond the active ones (default 256)"),
         ("--max-outbound-queue", int, "messages waiting for a slow host before generation pauses (default 1024)"),
+        ("--coalesce-ms", int, "gather a stream's tokens this long into one stream.chunk (default 8)"),
         ("--breaker-threshold", int, "engine faults within the window that open the breaker (default 5)"),
         ("--breaker-window-ms", int, "fault counting window (default 60000)"),
         ("--breaker-cooldown-ms", int, "open time before a probe may run (default 10000)"),

@@ -25,6 +25,7 @@ class Limits:
     max_active_streams: int = 16
     max_queued: int = 256
     max_outbound_queue: int = 1024  # messages/tokens waiting for a slow host before generation pauses
+    coalesce_ms: int = 8  # a stream's tokens are gathered this long into one stream.chunk (first token: at once)
     breaker_threshold: int = 5
     breaker_window_ms: int = 60000
     breaker_cooldown_ms: int = 10000

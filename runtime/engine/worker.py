@@ -111,19 +111,20 @@ class EngineWorker:
             mx.disable_compile()
 
     def _turn(self, now: float) -> None:
-        for job in self._source.expired(now):
-            job.emit(Finished("timeout", len(job.request.prompt_tokens), 0, 0.0, now - job.submitted_at))
-        self._admit_all(self._source.take(now))
-        if self.batching:
+        if self._source.waiting():
+            for job in self._source.expired(now):
+                job.emit(Finished("timeout", len(job.request.prompt_tokens), 0, 0.0, now - job.submitted_at))
+            self._admit_all(self._source.take(now))
+        busy_batches = [b for b in self._batches.values() if len(b)]
+        if self._solos and busy_batches and self.batching:
             self._move_solos()
         for stream in self._solos:
             stream.sweep(now)
-        for batch in list(self._batches.values()):
-            batch.sweep(now)
-        for stream in self._solos:
             stream.step()
-        self._solos = [s for s in self._solos if not s.done]
-        for batch in list(self._batches.values()):
+        if any(s.done for s in self._solos):
+            self._solos = [s for s in self._solos if not s.done]
+        for batch in busy_batches:
+            batch.sweep(now)
             if len(batch):
                 batch.step()
 

@@ -111,9 +111,12 @@ class AdmissionQueue(Generic[T]):
             return len(self._by_id) + len(self._reserved)
 
     def waiting(self) -> int:
-        """Submitted items not yet admitted (reservations excluded): the engine has work to take."""
-        with self._lock:
-            return len(self._by_id)
+        """Submitted items not yet admitted (reservations excluded): the engine has work to take.
+
+        Read without the lock (a len() is atomic under the GIL): the engine asks every token, and
+        a stale answer only delays an admission by one step.
+        """
+        return len(self._by_id)
 
     def active(self) -> int:
         with self._lock:
