@@ -1,0 +1,376 @@
+// GENERATED from schemas/ by scripts/gen_docs.py: do not edit.
+/* eslint-disable */
+
+export type ModelId = string;
+
+export type StreamId = string;
+
+export type RequestId = string | number | null;
+
+export type FinishReason = "stop" | "length" | "cancelled" | "timeout" | "error";
+
+export type Limits = {
+  max_line_bytes: number;
+  default_max_tokens: number;
+  max_tokens: number;
+  max_prompt_tokens: number;
+  prefill_step: number;
+  max_active_streams: number;
+  max_queued: number;
+  max_outbound_queue: number;
+  coalesce_ms: number;
+  breaker_threshold: number;
+  breaker_window_ms: number;
+  breaker_cooldown_ms: number;
+  memory_budget_mb: number;
+  batching: boolean;
+};
+
+export type BreakerState = "closed" | "open" | "half_open";
+
+export type Message = {
+  role: string;
+  content: string;
+  [key: string]: unknown;
+};
+
+export type TopLogprob = {
+  token_id: number;
+  token: string;
+  logprob: number;
+};
+
+export type TokenEntry = {
+  token: string;
+  token_id: number;
+  is_final: boolean;
+  logprob?: number;
+  top_logprobs?: TopLogprob[];
+};
+
+export type BatchResult = {
+  success: boolean;
+  result: unknown;
+  error: string | null;
+  code?: number;
+  data?: { [key: string]: unknown } | null;
+};
+
+export type ModelInfo = {
+  model_id: ModelId;
+  state: "ready";
+  context_length: number;
+  parameter_count: number;
+  dtype: string;
+  is_vision_model: boolean;
+  vocab_size: number;
+  memory_bytes: number;
+  load_time_ms: number;
+  source: "embedded" | "local" | "hub";
+  eos_token_ids: number[];
+  has_chat_template: boolean;
+};
+
+/** Start several streams; one result per request, in order (the peer host's default path). */
+export type BatchGenerateParams = {
+  requests: { [key: string]: unknown }[];
+};
+export type BatchGenerateResult = {
+  results: BatchResult[];
+};
+
+/** Several tokenize calls; one result per request, in order. */
+export type BatchTokenizeParams = {
+  requests: { [key: string]: unknown }[];
+};
+export type BatchTokenizeResult = {
+  results: BatchResult[];
+};
+
+/** Stop a stream within one token step (also during prefill); it ends with finish_reason cancelled. */
+export type CancelParams = {
+  stream_id: StreamId;
+};
+export type CancelResult = {
+  stream_id: StreamId;
+  cancelled: boolean;
+};
+
+/** The text of token ids. */
+export type DetokenizeParams = {
+  model_id: ModelId;
+  tokens: number[];
+  skip_special_tokens?: boolean;
+};
+export type DetokenizeResult = {
+  text: string;
+};
+
+/** Notification: cancel the streams started by request `id`. */
+export type CancelRequestParams = {
+  id: string | number;
+};
+export type CancelRequestResult = null;
+
+/** Start a stream; answers {stream_id, started_at} at once, then stream.chunk, stream.stats and one stream.event. */
+export type GenerateParams = {
+  model_id: ModelId;
+  /** Used as given, like mlx_lm.generate. */
+  prompt?: string;
+  /** Chat messages; the model's chat template is applied. */
+  messages?: Message[];
+  prompt_tokens?: number[];
+  stream_id?: StreamId;
+  max_tokens?: number;
+  temperature?: number;
+  top_p?: number;
+  top_k?: number;
+  min_p?: number;
+  repetition_penalty?: number;
+  presence_penalty?: number;
+  frequency_penalty?: number;
+  logit_bias?: { [key: string]: number };
+  seed?: number;
+  stop_sequences?: string[];
+  stop_token_ids?: number[];
+  logprobs?: boolean;
+  top_logprobs?: number;
+  /** Order in the admission queue; first come first served within a priority. */
+  priority?: "high" | "normal" | "low";
+  /** Deadline for queue wait plus generation; expiry ends the stream with finish_reason timeout. */
+  timeout_ms?: number;
+  /** Accepted for peer compatibility; generation always streams. */
+  streaming?: true;
+  /** Structured output: not available in this version (-32004). */
+  guidance?: { [key: string]: unknown } | null;
+  /** Speculative decoding: not available in this version. */
+  draft_model?: string | null;
+};
+export type GenerateResult = {
+  stream_id: StreamId;
+  started_at: number;
+};
+
+/** Load a model from the embedded set, a local directory or the Hugging Face cache/hub. Emits model.progress. */
+export type LoadModelParams = {
+  model_id: ModelId;
+  local_path?: string;
+  revision?: string;
+  context_length?: number;
+  /** Sent by the peer host; has no effect. */
+  draft?: boolean;
+};
+export type LoadModelResult = ModelInfo;
+
+/** Versions, backend, device, BLAS, capabilities and memory. */
+export type RuntimeInfoParams = Record<string, never>;
+export type RuntimeInfoResult = {
+  version: string;
+  protocol: "json-rpc-2.0";
+  mlx_version: string;
+  mlx_lm_version: string;
+  backend: "cpu" | "metal" | "cuda";
+  device: string;
+  capabilities: string[];
+  mlx_supported: boolean;
+  blas: {
+    name: string;
+    path: string | null;
+    loaded: boolean;
+    reason: string;
+    threads: number | null;
+  };
+  memory: {
+    rss: number;
+    vms: number;
+    peak_rss: number;
+    mlx_active: number;
+    mlx_peak: number;
+    mlx_cache: number;
+  };
+  pid: number;
+  limits: Limits;
+};
+
+/** Loaded models, active streams and queues. */
+export type RuntimeStateParams = Record<string, never>;
+export type RuntimeStateResult = {
+  loaded_models: ({
+    model_id: ModelId;
+    state: "ready";
+    type: "text" | "vision";
+  })[];
+  loading_models: string[];
+  active_streams: number;
+  streams: ({
+    stream_id: StreamId;
+    model_id: ModelId;
+    state: "queued" | "prefilling" | "decoding";
+    tokens_generated: number;
+    age_ms: number;
+  })[];
+  queue_depth: number;
+  outbound_queue: number;
+  queue: {
+    queued: number;
+    active: number;
+    queued_by_priority: {
+      high: number;
+      normal: number;
+      low: number;
+    };
+    max_active: number;
+    max_queued: number;
+  };
+  engine_calls_pending: number;
+  breaker: {
+    state: BreakerState;
+    recent_faults: number;
+    threshold: number;
+    window_ms: number;
+    cooldown_ms: number;
+    retry_after_ms: number;
+    probe_stream_id: string | null;
+  };
+  limits: Limits;
+  streams_finished: number;
+  restart_count: number;
+  uptime_s: number;
+  shutting_down: boolean;
+};
+
+/** End or drain every stream, unload models, answer, exit 0. */
+export type ShutdownParams = {
+  /** Let active streams finish first. */
+  drain?: boolean;
+  timeout_ms?: number;
+};
+export type ShutdownResult = {
+  success: true;
+};
+
+/** Token ids and token strings of a text. */
+export type TokenizeParams = {
+  model_id: ModelId;
+  text: string;
+  add_special_tokens?: boolean;
+};
+export type TokenizeResult = {
+  tokens: number[];
+  token_strings: string[];
+};
+
+/** Cancel the model's streams and free its memory. */
+export type UnloadModelParams = {
+  model_id: ModelId;
+  force?: boolean;
+};
+export type UnloadModelResult = {
+  success: true;
+  model_id: ModelId;
+  was_loaded: boolean;
+  freed_bytes: number;
+  mlx_active_bytes: number;
+};
+
+/** Load progress of a model. */
+export type ModelProgressParams = {
+  model_id: ModelId;
+  stage: "resolving" | "loading" | "ready" | "failed";
+  progress: number;
+};
+
+/** The engine's circuit breaker changed state. */
+export type RuntimeBreakerParams = {
+  state: BreakerState;
+  previous: BreakerState;
+  reason: string;
+  retry_after_ms: number;
+};
+
+/** Sent before a non-zero exit. */
+export type RuntimeFatalParams = {
+  error: string;
+  exit_code: number;
+};
+
+/** Sent once, first, when runtime/info can be answered. */
+export type RuntimeReadyParams = {
+  version: string;
+  protocol: "json-rpc-2.0";
+  mlx_version: string;
+  backend: "cpu" | "metal" | "cuda";
+  device: string;
+  capabilities: string[];
+};
+
+/** Coalesced tokens of one stream (the peer's batched shape). */
+export type StreamChunkParams = {
+  stream_id: StreamId;
+  tokens: TokenEntry[];
+  batch_size: number;
+  is_batch: true;
+};
+
+/** Exactly one per stream, last. */
+export type StreamEventParams = {
+  stream_id: StreamId;
+  event: "completed" | "error";
+  is_final: true;
+  finish_reason: FinishReason;
+  error?: string;
+};
+
+/** Sent once before a completed stream.event. Times in seconds. */
+export type StreamStatsParams = {
+  stream_id: StreamId;
+  tokens_generated: number;
+  tokens_per_second: number;
+  time_to_first_token: number;
+  total_time: number;
+  prompt_tokens: number;
+  finish_reason: FinishReason;
+};
+
+export interface Methods {
+  "batch_generate": { params: BatchGenerateParams; result: BatchGenerateResult };
+  "batch_tokenize": { params: BatchTokenizeParams; result: BatchTokenizeResult };
+  "cancel": { params: CancelParams; result: CancelResult };
+  "detokenize": { params: DetokenizeParams; result: DetokenizeResult };
+  "$/cancelRequest": { params: CancelRequestParams; result: CancelRequestResult };
+  "generate": { params: GenerateParams; result: GenerateResult };
+  "load_model": { params: LoadModelParams; result: LoadModelResult };
+  "runtime/info": { params: RuntimeInfoParams; result: RuntimeInfoResult };
+  "runtime/state": { params: RuntimeStateParams; result: RuntimeStateResult };
+  "shutdown": { params: ShutdownParams; result: ShutdownResult };
+  "tokenize": { params: TokenizeParams; result: TokenizeResult };
+  "unload_model": { params: UnloadModelParams; result: UnloadModelResult };
+}
+
+export interface Notifications {
+  "model.progress": ModelProgressParams;
+  "runtime/breaker": RuntimeBreakerParams;
+  "runtime/fatal": RuntimeFatalParams;
+  "runtime/ready": RuntimeReadyParams;
+  "stream.chunk": StreamChunkParams;
+  "stream.event": StreamEventParams;
+  "stream.stats": StreamStatsParams;
+}
+
+export const ERROR_CODES = {
+  ParseError: -32700,
+  InvalidRequest: -32600,
+  MethodNotFound: -32601,
+  InvalidParams: -32602,
+  InternalError: -32603,
+  ShuttingDown: -32000,
+  ModelLoadFailed: -32001,
+  GenerationFailed: -32002,
+  TokenizerError: -32003,
+  GuidanceError: -32004,
+  ModelNotLoaded: -32005,
+  Busy: -32006,
+  CircuitOpen: -32007,
+  OutOfMemory: -32008,
+  RequestCancelled: -32009,
+} as const;
