@@ -50,8 +50,9 @@ def ts_type(schema: dict[str, Any], indent: str = "") -> str:
         return f"({inner})[]" if "|" in inner else f"{inner}[]"
     if kind == "object" or "properties" in schema:
         return ts_object(schema, indent)
-    return {"string": "string", "integer": "number", "number": "number", "boolean": "boolean",
-            "null": "null"}.get(kind, "unknown")
+    return {"string": "string", "integer": "number", "number": "number", "boolean": "boolean", "null": "null"}.get(
+        kind, "unknown"
+    )
 
 
 def ts_object(schema: dict[str, Any], indent: str) -> str:
@@ -99,8 +100,14 @@ def flat(schema: dict[str, Any]) -> str:
 
 def notes(prop: dict[str, Any]) -> str:
     bits = [prop.get("description", "").rstrip(".")]
-    for key, word in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"), ("maxLength", "max length"),
-                      ("maxItems", "max items"), ("default", "default")):
+    for key, word in (
+        ("minimum", "≥"),
+        ("exclusiveMinimum", ">"),
+        ("maximum", "≤"),
+        ("maxLength", "max length"),
+        ("maxItems", "max items"),
+        ("default", "default"),
+    ):
         if key in prop:
             bits.append(f"{word} {json.dumps(prop[key])}")
     return "; ".join(b for b in bits if b)
@@ -113,7 +120,9 @@ def table(schema: dict[str, Any]) -> list[str]:
         return [f"`{flat(schema)}`", ""]
     required = set(schema.get("required", []))
     rows = ["| field | type | required | notes |", "|---|---|---|---|"]
-    rows += [f"| `{n}` | `{flat(p)}` | {'yes' if n in required else ''} | {notes(resolve(p))} |" for n, p in props.items()]
+    rows += [
+        f"| `{n}` | `{flat(p)}` | {'yes' if n in required else ''} | {notes(resolve(p))} |" for n, p in props.items()
+    ]
     return rows + [""]
 
 
@@ -129,14 +138,21 @@ def line(message: dict[str, Any]) -> str:
 
 
 def protocol_md() -> str:
-    out = [f"<!-- {HEADER} -->", "# Protocol reference", "",
-           "Line-delimited JSON-RPC 2.0 over the runtime's stdin/stdout: one UTF-8 JSON object per line in each",
-           "direction. Requests carry an `id` and get exactly one response; notifications carry none and get none.",
-           "Batch arrays are answered with one array. Errors: `docs/errors.md`. Every type below is in",
-           "`schemas/` (JSON Schema 2020-12), which the runtime validates against on input.", "",
-           "A stream: `generate` answers `{stream_id, started_at}` at once; then come `stream.chunk` notifications,",
-           "one `stream.stats` and exactly one final `stream.event` (`completed` with a `finish_reason`, or `error`).", "",
-           "## Methods", ""]
+    out = [
+        f"<!-- {HEADER} -->",
+        "# Protocol reference",
+        "",
+        "Line-delimited JSON-RPC 2.0 over the runtime's stdin/stdout: one UTF-8 JSON object per line in each",
+        "direction. Requests carry an `id` and get exactly one response; notifications carry none and get none.",
+        "Batch arrays are answered with one array. Errors: `docs/errors.md`. Every type below is in",
+        "`schemas/` (JSON Schema 2020-12), which the runtime validates against on input.",
+        "",
+        "A stream: `generate` answers `{stream_id, started_at}` at once; then come `stream.chunk` notifications,",
+        "one `stream.stats` and exactly one final `stream.event` (`completed` with a `finish_reason`, or `error`).",
+        "",
+        "## Methods",
+        "",
+    ]
     for name, doc in METHODS.items():
         example = doc["x-example"]
         request: dict[str, Any] = {"jsonrpc": "2.0", "id": 1, "method": name}

@@ -1,0 +1,329 @@
+"""The asyncio client. Every wait is bounded; a runtime that dies fails every pending call and stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+DEFAULT_ENV_ALLOW = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "TMPDIR",
+    "PYTHONPATH",
+    "HF_HOME",
+    "HF_HUB_CACHE",
+    "HF_HUB_OFFLINE",
+    "VIRTUAL_ENV",
+)
+ENV_PREFIXES = ("RUNTIME_", "OPENBLAS_")
+LINE_LIMIT = 64 * 1024 * 1024
+
+
+class RpcError(Exception):
+    """A JSON-RPC error from the runtime."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(f"{error.get('code')}: {error.get('message')}")
+        self.code: int | None = error.get("code")
+        self.message: str = error.get("message", "")
+        self.data: Any = error.get("data")
+
+
+class RuntimeExited(ConnectionError):
+    """The runtime process ended; pending calls and open streams fail with this."""
+
+
+def default_command() -> list[str]:
+    """The runtime next to this interpreter when it is there, else `runtime` on PATH."""
+    beside = os.path.join(os.path.dirname(sys.executable), "runtime")
+    return [beside if os.path.exists(beside) else "runtime"]
+
+
+def allowed_env(extra: dict[str, str] | None, allow: tuple[str, ...] = DEFAULT_ENV_ALLOW) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k in allow or k.startswith(ENV_PREFIXES)}
+    return {**env, **(extra or {})}
+
+
+class Generation:
+    """One stream: iterate for its token entries; `await result()` for text, stats and finish reason."""
+
+    def __init__(self, client: RuntimeClient, params: dict[str, Any]) -> None:
+        self._client, self._params = client, params
+        self.stream_id: str | None = None
+        self._queue: asyncio.Queue[dict[str, Any] | BaseException] = asyncio.Queue()
+        self._text: list[str] = []
+        self._done: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._iterated = False
+
+    async def _start(self) -> None:
+        result = await self._client.request("generate", self._params)
+        self.stream_id = result["stream_id"]
+        self._client._attach(self)
+
+    def _deliver(self, message: dict[str, Any] | BaseException) -> None:
+        self._queue.put_nowait(message)
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        # Not kept: when the caller's loop drops it, asyncio closes it and the stream is cancelled.
+        if self._iterated:
+            raise RuntimeError("a Generation can be iterated once")
+        self._iterated = True
+        return self._tokens()
+
+    async def _tokens(self) -> AsyncIterator[dict[str, Any]]:
+        if self.stream_id is None:
+            await self._start()
+        stats: dict[str, Any] | None = None
+        try:
+            while True:
+                message = await self._queue.get()
+                if isinstance(message, BaseException):
+                    raise message
+                params = message["params"]
+                if message["method"] == "stream.chunk":
+                    for token in params["tokens"]:
+                        self._text.append(token["token"])
+                        yield token
+                elif message["method"] == "stream.stats":
+                    stats = params
+                else:
+                    self._finish(params, stats)
+                    return
+        except RuntimeExited as exc:
+            self._client._detach(self)
+            if not self._done.done():
+                self._done.set_exception(exc)
+            raise
+        except BaseException:  # the caller left the loop or was cancelled: stop the stream for real
+            self._client._detach(self)
+            if not self._done.done():
+                await self._cancel_quietly()
+                self._done.set_result({"text": "".join(self._text), "finish_reason": "cancelled", "stats": stats})
+            raise
+
+    def _finish(self, event: dict[str, Any], stats: dict[str, Any] | None) -> None:
+        self._client._detach(self)
+        if event["event"] == "error":
+            self._done.set_exception(RpcError({"code": -32002, "message": event.get("error", "generation failed")}))
+        else:
+            self._done.set_result(
+                {"text": "".join(self._text), "finish_reason": event["finish_reason"], "stats": stats}
+            )
+
+    async def _cancel_quietly(self) -> None:
+        if self.stream_id is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._client.request("cancel", {"stream_id": self.stream_id}), 5)
+
+    async def cancel(self) -> None:
+        """Stop the stream in the runtime; the iteration ends after its cancelled event."""
+        await self._cancel_quietly()
+
+    async def result(self, timeout: float = 600.0) -> dict[str, Any]:
+        """Its text, stats and finish reason; drains the stream first when nobody iterated it.
+
+        After leaving an `async for` early, this waits for the cancel the loop's end triggered.
+        """
+        if not self._iterated:
+            async for _ in self:
+                pass
+        return await asyncio.wait_for(asyncio.shield(self._done), timeout)
+
+
+class RuntimeClient:
+    def __init__(self, process: asyncio.subprocess.Process, on_log: Callable[[str], None] | None) -> None:
+        self.process = process
+        self.on_log = on_log
+        self.ready_params: dict[str, Any] | None = None
+        self._ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._streams: dict[str, Generation] = {}
+        self._early: dict[str, list[dict[str, Any]]] = {}  # notifications before the generate response
+        self._ids = itertools.count(1)
+        self._exit_error: RuntimeExited | None = None
+        self._tasks = [asyncio.create_task(self._read_stdout()), asyncio.create_task(self._read_stderr())]
+
+    @classmethod
+    async def spawn(
+        cls,
+        command: list[str] | None = None,
+        args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+        ready_timeout: float = 30.0,
+        on_log: Callable[[str], None] | None = None,
+    ) -> RuntimeClient:
+        argv = (command or default_command()) + ["--stdio", *(args or [])]
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=allowed_env(env),
+            cwd=cwd,
+            limit=LINE_LIMIT,
+            start_new_session=True,
+        )  # its own process group: stopping it stops anything it started
+        client = cls(process, on_log)
+        try:
+            client.ready_params = await asyncio.wait_for(asyncio.shield(client._ready), ready_timeout)
+        except BaseException:
+            await client.kill()
+            raise
+        return client
+
+    # --- calls -----------------------------------------------------------------------------------
+    async def request(self, method: str, params: dict[str, Any] | None = None, timeout: float = 120.0) -> Any:
+        if self._exit_error is not None:
+            raise self._exit_error
+        request_id = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
+        if params is not None:
+            message["params"] = params
+        try:
+            await self._send(message)
+            response = await asyncio.wait_for(future, timeout)
+        finally:
+            self._pending.pop(request_id, None)
+        if "error" in response:
+            raise RpcError(response["error"])
+        return response["result"]
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(json.dumps(message).encode() + b"\n")
+            await self.process.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise self._exit_error or RuntimeExited(f"runtime is gone: {exc}") from None
+
+    async def info(self) -> dict[str, Any]:
+        return await self.request("runtime/info")
+
+    async def state(self) -> dict[str, Any]:
+        return await self.request("runtime/state")
+
+    async def load_model(self, model_id: str, **params: Any) -> dict[str, Any]:
+        return await self.request("load_model", {"model_id": model_id, **params}, timeout=600)
+
+    async def unload_model(self, model_id: str) -> dict[str, Any]:
+        return await self.request("unload_model", {"model_id": model_id})
+
+    async def tokenize(self, model_id: str, text: str, add_special_tokens: bool = True) -> dict[str, Any]:
+        return await self.request(
+            "tokenize", {"model_id": model_id, "text": text, "add_special_tokens": add_special_tokens}
+        )
+
+    async def check_draft(self, primary_id: str, draft_id: str) -> dict[str, Any]:
+        """`check_draft`; the runtime answers -32601 until speculative decoding exists (RpcError)."""
+        return await self.request("check_draft", {"primary_id": primary_id, "draft_id": draft_id})
+
+    def generate(self, params: dict[str, Any]) -> Generation:
+        """A stream: `async for token in rt.generate(...)`; leaving the loop early cancels it."""
+        return Generation(self, params)
+
+    async def generate_text(self, params: dict[str, Any]) -> dict[str, Any]:
+        return await self.generate(params).result()
+
+    # --- routing ---------------------------------------------------------------------------------
+    def _attach(self, generation: Generation) -> None:
+        assert generation.stream_id is not None
+        self._streams[generation.stream_id] = generation
+        for message in self._early.pop(generation.stream_id, []):
+            generation._deliver(message)
+        if self._exit_error is not None:
+            generation._deliver(self._exit_error)
+
+    def _detach(self, generation: Generation) -> None:
+        self._streams.pop(generation.stream_id or "", None)
+
+    def _route(self, message: Any) -> None:
+        for item in message if isinstance(message, list) else [message]:
+            if "method" not in item:
+                future = self._pending.get(item.get("id"))
+                if future is not None and not future.done():
+                    future.set_result(item)
+            elif item["method"] == "runtime/ready" and not self._ready.done():
+                self._ready.set_result(item["params"])
+            elif "stream_id" in item.get("params", {}):
+                stream_id = item["params"]["stream_id"]
+                target = self._streams.get(stream_id)
+                if target is not None:
+                    target._deliver(item)
+                else:
+                    self._early.setdefault(stream_id, []).append(item)
+
+    async def _read_stdout(self) -> None:
+        assert self.process.stdout is not None
+        while line := await self.process.stdout.readline():
+            try:
+                message = json.loads(line)
+            except ValueError:
+                self._log(f"[not protocol] {line.decode(errors='replace').rstrip()}")
+                continue
+            self._route(message)
+        code = await self.process.wait()
+        self._exited(RuntimeExited(f"runtime exited with code {code}"))
+
+    async def _read_stderr(self) -> None:
+        assert self.process.stderr is not None
+        while line := await self.process.stderr.readline():
+            self._log(line.decode(errors="replace").rstrip("\n"))
+
+    def _log(self, line: str) -> None:
+        if self.on_log is not None:
+            self.on_log(line)
+
+    def _exited(self, error: RuntimeExited) -> None:
+        self._exit_error = error
+        if not self._ready.done():
+            self._ready.set_exception(error)
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(error)
+        for generation in list(self._streams.values()):
+            generation._deliver(error)
+
+    # --- ending ----------------------------------------------------------------------------------
+    async def close(self, timeout: float = 2.0) -> int:
+        """shutdown → close stdin → wait → SIGTERM → wait → SIGKILL, each step bounded."""
+        if self.process.returncode is None and self._exit_error is None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.request("shutdown"), timeout)
+        if self.process.stdin is not None:
+            with contextlib.suppress(Exception):
+                self.process.stdin.close()
+        for stop in (None, signal.SIGTERM):
+            if stop is not None:
+                self._signal_group(stop)
+            with contextlib.suppress(asyncio.TimeoutError):
+                return await asyncio.wait_for(self.process.wait(), timeout)
+        return await self.kill()
+
+    async def kill(self) -> int:
+        self._signal_group(signal.SIGKILL)
+        code = await self.process.wait()
+        for task in self._tasks:
+            task.cancel()
+        return code
+
+    def _signal_group(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signum)
+
+    async def __aenter__(self) -> RuntimeClient:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
