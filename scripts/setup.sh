@@ -22,3 +22,8 @@ PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+
+# The Node/Electron binding: installed and built where Node is present (its tests run in scripts/test.sh).
+if command -v npm >/dev/null 2>&1 && [ -f bindings/node/package-lock.json ]; then
+  (cd bindings/node && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
+fi

@@ -1,0 +1,156 @@
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { ERROR_CODES, RpcError, type LoadModelResult, type TokenEntry } from "../src/index.js";
+import { ENDLESS, MODEL_ID, SHORT, spawnRuntime, TEST_TIMEOUT, type TestRuntime } from "./helpers.js";
+
+describe("streams against the real runtime", () => {
+  let runtime: TestRuntime;
+  let loaded: LoadModelResult;
+
+  before(async () => {
+    runtime = await spawnRuntime();
+    loaded = await runtime.client.loadModel({ model_id: MODEL_ID });
+  });
+
+  after(async () => {
+    await runtime?.client.close();
+  });
+
+  test("runtime/info and load_model", TEST_TIMEOUT, async () => {
+    assert.equal(loaded.model_id, MODEL_ID);
+    assert.equal(loaded.state, "ready");
+    assert.equal(loaded.source, "embedded");
+    const info = await runtime.client.info();
+    assert.equal(info.protocol, "json-rpc-2.0");
+    assert.equal(info.pid, runtime.client.pid);
+    const state = await runtime.client.state();
+    assert.deepEqual(state.loaded_models.map((m) => m.model_id), [MODEL_ID]);
+  });
+
+  test("tokenize", TEST_TIMEOUT, async () => {
+    const result = await runtime.client.tokenize({ model_id: MODEL_ID, text: "Once upon" });
+    assert.ok(result.tokens.length > 0);
+    assert.equal(result.tokens.length, result.token_strings.length);
+  });
+
+  test("streams chunks, then stats, then the completed event", TEST_TIMEOUT, async () => {
+    const generation = runtime.client.generate({ model_id: MODEL_ID, prompt: "Once upon a time", ...SHORT });
+    const entries: TokenEntry[] = [];
+    for await (const entry of generation) entries.push(entry);
+    const result = await generation.result;
+    assert.equal(entries.length, SHORT.max_tokens);
+    for (const entry of entries) {
+      assert.equal(typeof entry.token, "string");
+      assert.equal(typeof entry.token_id, "number");
+    }
+    assert.equal(result.finishReason, "length");
+    assert.equal(result.text, entries.map((e) => e.token).join(""));
+    assert.equal(result.tokensGenerated, SHORT.max_tokens);
+    assert.equal(result.stats?.tokens_generated, SHORT.max_tokens);
+    assert.equal(result.stats?.finish_reason, "length");
+    assert.ok((result.stats?.prompt_tokens ?? 0) > 0);
+    assert.equal(result.streamId, await generation.streamId);
+  });
+
+  test("generateText returns the text and stats", TEST_TIMEOUT, async () => {
+    const result = await runtime.client.generateText({ model_id: MODEL_ID, prompt: "Hello", ...SHORT });
+    assert.equal(result.finishReason, "length");
+    assert.ok(result.text.length > 0);
+    assert.equal(result.stats?.tokens_generated, SHORT.max_tokens);
+  });
+
+  test("abort mid-stream cancels it in the runtime", TEST_TIMEOUT, async () => {
+    const controller = new AbortController();
+    const generation = runtime.client.generate(
+      { model_id: MODEL_ID, prompt: "Once upon a time", ...ENDLESS },
+      { signal: controller.signal },
+    );
+    let count = 0;
+    for await (const entry of generation) {
+      assert.equal(typeof entry.token_id, "number");
+      if (++count === 5) controller.abort();
+    }
+    const result = await generation.result;
+    assert.equal(result.finishReason, "cancelled");
+    assert.ok(result.tokensGenerated >= 5 && result.tokensGenerated < ENDLESS.max_tokens);
+    const state = await runtime.client.state();
+    assert.equal(state.active_streams, 0);
+    assert.deepEqual(state.streams, []);
+  });
+
+  test("abort before the generate answer still cancels the stream", TEST_TIMEOUT, async () => {
+    const controller = new AbortController();
+    const generation = runtime.client.generate(
+      { model_id: MODEL_ID, prompt: "Once", ...ENDLESS },
+      { signal: controller.signal },
+    );
+    controller.abort();
+    const result = await generation.result;
+    assert.equal(result.finishReason, "cancelled");
+    assert.equal((await runtime.client.state()).active_streams, 0);
+  });
+
+  test("leaving the loop early cancels the stream", TEST_TIMEOUT, async () => {
+    const generation = runtime.client.generate({ model_id: MODEL_ID, prompt: "Once", ...ENDLESS });
+    for await (const entry of generation) {
+      assert.ok(entry);
+      break;
+    }
+    const result = await generation.result;
+    assert.equal(result.finishReason, "cancelled");
+    assert.equal((await runtime.client.state()).active_streams, 0);
+  });
+
+  test("an already aborted signal fails without starting a stream", TEST_TIMEOUT, async () => {
+    const controller = new AbortController();
+    controller.abort();
+    const generation = runtime.client.generate({ model_id: MODEL_ID, prompt: "x" }, { signal: controller.signal });
+    await assert.rejects(generation.result, { name: "AbortError" });
+  });
+
+  test("4 concurrent streams with unique ids all finish", TEST_TIMEOUT, async () => {
+    const generations = [0, 1, 2, 3].map((i) =>
+      runtime.client.generate({ model_id: MODEL_ID, prompt: `Story ${i}:`, ...SHORT, seed: i }),
+    );
+    const counts = await Promise.all(
+      generations.map(async (generation) => {
+        let count = 0;
+        for await (const _ of generation) count += 1;
+        return count;
+      }),
+    );
+    const results = await Promise.all(generations.map((g) => g.result));
+    assert.equal(new Set(results.map((r) => r.streamId)).size, 4);
+    assert.deepEqual(counts, [16, 16, 16, 16]);
+    for (const result of results) {
+      assert.equal(result.finishReason, "length");
+      assert.equal(result.stats?.tokens_generated, SHORT.max_tokens);
+    }
+  });
+
+  test("a JSON-RPC error rejects with RpcError (stream and iterator)", TEST_TIMEOUT, async () => {
+    const generation = runtime.client.generate({ model_id: "missing", prompt: "x" });
+    await assert.rejects(generation.result, (error: unknown) => {
+      assert.ok(error instanceof RpcError);
+      assert.equal(error.code, ERROR_CODES.ModelNotLoaded);
+      assert.deepEqual(error.data, { type: "ModelNotLoaded", model_id: "missing" });
+      return true;
+    });
+    await assert.rejects(async () => {
+      for await (const _ of generation) assert.fail("no tokens expected");
+    }, RpcError);
+  });
+
+  test("checkDraft rejects with -32601 (not implemented by the runtime)", TEST_TIMEOUT, async () => {
+    await assert.rejects(runtime.client.checkDraft({ primary_id: MODEL_ID, draft_id: MODEL_ID }), (error: unknown) => {
+      assert.ok(error instanceof RpcError);
+      assert.equal(error.code, ERROR_CODES.MethodNotFound);
+      return true;
+    });
+  });
+
+  test("request timeoutMs bounds a call", TEST_TIMEOUT, async () => {
+    const state = await runtime.client.request("runtime/state", {}, { timeoutMs: 10_000 });
+    assert.equal(state.shutting_down, false);
+  });
+});
