@@ -100,6 +100,8 @@ class Writer:
         """Hand over what this thread holds (see hold); `force` hands it over whatever it is."""
         local = self._local
         held = getattr(local, "held", None)
+        if self.broken and held:
+            held.clear()  # nobody will read it: holding it would only grow
         if not held or self.broken:
             return
         now = time.monotonic()

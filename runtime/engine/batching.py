@@ -142,6 +142,11 @@ class ModelBatch:
                 member.job.emit(event)
             self._finish(member, "length", in_generator=False)
 
+    def end_all(self, reason: FinishReason) -> None:
+        """End every stream of the batch (the model is being dropped)."""
+        for member in list(self.members.values()):
+            self._remove(member, reason)
+
     def _remove(self, member: _Member, reason: FinishReason, error: str | None = None) -> None:
         if reason != "error":
             for event in member.assembler.finish():

@@ -143,6 +143,10 @@ class SoloStream:
             self.first_token_at,
         )
 
+    def end(self, reason: FinishReason) -> None:
+        """End from outside (the model is being dropped)."""
+        self._end(reason)
+
     def _end(self, reason: FinishReason, error: str | None = None, flush: bool = True) -> None:
         if self.done:
             return

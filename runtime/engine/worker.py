@@ -75,8 +75,13 @@ class EngineWorker:
         self.call(lambda: None)
 
     def forget_model(self, model_id: str) -> None:
-        """Drop the model's batch (engine thread only; its streams have ended)."""
-        self._batches.pop(model_id, None)
+        """Drop the model's streams and batch (engine thread only). Streams still running end as
+        cancelled here, so none is ever left without its terminal event."""
+        batch = self._batches.pop(model_id, None)
+        if batch is not None:
+            batch.end_all("cancelled")
+        for stream in [s for s in self._solos if s.job.loaded.model_id == model_id]:
+            stream.end("cancelled")
         self._solos = [s for s in self._solos if s.job.loaded.model_id != model_id]
 
     def running_streams(self) -> int:
@@ -93,7 +98,8 @@ class EngineWorker:
         try:
             self._setup()
             while not self._stopping:
-                self._drain_calls(block=self.running_streams() == 0 and self._source.waiting() == 0)
+                if self._drain_calls(block=self.running_streams() == 0 and self._source.waiting() == 0):
+                    self._after_turn(True)  # a call's answer was sent from here: do not hold it
                 self._before_turn()
                 try:
                     self._turn(time.perf_counter())
@@ -128,15 +134,18 @@ class EngineWorker:
             if len(batch):
                 batch.step()
 
-    def _drain_calls(self, block: bool) -> None:
+    def _drain_calls(self, block: bool) -> int:
+        """Run the queued calls; how many ran."""
+        ran = 0
         while True:
             try:
                 item = self._calls.get(block=block)
             except queue.Empty:
-                return
+                return ran
             if item is None:
-                return
+                return ran
             fn, args, future = item
+            ran += 1
             if future.set_running_or_notify_cancel():
                 try:
                     future.set_result(fn(*args))

@@ -90,6 +90,8 @@ def open_stream(services: Services, params: dict[str, Any], ctx: CallContext) ->
     if services.shutting_down:
         raise faults.ShuttingDown("the runtime is shutting down")
     loaded = services.store.require(params["model_id"])
+    if loaded.model_id in services.unloading:
+        raise faults.ModelNotLoaded(f"Model is being unloaded: {loaded.model_id}", model_id=loaded.model_id)
     request = build_request(services, loaded, params)
     stream_id = params.get("stream_id") or str(uuid.uuid4())
     submitted_at = time.perf_counter()

@@ -129,8 +129,14 @@ def unload_model(services: Services, params: dict[str, Any], ctx: CallContext) -
                 loading.result(LOAD_WAIT_S)
         services.cancel_streams(services.streams.cancel_where(model_id=model_id))
         services.streams.wait_idle(UNLOAD_STREAM_WAIT_S, model_id=model_id)
-        services.worker.call(unload).add_done_callback(lambda f: _copy_outcome(f, future))
 
+        def done(outcome: Future[Any]) -> None:
+            services.unloading.discard(model_id)
+            _copy_outcome(outcome, future)
+
+        services.worker.call(unload).add_done_callback(done)
+
+    services.unloading.add(model_id)  # from now on no new stream starts on it
     threading.Thread(target=run, name=f"unload-{model_id}", daemon=True).start()
     return Reply(future=future)
 

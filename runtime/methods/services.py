@@ -37,6 +37,7 @@ class Services:
     loads_lock: threading.Lock = field(default_factory=threading.Lock)
     started_at: float = field(default_factory=time.time)
     shutting_down: bool = False
+    unloading: set[str] = field(default_factory=set)  # model ids whose unload has begun
 
     def notify(self, method: str, params: dict[str, Any]) -> None:
         self.writer.send(notification(method, params))

@@ -83,6 +83,8 @@ class StreamRegistry:
     def advance(self, stream_id: str, state: StreamState) -> None:
         with self._lock:
             record = self._active.get(stream_id)
+            if record is not None and record.state is StreamState.FINISHED:
+                return  # ended already (shutdown ends stragglers itself): a late event changes nothing
             if record is None or state not in LEGAL[record.state] or state is StreamState.FINISHED:
                 current = record.state.value if record else "unknown"
                 raise IllegalTransition(f"stream {stream_id}: {current} -> {state.value}")

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         from runtime.tinymodels.fixtures import build_random_model
 
         summary = build_random_model(args.out, arch=args.arch, seed=args.seed)
-    print(json.dumps(summary, indent=2))
+    sys.stdout.write(json.dumps(summary, indent=2) + "\n")
     return 0
 
 

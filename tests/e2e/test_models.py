@@ -128,3 +128,18 @@ def test_without_a_network_a_hub_download_fails_with_a_clear_error(tmp_path: Pat
         assert caught.value.code == -32001 and "could not provide it" in caught.value.message
     finally:
         client.close()
+
+
+def test_no_stream_starts_on_a_model_whose_unload_has_begun_and_none_is_left_without_an_end(
+    fresh_runtime: RuntimeClient,
+) -> None:
+    fresh_runtime.request("load_model", {"model_id": MODEL})
+    running = fresh_runtime.request(
+        "generate", {"model_id": MODEL, "prompt": "Once", "max_tokens": 20000, "logit_bias": {"0": -100, "2": -100}}
+    )["stream_id"]
+    unload = fresh_runtime.call_async("unload_model", {"model_id": MODEL})
+    late = fresh_runtime.call_async("generate", {"model_id": MODEL, "prompt": "Hi", "max_tokens": 5}).result(TIMEOUT)
+    assert late["error"]["code"] == -32005
+    assert unload.result(TIMEOUT)["result"]["was_loaded"]
+    assert fresh_runtime.collect(running, timeout=10)["event"]["finish_reason"] == "cancelled"
+    assert fresh_runtime.request("runtime/state")["queue"]["active"] == 0

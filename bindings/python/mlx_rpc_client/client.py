@@ -148,6 +148,7 @@ class RuntimeClient:
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._streams: dict[str, Generation] = {}
         self._early: dict[str, list[dict[str, Any]]] = {}  # notifications before the generate response
+        self._let_go: set[str] = set()  # streams abandoned before their end: their last messages are dropped
         self._ids = itertools.count(1)
         self._exit_error: RuntimeExited | None = None
         self._tasks = [asyncio.create_task(self._read_stdout()), asyncio.create_task(self._read_stderr())]
@@ -246,7 +247,8 @@ class RuntimeClient:
             generation._deliver(self._exit_error)
 
     def _detach(self, generation: Generation) -> None:
-        self._streams.pop(generation.stream_id or "", None)
+        if self._streams.pop(generation.stream_id or "", None) is not None and not generation._done.done():
+            self._let_go.add(generation.stream_id or "")
 
     def _route(self, message: Any) -> None:
         for item in message if isinstance(message, list) else [message]:
@@ -259,7 +261,10 @@ class RuntimeClient:
             elif "stream_id" in item.get("params", {}):
                 stream_id = item["params"]["stream_id"]
                 target = self._streams.get(stream_id)
-                if target is not None:
+                if stream_id in self._let_go:
+                    if item["method"] == "stream.event":
+                        self._let_go.discard(stream_id)
+                elif target is not None:
                     target._deliver(item)
                 else:
                     self._early.setdefault(stream_id, []).append(item)
@@ -308,15 +313,21 @@ class RuntimeClient:
             if stop is not None:
                 self._signal_group(stop)
             with contextlib.suppress(asyncio.TimeoutError):
-                return await asyncio.wait_for(self.process.wait(), timeout)
+                code = await asyncio.wait_for(self.process.wait(), timeout)
+                await self._stop_readers()
+                return code
         return await self.kill()
 
     async def kill(self) -> int:
         self._signal_group(signal.SIGKILL)
         code = await self.process.wait()
+        await self._stop_readers()
+        return code
+
+    async def _stop_readers(self) -> None:
         for task in self._tasks:
             task.cancel()
-        return code
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _signal_group(self, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
