@@ -35,10 +35,10 @@ PROMPTS = [
 
 def run_bench(args: argparse.Namespace) -> int:
     blas = preload_blas()
-    from runtime.client import RuntimeClient
+    from runtime.bench_host import LeanHost
 
-    ready = [_spawn_to_ready(RuntimeClient) for _ in range(3)]
-    client = RuntimeClient.spawn(ready_timeout=60)
+    ready = [_spawn_to_ready(LeanHost) for _ in range(3)]
+    client = LeanHost(ready_timeout=60)
     try:
         info = client.request("load_model", {"model_id": args.model}, timeout=120)
         raw = _RawMlxLm(args.model, info["eos_token_ids"])
@@ -55,9 +55,9 @@ def run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _spawn_to_ready(client_class: Any) -> float:
+def _spawn_to_ready(host_class: Any) -> float:
     started = time.perf_counter()
-    client = client_class.spawn(ready_timeout=60)
+    client = host_class(ready_timeout=60)
     elapsed = time.perf_counter() - started
     client.close()
     return elapsed

@@ -1,28 +1,54 @@
-"""A small synchronous client that spawns `runtime --stdio` as a host would.
+"""A synchronous harness over the asyncio binding `mlx_rpc_client`, for `runtime bench` and the tests.
 
-Used by `runtime demo`, `runtime bench` and the end-to-end tests. Every wait is bounded.
+The binding does the host's work (spawning, the environment allow-list, framing, readiness,
+supervision, bounded close); this harness adds what only tests and benchmarks want: raw lines,
+every message the runtime wrote (to check them all against schemas/), raw responses and arrival
+times. The binding runs on one background event loop; every wait here is bounded.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import itertools
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from concurrent.futures import Future
 from typing import Any
 
-import orjson
+from mlx_rpc_client import RuntimeClient as AsyncRuntimeClient
+from mlx_rpc_client import RuntimeExited
 
-from runtime.framing import decode
+from runtime.framing import encode
 
 DEFAULT_TIMEOUT = 60.0
-_CLOSED: Any = {"method": "__closed__"}  # put in stream queues when the runtime's stdout ends
+_CLOSED: Any = {"method": "__closed__"}  # put in stream queues when the runtime has exited
+_FIRST_HARNESS_ID = 10**9  # harness request ids never meet the binding's own (1, 2, ...)
+
+
+class _Loop:
+    """One event loop on a daemon thread, shared by every harness client."""
+
+    _lock = threading.Lock()
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def run(cls, coroutine: Coroutine[Any, Any, Any], timeout: float) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, cls.get()).result(timeout)
+
+    @classmethod
+    def get(cls) -> asyncio.AbstractEventLoop:
+        with cls._lock:
+            if cls._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="harness-loop", daemon=True).start()
+                cls._loop = loop
+            return cls._loop
 
 
 def _hashable(value: Any) -> Any:
@@ -35,23 +61,56 @@ class RpcFailure(Exception):
         self.code, self.message, self.data = error.get("code"), error.get("message"), error.get("data")
 
 
+class _Stdin:
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self._process = process
+
+    def close(self) -> None:
+        if self._process.stdin is not None:
+            _Loop.get().call_soon_threadsafe(self._process.stdin.close)
+
+
+class ProcessHandle:
+    """The runtime's process, with the Popen calls the tests use."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self._process, self.pid, self.stdin = process, process.pid, _Stdin(process)
+
+    def poll(self) -> int | None:
+        return self._process.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        try:
+            return _Loop.run(asyncio.wait_for(self._process.wait(), timeout), (timeout or 3600) + 5)
+        except (TimeoutError, asyncio.TimeoutError):
+            raise subprocess.TimeoutExpired("runtime", timeout) from None
+
+    def send_signal(self, signum: int) -> None:
+        if self._process.returncode is None:
+            os.kill(self.pid, signum)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
 class RuntimeClient:
-    def __init__(self, process: subprocess.Popen[bytes], stderr_sink: Any = None) -> None:
-        self.process = process
-        self.messages: list[dict[str, Any]] = []  # everything the runtime wrote, in order
+    def __init__(self) -> None:
+        self.messages: list[Any] = []  # everything the runtime wrote, in order
         self.stderr_lines: list[str] = []
+        self.sent_methods: dict[Any, str] = {}  # request id -> method, to check results against schemas
+        self.arrival_times: dict[tuple[str, str], float] = {}  # (stream_id, "first"|"end") -> arrival time
         self.ready = threading.Event()
         self.ready_params: dict[str, Any] | None = None
+        self.closed = False  # the runtime has exited
         self._pending: dict[Any, Future[Any]] = {}
-        self.sent_methods: dict[Any, str] = {}  # request id -> method, to check results against schemas
-        self.closed = False  # the runtime's stdout has ended
-        self.arrival_times: dict[tuple[str, str], float] = {}  # (stream_id, "first"|"end") -> arrival time
         self._streams: dict[str, queue.Queue[dict[str, Any]]] = {}
         self._lock = threading.Lock()
-        self._ids = itertools.count(1)
-        self._stderr_sink = stderr_sink
-        threading.Thread(target=self._read_stdout, daemon=True).start()
-        threading.Thread(target=self._read_stderr, daemon=True).start()
+        self._ids = itertools.count(_FIRST_HARNESS_ID)
+        self._binding: AsyncRuntimeClient | None = None
+        self._stderr_sink: Any = None
 
     @classmethod
     def spawn(
@@ -63,39 +122,51 @@ class RuntimeClient:
         command: list[str] | None = None,
         cwd: str | None = None,
     ) -> RuntimeClient:
-        argv = (command or [sys.executable, "-m", "runtime"]) + ["--stdio", *(args or [])]
-        process = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env={**os.environ, **(env or {})},
+        client = cls()
+        client._stderr_sink = stderr_sink
+        spawn = AsyncRuntimeClient.spawn(
+            command=command or [sys.executable, "-m", "runtime"],
+            args=args,
+            env=env,
             cwd=cwd,
+            ready_timeout=ready_timeout,
+            on_log=client._on_log,
+            on_message=client._on_message,
+            on_exit=client._on_exit,
         )
-        client = cls(process, stderr_sink)
-        if not client.ready.wait(ready_timeout):
-            client.kill()
-            raise TimeoutError(f"runtime not ready in {ready_timeout}s; stderr: {client.stderr_lines[-5:]}")
+        try:
+            client._binding = _Loop.run(spawn, ready_timeout + 10)
+        except (TimeoutError, asyncio.TimeoutError):
+            raise TimeoutError(f"runtime not ready in {ready_timeout}s; stderr: {client.stderr_lines[-5:]}") from None
+        client.process = ProcessHandle(client._binding.process)
+        client.ready_params = client._binding.ready_params
+        client.ready.set()
         return client
 
     # --- sending -------------------------------------------------------------------------------
     def send_raw(self, data: bytes) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(data)
-        self.process.stdin.flush()
+        assert self._binding is not None
+        try:
+            _Loop.run(self._binding.send_raw(data), DEFAULT_TIMEOUT)
+        except RuntimeExited as exc:
+            raise BrokenPipeError(str(exc)) from None
 
     def send(self, message: Any) -> None:
         for item in message if isinstance(message, list) else [message]:
             if isinstance(item, dict) and "id" in item and isinstance(item.get("method"), str):
                 with self._lock:
                     self.sent_methods.setdefault(_hashable(item["id"]), item["method"])
-        self.send_raw(orjson.dumps(message) + b"\n")
+        self.send_raw(encode(message))
 
     def call_async(self, method: str, params: dict[str, Any] | None = None, request_id: Any = None) -> Future[Any]:
+        """The raw response (result or error) as a future."""
         request_id = next(self._ids) if request_id is None else request_id
         future: Future[Any] = Future()
         with self._lock:
-            self._pending[request_id] = future
+            self._pending[_hashable(request_id)] = future
+            if self.closed:
+                future.set_exception(ConnectionError("runtime exited"))
+                return future
         message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
         if params is not None:
             message["params"] = params
@@ -119,10 +190,8 @@ class RuntimeClient:
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"stream {stream_id} did not finish in {timeout}s")
             try:
-                message = events.get(timeout=remaining)
+                message = events.get(timeout=max(0.0, remaining))
             except queue.Empty:
                 raise TimeoutError(f"stream {stream_id} did not finish in {timeout}s") from None
             if message is _CLOSED:
@@ -157,74 +226,65 @@ class RuntimeClient:
                     self._streams[stream_id].put(_CLOSED)
             return self._streams[stream_id]
 
-    # --- reading -------------------------------------------------------------------------------
-    def _read_stdout(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            message = decode(line)  # exact for ids beyond 64 bits, like the runtime itself
-            with self._lock:
-                self.messages.append(message)
-            self._route(message)
+    # --- what the binding reports (on its event loop) ------------------------------------------
+    def _on_message(self, message: Any) -> bool:
+        """Record every message; consume (True) what the harness fully handles."""
         with self._lock:
-            pending, self._pending = list(self._pending.values()), {}
+            self.messages.append(message)
+        consumed = True
+        for item in message if isinstance(message, list) else [message]:
+            if not isinstance(item, dict):
+                continue
+            if "method" not in item:
+                with self._lock:
+                    future = self._pending.pop(_hashable(item.get("id")), None)
+                if future is not None:
+                    future.set_result(item)
+                else:
+                    consumed = False  # the binding's own request (shutdown on close)
+                continue
+            stream_id = item.get("params", {}).get("stream_id")
+            if stream_id is not None:
+                if item["method"] == "stream.chunk":
+                    self.arrival_times.setdefault((stream_id, "first"), time.perf_counter())
+                elif item["method"] == "stream.event":
+                    self.arrival_times[(stream_id, "end")] = time.perf_counter()
+                self._stream_queue(stream_id).put(item)
+            else:
+                consumed = False  # runtime/ready and the like: the binding needs them too
+        return consumed
+
+    def _on_log(self, line: str) -> None:
+        self.stderr_lines.append(line)
+        if self._stderr_sink is not None:
+            print(line, file=self._stderr_sink)
+
+    def _on_exit(self, error: RuntimeExited) -> None:
+        with self._lock:
             self.closed = True
+            pending, self._pending = list(self._pending.values()), {}
             streams = list(self._streams.values())
         for future in pending:
-            future.set_exception(ConnectionError("runtime exited"))
+            if not future.done():
+                future.set_exception(ConnectionError(str(error)))
         for events in streams:
             events.put(_CLOSED)
 
-    def _route(self, message: Any) -> None:
-        if isinstance(message, list):
-            for item in message:
-                self._route(item)
-            return
-        if "method" not in message:
-            with self._lock:
-                future = self._pending.pop(message.get("id"), None)
-            if future is not None:
-                future.set_result(message)
-            return
-        if message["method"] == "runtime/ready":
-            self.ready_params = message["params"]
-            self.ready.set()
-        stream_id = message.get("params", {}).get("stream_id")
-        if stream_id is not None:
-            if message["method"] == "stream.chunk":
-                self.arrival_times.setdefault((stream_id, "first"), time.perf_counter())
-            elif message["method"] == "stream.event":
-                self.arrival_times[(stream_id, "end")] = time.perf_counter()
-            self._stream_queue(stream_id).put(message)
-
-    def _read_stderr(self) -> None:
-        assert self.process.stderr is not None
-        for raw in self.process.stderr:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            self.stderr_lines.append(line)
-            if self._stderr_sink is not None:
-                print(line, file=self._stderr_sink)
-
     # --- ending --------------------------------------------------------------------------------
     def close(self, timeout: float = 5.0) -> int:
-        """shutdown -> wait -> SIGTERM -> SIGKILL, each step bounded; returns the exit code."""
-        if self.process.poll() is None:
-            with contextlib.suppress(Exception):  # already gone or not answering: escalate below
-                self.call_async("shutdown").result(timeout)
-        return self.wait_or_kill(timeout)
+        """The binding's bounded close: shutdown, stdin closed, wait, SIGTERM, wait, SIGKILL."""
+        assert self._binding is not None
+        return _Loop.run(self._binding.close(timeout), 4 * timeout + 10)
 
     def wait_or_kill(self, timeout: float = 5.0) -> int:
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.terminate()
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             return self.kill()
 
     def kill(self) -> int:
-        self.process.kill()
-        return self.process.wait(10)
+        assert self._binding is not None
+        return _Loop.run(self._binding.kill(), 30)
 
     def __enter__(self) -> RuntimeClient:
         return self

@@ -108,11 +108,6 @@ class SoloStream:
         if reason is not None:
             self._end(reason, flush=False)
 
-    def sweep(self, now: float) -> None:
-        reason = stop_reason(self.job, now)
-        if reason is not None and not self.done:
-            self._end(reason)
-
     def can_hand_over(self) -> bool:
         return (
             not self.done

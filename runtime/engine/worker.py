@@ -125,8 +125,7 @@ class EngineWorker:
         if self._solos and busy_batches and self.batching:
             self._move_solos()
         for stream in self._solos:
-            stream.sweep(now)
-            stream.step()
+            stream.step()  # checks cancel and deadline itself
         if any(s.done for s in self._solos):
             self._solos = [s for s in self._solos if not s.done]
         for batch in busy_batches:
@@ -138,6 +137,8 @@ class EngineWorker:
         """Run the queued calls; how many ran."""
         ran = 0
         while True:
+            if not block and self._calls.empty():
+                return ran  # the common case, every token: no exception raised and caught
             try:
                 item = self._calls.get(block=block)
             except queue.Empty:

@@ -7,10 +7,16 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+
+try:  # optional: the runtime's wheel brings it
+    import orjson
+except ImportError:  # pragma: no cover
+    orjson = None  # type: ignore[assignment]
 
 DEFAULT_ENV_ALLOW = (
     "PATH",
@@ -26,6 +32,15 @@ DEFAULT_ENV_ALLOW = (
 )
 ENV_PREFIXES = ("RUNTIME_", "OPENBLAS_")
 LINE_LIMIT = 64 * 1024 * 1024
+EARLY_KEEP_S = 10.0
+_LONG_DIGITS = re.compile(rb"\d{19}")
+
+
+def _decode(line: bytes) -> Any:
+    """orjson when installed (fast); the stdlib for lines that may hold integers beyond 64 bits."""
+    if orjson is not None and not _LONG_DIGITS.search(line):
+        return orjson.loads(line)
+    return json.loads(line)
 
 
 class RpcError(Exception):
@@ -140,14 +155,21 @@ class Generation:
 
 
 class RuntimeClient:
-    def __init__(self, process: asyncio.subprocess.Process, on_log: Callable[[str], None] | None) -> None:
+    def __init__(
+        self,
+        process: asyncio.subprocess.Process,
+        on_log: Callable[[str], None] | None,
+        on_message: Callable[[Any], bool | None] | None = None,
+        on_exit: Callable[[RuntimeExited], None] | None = None,
+    ) -> None:
         self.process = process
-        self.on_log = on_log
+        self.on_log, self.on_message, self.on_exit = on_log, on_message, on_exit
         self.ready_params: dict[str, Any] | None = None
         self._ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._streams: dict[str, Generation] = {}
-        self._early: dict[str, list[dict[str, Any]]] = {}  # notifications before the generate response
+        # Notifications read before the awaiting generate call attached its stream (kept briefly).
+        self._early: dict[str, tuple[float, list[dict[str, Any]]]] = {}
         self._let_go: set[str] = set()  # streams abandoned before their end: their last messages are dropped
         self._ids = itertools.count(1)
         self._exit_error: RuntimeExited | None = None
@@ -162,7 +184,15 @@ class RuntimeClient:
         cwd: str | None = None,
         ready_timeout: float = 30.0,
         on_log: Callable[[str], None] | None = None,
+        on_message: Callable[[Any], bool | None] | None = None,
+        on_exit: Callable[[RuntimeExited], None] | None = None,
     ) -> RuntimeClient:
+        """Start the runtime and wait (bounded) for runtime/ready.
+
+        on_log gets each stderr line; on_message every message the runtime writes, before routing
+        (for logging or protocol tooling; returning True consumes it); on_exit the error pending
+        work fails with when it exits.
+        """
         argv = (command or default_command()) + ["--stdio", *(args or [])]
         process = await asyncio.create_subprocess_exec(
             *argv,
@@ -174,7 +204,7 @@ class RuntimeClient:
             limit=LINE_LIMIT,
             start_new_session=True,
         )  # its own process group: stopping it stops anything it started
-        client = cls(process, on_log)
+        client = cls(process, on_log, on_message, on_exit)
         try:
             client.ready_params = await asyncio.wait_for(asyncio.shield(client._ready), ready_timeout)
         except BaseException:
@@ -202,9 +232,13 @@ class RuntimeClient:
         return response["result"]
 
     async def _send(self, message: dict[str, Any]) -> None:
+        await self.send_raw(json.dumps(message).encode() + b"\n")
+
+    async def send_raw(self, data: bytes) -> None:
+        """Write bytes as they are (protocol tooling and tests; hosts use request/generate)."""
         assert self.process.stdin is not None
         try:
-            self.process.stdin.write(json.dumps(message).encode() + b"\n")
+            self.process.stdin.write(data)
             await self.process.stdin.drain()
         except (BrokenPipeError, ConnectionResetError) as exc:
             raise self._exit_error or RuntimeExited(f"runtime is gone: {exc}") from None
@@ -241,7 +275,7 @@ class RuntimeClient:
     def _attach(self, generation: Generation) -> None:
         assert generation.stream_id is not None
         self._streams[generation.stream_id] = generation
-        for message in self._early.pop(generation.stream_id, []):
+        for message in self._early.pop(generation.stream_id, (0.0, []))[1]:
             generation._deliver(message)
         if self._exit_error is not None:
             generation._deliver(self._exit_error)
@@ -267,16 +301,25 @@ class RuntimeClient:
                 elif target is not None:
                     target._deliver(item)
                 else:
-                    self._early.setdefault(stream_id, []).append(item)
+                    self._keep_early(stream_id, item)
+
+    def _keep_early(self, stream_id: str, item: dict[str, Any]) -> None:
+        now = asyncio.get_running_loop().time()
+        self._early.setdefault(stream_id, (now, []))[1].append(item)
+        stale = [sid for sid, (since, _) in self._early.items() if now - since > EARLY_KEEP_S]
+        for sid in stale:  # nobody attached them: streams this client did not start
+            del self._early[sid]
 
     async def _read_stdout(self) -> None:
         assert self.process.stdout is not None
         while line := await self.process.stdout.readline():
             try:
-                message = json.loads(line)
+                message = _decode(line)
             except ValueError:
                 self._log(f"[not protocol] {line.decode(errors='replace').rstrip()}")
                 continue
+            if self.on_message is not None and self.on_message(message):
+                continue  # the tap consumed it
             self._route(message)
         code = await self.process.wait()
         self._exited(RuntimeExited(f"runtime exited with code {code}"))
@@ -292,6 +335,8 @@ class RuntimeClient:
 
     def _exited(self, error: RuntimeExited) -> None:
         self._exit_error = error
+        if self.on_exit is not None:
+            self.on_exit(error)
         if not self._ready.done():
             self._ready.set_exception(error)
         for future in self._pending.values():

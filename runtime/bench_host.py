@@ -1,0 +1,92 @@
+"""The leanest possible host, for `runtime bench` only: a measuring instrument should cost the
+machine as little as it can (on 2 cores the host shares a core with the runtime's engine thread).
+Hosts use the bindings (mlx_rpc_client, bindings/node); the tests use runtime.client over the binding.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future
+from typing import Any
+
+import orjson
+
+from runtime.framing import decode
+
+
+class LeanHost:
+    def __init__(self, ready_timeout: float = 60.0) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "runtime", "--stdio"], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=dict(os.environ))
+        self.arrival_times: dict[tuple[str, str], float] = {}
+        self._pending: dict[Any, Future[Any]] = {}
+        self._streams: dict[str, queue.Queue[dict[str, Any]]] = {}
+        self._ready = threading.Event()
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        threading.Thread(target=self._read, daemon=True).start()
+        if not self._ready.wait(ready_timeout):
+            self.process.kill()
+            raise TimeoutError(f"runtime not ready in {ready_timeout}s")
+
+    def call_async(self, method: str, params: dict[str, Any] | None = None) -> Future[Any]:
+        request_id, future = next(self._ids), Future()
+        with self._lock:
+            self._pending[request_id] = future
+        message = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params or {}}
+        assert self.process.stdin is not None
+        self.process.stdin.write(orjson.dumps(message) + b"\n")
+        self.process.stdin.flush()
+        return future
+
+    def request(self, method: str, params: dict[str, Any] | None = None, timeout: float = 120.0) -> Any:
+        response = self.call_async(method, params).result(timeout)
+        if "error" in response:
+            raise RuntimeError(f"{method}: {response['error']}")
+        return response["result"]
+
+    def stream(self, stream_id: str, timeout: float = 300.0) -> Iterator[dict[str, Any]]:
+        events, deadline = self._queue(stream_id), time.monotonic() + timeout
+        while True:
+            message = events.get(timeout=max(0.0, deadline - time.monotonic()))
+            yield message
+            if message["method"] == "stream.event":
+                return
+
+    def close(self, timeout: float = 5.0) -> None:
+        try:
+            self.call_async("shutdown").result(timeout)
+            self.process.wait(timeout)
+        except Exception:
+            self.process.kill()
+            self.process.wait(timeout)
+
+    def _queue(self, stream_id: str) -> queue.Queue[dict[str, Any]]:
+        with self._lock:
+            return self._streams.setdefault(stream_id, queue.Queue())
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            message = decode(line)
+            if "method" not in message:
+                with self._lock:
+                    future = self._pending.pop(message.get("id"), None)
+                if future is not None:
+                    future.set_result(message)
+            elif message["method"] == "runtime/ready":
+                self._ready.set()
+            elif "stream_id" in message["params"]:
+                stream_id, method = message["params"]["stream_id"], message["method"]
+                if method == "stream.chunk":
+                    self.arrival_times.setdefault((stream_id, "first"), time.perf_counter())
+                elif method == "stream.event":
+                    self.arrival_times[(stream_id, "end")] = time.perf_counter()
+                self._queue(stream_id).put(message)
