@@ -23,8 +23,13 @@ from runtime.framing import decode
 
 class LeanHost:
     def __init__(self, ready_timeout: float = 60.0) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "runtime", "--stdio"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=dict(os.environ))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "runtime", "--stdio"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=dict(os.environ),
+        )
         self.arrival_times: dict[tuple[str, str], float] = {}
         self._pending: dict[Any, Future[Any]] = {}
         self._streams: dict[str, queue.Queue[dict[str, Any]]] = {}

@@ -124,7 +124,7 @@ class RuntimeClient:
     ) -> RuntimeClient:
         client = cls()
         client._stderr_sink = stderr_sink
-        spawn = AsyncRuntimeClient.spawn(
+        spawn = AsyncRuntimeClient.start(
             command=command or [sys.executable, "-m", "runtime"],
             args=args,
             env=env,

@@ -17,7 +17,7 @@ def run_demo(args: argparse.Namespace) -> int:
 async def _demo(args: argparse.Namespace) -> int:
     out = sys.stdout
     started = time.perf_counter()
-    async with await RuntimeClient.spawn(command=[sys.executable, "-m", "runtime"], ready_timeout=60) as runtime:
+    async with RuntimeClient.spawn(command=[sys.executable, "-m", "runtime"], ready_timeout=60) as runtime:
         ready_s = time.perf_counter() - started
         info = await runtime.info()
         model = await runtime.load_model(args.model)

@@ -9,7 +9,7 @@ from mlx_rpc_client import RuntimeClient
 
 
 async def main() -> None:
-    async with await RuntimeClient.spawn(on_log=lambda line: None) as runtime:
+    async with RuntimeClient.spawn(on_log=lambda line: None) as runtime:
         await runtime.load_model("tiny-chat")
         story = runtime.generate({"model_id": "tiny-chat", "max_tokens": 60, "temperature": 0.7, "seed": 1,
                                   "messages": [{"role": "user", "content": "Tell me a story about a cat."}]})

@@ -105,6 +105,13 @@ async def test_a_runtime_killed_mid_stream_fails_the_stream_and_pending_calls() 
     assert await rt.close() == -signal.SIGKILL
 
 
+async def test_spawn_also_works_directly_as_an_async_context_manager() -> None:
+    async with RuntimeClient.spawn(command=COMMAND, env=ENV, ready_timeout=60) as rt:
+        assert (await rt.info())["protocol"] == "json-rpc-2.0"
+        process = rt.process
+    assert process.returncode == 0
+
+
 async def test_close_shuts_the_runtime_down_cleanly() -> None:
     rt = await spawn()
     started = time.monotonic()

@@ -1,6 +1,6 @@
 """asyncio client for mlx-rpc-runtime: spawn `runtime --stdio` and drive it like a host.
 
-async with await RuntimeClient.spawn() as rt:
+async with RuntimeClient.spawn() as rt:
     await rt.load_model("tiny-chat")
     async for token in rt.generate({"model_id": "tiny-chat", "prompt": "Once upon a time"}):
         print(token["token"], end="")

@@ -176,7 +176,15 @@ class RuntimeClient:
         self._tasks = [asyncio.create_task(self._read_stdout()), asyncio.create_task(self._read_stderr())]
 
     @classmethod
-    async def spawn(
+    def spawn(cls, *args: Any, **kwargs: Any) -> _Spawning:
+        """Start the runtime: `rt = await RuntimeClient.spawn(...)` or `async with RuntimeClient.spawn(...) as rt`.
+
+        Takes the arguments of `start`.
+        """
+        return _Spawning(lambda: cls.start(*args, **kwargs))
+
+    @classmethod
+    async def start(
         cls,
         command: list[str] | None = None,
         args: list[str] | None = None,
@@ -383,3 +391,22 @@ class RuntimeClient:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.close()
+
+
+class _Spawning:
+    """What `RuntimeClient.spawn` returns: await it for a client, or use it in `async with`."""
+
+    def __init__(self, start: Callable[[], Any]) -> None:
+        self._start = start
+        self._client: RuntimeClient | None = None
+
+    def __await__(self) -> Any:
+        return self._start().__await__()
+
+    async def __aenter__(self) -> RuntimeClient:
+        self._client = await self._start()
+        return self._client
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self._client is not None:
+            await self._client.close()
