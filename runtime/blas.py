@@ -109,7 +109,3 @@ def _choose(enabled: bool) -> BlasStatus:
             used = int(os.environ["MKL_NUM_THREADS" if _kind(path) == "mkl" else "OPENBLAS_NUM_THREADS"])
             return BlasStatus(_kind(path), path, True, "preloaded before mlx", used)
     return BlasStatus("bundled", None, False, "no OpenBLAS or MKL found (apt install libopenblas0)")
-
-
-def blas_status() -> BlasStatus:
-    return _status or BlasStatus("bundled", None, False, "preload_blas() was not called")

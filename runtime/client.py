@@ -89,9 +89,6 @@ class ProcessHandle:
         if self._process.returncode is None:
             os.kill(self.pid, signum)
 
-    def terminate(self) -> None:
-        self.send_signal(signal.SIGTERM)
-
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
 
@@ -275,12 +272,6 @@ class RuntimeClient:
         """The binding's bounded close: shutdown, stdin closed, wait, SIGTERM, wait, SIGKILL."""
         assert self._binding is not None
         return _Loop.run(self._binding.close(timeout), 4 * timeout + 10)
-
-    def wait_or_kill(self, timeout: float = 5.0) -> int:
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return self.kill()
 
     def kill(self) -> int:
         assert self._binding is not None

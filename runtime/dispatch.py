@@ -36,8 +36,6 @@ class CallContext:
 class Method:
     name: str
     handler: Callable[[dict[str, Any], CallContext], Any]
-    # Control methods never wait on the engine thread; they answer during long generations.
-    control: bool = False
 
 
 @dataclass

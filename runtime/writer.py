@@ -68,7 +68,6 @@ class Writer:
         self.fd, self.window_s, self.max_batch = fd, window_s, max_batch
         self.on_broken = on_broken
         self.broken = False
-        self.lines_written = 0
         self._queue: queue.Queue[Any] = queue.Queue(max_queue)
         self._pending: dict[str, _Batch] = {}
         self._last_flush: dict[str, float] = {}
@@ -209,4 +208,3 @@ class Writer:
             if self.on_broken:
                 self.on_broken()
             return
-        self.lines_written += 1

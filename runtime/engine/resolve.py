@@ -12,7 +12,6 @@ from pathlib import Path
 from runtime import faults
 
 EMBEDDED_DIR = Path(__file__).resolve().parents[1] / "models"
-EMBEDDED_DEFAULT = "tiny-chat"
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken", "*.jinja"]
 
 

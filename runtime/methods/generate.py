@@ -270,6 +270,6 @@ def methods(services: Services) -> list[Method]:
     return [
         Method("generate", partial(generate, services)),
         Method("batch_generate", partial(batch_generate, services)),
-        Method("cancel", partial(cancel, services), control=True),
-        Method("$/cancelRequest", partial(cancel_request, services), control=True),
+        Method("cancel", partial(cancel, services)),
+        Method("$/cancelRequest", partial(cancel_request, services)),
     ]

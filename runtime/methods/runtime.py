@@ -73,7 +73,7 @@ def shutdown(services: Services, params: dict[str, Any], ctx: CallContext) -> Re
 
 def methods(services: Services, method_names: list[str]) -> list[Method]:
     return [
-        Method("runtime/info", partial(info, services, method_names), control=True),
-        Method("runtime/state", partial(state, services), control=True),
-        Method("shutdown", partial(shutdown, services), control=True),
+        Method("runtime/info", partial(info, services, method_names)),
+        Method("runtime/state", partial(state, services)),
+        Method("shutdown", partial(shutdown, services)),
     ]

@@ -53,7 +53,7 @@ def detokenize(services: Services, params: dict[str, Any], ctx: CallContext) -> 
 
 def methods(services: Services) -> list[Method]:
     return [
-        Method("tokenize", partial(tokenize, services), control=True),
-        Method("batch_tokenize", partial(batch_tokenize, services), control=True),
-        Method("detokenize", partial(detokenize, services), control=True),
+        Method("tokenize", partial(tokenize, services)),
+        Method("batch_tokenize", partial(batch_tokenize, services)),
+        Method("detokenize", partial(detokenize, services)),
     ]
