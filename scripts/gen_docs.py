@@ -1,5 +1,5 @@
-"""Generate what derives from schemas/: docs/protocol.md, the error table in docs/errors.md and the
-TypeScript types of bindings/node (src/protocol.ts).
+"""Generate what derives from schemas/: docs/protocol.md, the error table in docs/errors.md, the
+TypeScript types of bindings/node (src/protocol.ts) and the Python binding's constants.
 
     python scripts/gen_docs.py          # rewrite
     python scripts/gen_docs.py --check  # exit 1 if anything is out of date (CI runs this)
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -88,10 +89,18 @@ def typescript() -> str:
     out.append("}\n\nexport interface Notifications {")
     out += [f"  {json.dumps(n)}: {pascal(n)}Params;" for n in NOTIFICATIONS]
     out.append("}\n")
+    out.append(f"/** {COMMON['x-env-allow-list-description']} */")
+    out.append(f"export const HOST_ENV_ALLOW_LIST: readonly string[] = {json.dumps(COMMON['x-env-allow-list'])};\n")
     out.append("export const ERROR_CODES = {")
     out += [f"  {c['name']}: {code}," for code, c in CODES.items()]
     out.append("} as const;\n")
     return "\n".join(out)
+
+
+def python_constants() -> str:
+    doc = textwrap.fill(COMMON["x-env-allow-list-description"], 100)
+    names = [f"    {json.dumps(n)}," for n in COMMON["x-env-allow-list"]]
+    return "\n".join([f"# {HEADER}.", f'"""{doc}"""', "", "HOST_ENV_ALLOW_LIST = (", *names, ")", ""])
 
 
 def flat(schema: dict[str, Any]) -> str:
@@ -192,6 +201,7 @@ def outputs() -> dict[Path, str]:
         ROOT / "docs" / "protocol.md": protocol_md(),
         errors_path: errors_md(errors_path.read_text()),
         ROOT / "bindings" / "node" / "src" / "protocol.ts": typescript(),
+        ROOT / "bindings" / "python" / "mlx_rpc_client" / "_generated.py": python_constants(),
     }
 
 

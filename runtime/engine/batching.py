@@ -105,10 +105,9 @@ class ModelBatch:
     def sweep(self, now: float) -> None:
         """End streams that were cancelled or ran past their deadline."""
         for member in list(self.members.values()):
-            if member.job.cancel.is_set():
-                self._remove(member, "cancelled")
-            elif member.job.deadline is not None and now >= member.job.deadline:
-                self._remove(member, "timeout")
+            reason = member.job.stop_reason(now)
+            if reason is not None:
+                self._remove(member, reason)
 
     def step(self) -> None:
         try:

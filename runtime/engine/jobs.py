@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from runtime.engine.events import Event, GenerationRequest
+from runtime.engine.events import Event, FinishReason, GenerationRequest
 from runtime.engine.models import LoadedModel
 
 
@@ -19,3 +19,11 @@ class StreamJob:
     cancel: threading.Event
     submitted_at: float  # time.perf_counter() when the request arrived (TTFT counts queue wait)
     deadline: float | None = None  # time.perf_counter() deadline covering queue wait and generation
+
+    def stop_reason(self, now: float) -> FinishReason | None:
+        """Why the stream must end now, if it must: the one rule for both engine paths."""
+        if self.cancel.is_set():
+            return "cancelled"
+        if self.deadline is not None and now >= self.deadline:
+            return "timeout"
+        return None

@@ -44,14 +44,6 @@ class HandOver:
     first_token_at: float | None
 
 
-def stop_reason(job: StreamJob, now: float) -> FinishReason | None:
-    if job.cancel.is_set():
-        return "cancelled"
-    if job.deadline is not None and now >= job.deadline:
-        return "timeout"
-    return None
-
-
 class SoloStream:
     def __init__(self, job: StreamJob, prefill_step: int) -> None:
         self.job, request, loaded = job, job.request, job.loaded
@@ -75,7 +67,7 @@ class SoloStream:
         job.emit(PromptStarted())
 
     def _check_stop(self, _done: int, _total: int) -> None:
-        reason = stop_reason(self.job, time.perf_counter())
+        reason = self.job.stop_reason(time.perf_counter())
         if reason is not None:
             raise _Stop(reason)
 
@@ -96,7 +88,7 @@ class SoloStream:
         if self.first_token_at is None:
             self.first_token_at = now
             self.job.emit(PromptProcessed(len(self.job.request.prompt_tokens), now - self.job.submitted_at))
-        reason = stop_reason(self.job, now)
+        reason = self.job.stop_reason(now)
         if reason is not None:
             self._end(reason)
             return

@@ -7,7 +7,7 @@ import uuid
 from functools import partial
 from typing import Any
 
-from runtime import faultinject, faults, schemas
+from runtime import faultinject, faults
 from runtime.dispatch import AfterSend, CallContext, Method, Reply
 from runtime.engine.events import (
     Event,
@@ -20,7 +20,7 @@ from runtime.engine.events import (
 )
 from runtime.engine.jobs import StreamJob
 from runtime.engine.models import LoadedModel
-from runtime.errors import to_wire_error
+from runtime.methods.batches import run_entries
 from runtime.methods.prompts import prompt_tokens
 from runtime.methods.services import Services
 from runtime.protocol import notification
@@ -221,31 +221,15 @@ def generate(services: Services, params: dict[str, Any], ctx: CallContext) -> Re
 
 
 def batch_generate(services: Services, params: dict[str, Any], ctx: CallContext) -> Reply:
-    """Each entry succeeds or fails on its own; results come back in request order."""
-    results, queued = [], []
-    generate_schema = schemas.method_schemas()["generate"]
-    for index, entry in enumerate(params["requests"]):
-        try:
-            problems = schemas.check(generate_schema, "params", entry)
-            if problems:
-                raise faults.InvalidInput(
-                    [{"path": f"/requests/{index}{p['path']}", "message": p["message"]} for p in problems]
-                )
-            result, enqueue = open_stream(services, entry, ctx)
-        except Exception as exc:
-            error = to_wire_error(exc)
-            results.append(
-                {
-                    "success": False,
-                    "result": None,
-                    "error": error["message"],
-                    "code": error["code"],
-                    "data": error.get("data"),
-                }
-            )
-            continue
-        results.append({"success": True, "result": result, "error": None})
+    """Each entry succeeds or fails on its own; the streams are queued once the answer is sent."""
+    queued: list[AfterSend] = []
+
+    def start(entry: dict[str, Any]) -> dict[str, Any]:
+        result, enqueue = open_stream(services, entry, ctx)
         queued.append(enqueue)
+        return result
+
+    results = run_entries("generate", params["requests"], start)
 
     def enqueue_all() -> None:
         for enqueue in queued:

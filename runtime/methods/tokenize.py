@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from runtime import faults, schemas
+from runtime import faults
 from runtime.dispatch import CallContext, Method
-from runtime.errors import to_wire_error
+from runtime.methods.batches import run_entries
 from runtime.methods.services import Services
 
 
@@ -25,20 +25,7 @@ def tokenize(services: Services, params: dict[str, Any], ctx: CallContext) -> di
 
 
 def batch_tokenize(services: Services, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-    tokenize_schema = schemas.method_schemas()["tokenize"]
-    results = []
-    for index, entry in enumerate(params["requests"]):
-        try:
-            problems = schemas.check(tokenize_schema, "params", entry)
-            if problems:
-                raise faults.InvalidInput(
-                    [{"path": f"/requests/{index}{p['path']}", "message": p["message"]} for p in problems]
-                )
-            results.append({"success": True, "result": tokenize(services, entry, ctx), "error": None})
-        except Exception as exc:
-            error = to_wire_error(exc)
-            results.append({"success": False, "result": None, "error": error["message"], "code": error["code"]})
-    return {"results": results}
+    return {"results": run_entries("tokenize", params["requests"], lambda entry: tokenize(services, entry, ctx))}
 
 
 def detokenize(services: Services, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:

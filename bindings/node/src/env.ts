@@ -1,21 +1,10 @@
+import { HOST_ENV_ALLOW_LIST } from "./protocol.js";
+
 /**
  * The variables passed from the host's environment to the runtime. A trailing `*` matches a prefix.
- * Everything else in `process.env` stays in the host.
+ * Everything else in `process.env` stays in the host. The list lives in schemas/common.json.
  */
-export const DEFAULT_ENV_ALLOW_LIST: readonly string[] = [
-  "PATH",
-  "HOME",
-  "LANG",
-  "LC_ALL",
-  "TMPDIR",
-  "PYTHONPATH",
-  "HF_HOME",
-  "HF_HUB_CACHE",
-  "HF_HUB_OFFLINE",
-  "VIRTUAL_ENV",
-  "RUNTIME_*",
-  "OPENBLAS_*",
-];
+export const DEFAULT_ENV_ALLOW_LIST: readonly string[] = HOST_ENV_ALLOW_LIST;
 
 export function isAllowed(name: string, allowList: readonly string[]): boolean {
   return allowList.some((entry) =>

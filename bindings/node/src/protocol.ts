@@ -357,6 +357,9 @@ export interface Notifications {
   "stream.stats": StreamStatsParams;
 }
 
+/** Host-side contract: the environment variables a host binding passes to the runtime it spawns (a trailing * matches a prefix); everything else stays in the host. */
+export const HOST_ENV_ALLOW_LIST: readonly string[] = ["PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "VIRTUAL_ENV", "RUNTIME_*", "OPENBLAS_*"];
+
 export const ERROR_CODES = {
   ParseError: -32700,
   InvalidRequest: -32600,

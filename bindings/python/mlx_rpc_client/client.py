@@ -13,24 +13,13 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from mlx_rpc_client._generated import HOST_ENV_ALLOW_LIST
+
 try:  # optional: the runtime's wheel brings it
     import orjson
 except ImportError:  # pragma: no cover
     orjson = None  # type: ignore[assignment]
 
-DEFAULT_ENV_ALLOW = (
-    "PATH",
-    "HOME",
-    "LANG",
-    "LC_ALL",
-    "TMPDIR",
-    "PYTHONPATH",
-    "HF_HOME",
-    "HF_HUB_CACHE",
-    "HF_HUB_OFFLINE",
-    "VIRTUAL_ENV",
-)
-ENV_PREFIXES = ("RUNTIME_", "OPENBLAS_")
 LINE_LIMIT = 64 * 1024 * 1024
 EARLY_KEEP_S = 10.0
 _LONG_DIGITS = re.compile(rb"\d{19}")
@@ -63,8 +52,13 @@ def default_command() -> list[str]:
     return [beside if os.path.exists(beside) else "runtime"]
 
 
-def allowed_env(extra: dict[str, str] | None, allow: tuple[str, ...] = DEFAULT_ENV_ALLOW) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k in allow or k.startswith(ENV_PREFIXES)}
+def is_allowed(name: str, allow_list: tuple[str, ...] = HOST_ENV_ALLOW_LIST) -> bool:
+    """In the allow-list (schemas/common.json); a trailing `*` matches a prefix."""
+    return any(name.startswith(entry[:-1]) if entry.endswith("*") else name == entry for entry in allow_list)
+
+
+def allowed_env(extra: dict[str, str] | None, allow_list: tuple[str, ...] = HOST_ENV_ALLOW_LIST) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if is_allowed(k, allow_list)}
     return {**env, **(extra or {})}
 
 
