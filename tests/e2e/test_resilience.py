@@ -115,6 +115,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def count_tokens(messages: list[dict]) -> int:
+    return sum(len(m["params"]["tokens"]) for m in messages if m.get("method") == "stream.chunk")
+
+
 def test_a_host_that_stops_reading_pauses_generation_without_losing_tokens() -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "runtime", "--stdio", "--max-outbound-queue", "16"],
@@ -152,8 +156,9 @@ def test_a_host_that_stops_reading_pauses_generation_without_losing_tokens() -> 
         time.sleep(1.5)
         assert cpu_seconds(process.pid) - cpu_paused < 0.3, "generation kept running while nobody read"
         assert rss_bytes(process.pid) - rss_paused < 2_000_000, "memory grew while nobody read"
-        resumed = time.monotonic()
-        while time.monotonic() - resumed < 0.5:  # reading again: the stream continues
+        deadline = time.monotonic() + 30.0
+        while count_tokens(received) < 1000:  # reading again: the stream continues
+            assert time.monotonic() < deadline, "the stream did not resume once the host read again"
             received.append(read())
         send({"jsonrpc": "2.0", "id": 3, "method": "cancel", "params": {"stream_id": "slow"}})
         while received[-1].get("method") != "stream.event":
@@ -162,7 +167,7 @@ def test_a_host_that_stops_reading_pauses_generation_without_losing_tokens() -> 
         process.kill()
         process.wait(10)
     tokens = [t["token_id"] for m in received if m.get("method") == "stream.chunk" for t in m["params"]["tokens"]]
-    assert received[-1]["params"]["finish_reason"] == "cancelled" and 1000 < len(tokens) < 20000
+    assert received[-1]["params"]["finish_reason"] == "cancelled" and 1000 <= len(tokens) < 20000
     reference = spawn_runtime()
     try:
         reference.request("load_model", {"model_id": MODEL})
