@@ -69,7 +69,7 @@ class App:
         )
         self.services = Services(
             limits=limits,
-            store=ModelStore(),
+            store=ModelStore(limits.guide_cache_size),
             worker=self.worker,
             streams=StreamRegistry(),
             queue=queue,

@@ -31,6 +31,8 @@ class Limits:
     breaker_cooldown_ms: int = 10000
     memory_budget_mb: int = 0  # 0: 75% of the machine's memory
     batching: bool = True
+    max_guidance_bytes: int = 65536  # a structured-output schema or grammar larger than this gets -32004
+    guide_cache_size: int = 64  # compiled structured-output grammars kept per model (least recently used out)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

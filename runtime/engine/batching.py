@@ -61,7 +61,8 @@ class ModelBatch:
         request = job.request
         member = _Member(job, TextAssembler(self.loaded.tokenizer, request))
         sampler = make_sampler(request.sampling, self.loaded.vocab_size, request.inject_fault_at)
-        self._insert(member, request.prompt_tokens, sampler, make_processors(request.sampling), request.max_tokens)
+        processors = make_processors(request.sampling, member.assembler.constraint)
+        self._insert(member, request.prompt_tokens, sampler, processors, request.max_tokens)
         job.emit(PromptStarted())
 
     def add_handover(self, moving: HandOver) -> None:
@@ -169,7 +170,9 @@ class ModelBatch:
 def _finished(member: _Member, reason: FinishReason, error: str | None) -> Finished:
     job, now = member.job, time.perf_counter()
     ttft = (member.first_token_at - job.submitted_at) if member.first_token_at else 0.0
-    return Finished(reason, len(job.request.prompt_tokens), member.generated, ttft, now - job.submitted_at, error)
+    total = now - job.submitted_at
+    outcome = member.assembler.guidance_outcome(reason)
+    return Finished(reason, len(job.request.prompt_tokens), member.generated, ttft, total, error, outcome)
 
 
 def _guarded(

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from runtime.engine.guidance import Guide
 
 FinishReason = Literal["stop", "length", "cancelled", "timeout", "error"]
 
@@ -30,6 +33,7 @@ class GenerationRequest:
     stop_token_ids: frozenset[int] = frozenset()
     logprobs: bool = False
     top_logprobs: int = 0
+    guide: Guide | None = None  # structured output: the compiled grammar every token must follow
     # Test-only (runtime.faultinject "stream_fault"): the sampler raises at this step.
     inject_fault_at: int | None = None
 
@@ -56,6 +60,15 @@ class TokenEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class GuidanceOutcome:
+    """How a constrained stream's output ended: whole (the grammar accepts it) or cut short."""
+
+    mode: str
+    complete: bool
+    text: str | None = None  # the whole output, when complete
+
+
+@dataclass(frozen=True, slots=True)
 class Finished:
     reason: FinishReason
     prompt_tokens: int
@@ -63,6 +76,7 @@ class Finished:
     ttft_s: float
     total_s: float
     error: str | None = None
+    guidance: GuidanceOutcome | None = None
 
 
 Event = PromptStarted | PromptProcessed | TokenEvent | Finished

@@ -13,6 +13,7 @@ from typing import Any
 import mlx.core as mx
 
 from runtime import faultinject, faults
+from runtime.engine.guidance import GuideCache
 from runtime.engine.resolve import ResolvedModel
 
 DEFAULT_CONTEXT = 4096
@@ -37,12 +38,14 @@ class LoadedModel:
     memory_bytes: int
     load_seconds: float
     loaded_at: float
+    guides: GuideCache  # structured-output grammars compiled for this model's tokenizer
 
 
 class ModelStore:
     """Read from any thread (`get`, `all`); changed only on the engine thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, guide_cache_size: int = 64) -> None:
+        self.guide_cache_size = guide_cache_size
         self._models: dict[str, LoadedModel] = {}
         self._lock = threading.Lock()
 
@@ -71,7 +74,7 @@ class ModelStore:
             raise faults.ModelLoadFailed(
                 f"Failed to load model {model_id}: {type(exc).__name__}: {exc}", model_id=model_id
             ) from None
-        loaded = _describe(model_id, resolved, model, tokenizer, context_length, started, before)
+        loaded = _describe(model_id, resolved, model, tokenizer, context_length, started, before, self.guide_cache_size)
         with self._lock:
             self._models[model_id] = loaded
         return loaded
@@ -97,12 +100,14 @@ def _describe(
     context_length: int | None,
     started: float,
     memory_before: int,
+    guide_cache_size: int,
 ) -> LoadedModel:
     from mlx.utils import tree_flatten
 
     params = tree_flatten(model.parameters())
     config = json.loads((resolved.path / "config.json").read_text())
     text_config = config.get("text_config", config)
+    vocab_size = text_config.get("vocab_size") or len(tokenizer)
     return LoadedModel(
         model_id=model_id,
         path=resolved.path,
@@ -112,8 +117,9 @@ def _describe(
         context_length=context_length or text_config.get("max_position_embeddings") or DEFAULT_CONTEXT,
         parameter_count=sum(v.size for _, v in params),
         dtype=str(params[0][1].dtype).removeprefix("mlx.core.") if params else "unknown",
-        vocab_size=text_config.get("vocab_size") or len(tokenizer),
+        vocab_size=vocab_size,
         memory_bytes=max(0, mx.get_active_memory() - memory_before),
         load_seconds=time.perf_counter() - started,
         loaded_at=time.time(),
+        guides=GuideCache(tokenizer, vocab_size, guide_cache_size),
     )

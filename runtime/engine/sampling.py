@@ -83,8 +83,9 @@ class FaultySampler:
             self.inner.rewind(steps)
 
 
-def make_processors(params: SamplingParams) -> list[LogitsProcessor]:
-    return make_logits_processors(
+def make_processors(params: SamplingParams, constraint: LogitsProcessor | None = None) -> list[LogitsProcessor]:
+    """mlx-lm's bias and penalties, then the structured-output mask last (it has the final word)."""
+    processors = make_logits_processors(
         logit_bias=params.logit_bias or None,
         repetition_penalty=params.repetition_penalty,
         repetition_context_size=PENALTY_CONTEXT,
@@ -93,3 +94,4 @@ def make_processors(params: SamplingParams) -> list[LogitsProcessor]:
         frequency_penalty=params.frequency_penalty,
         frequency_context_size=PENALTY_CONTEXT,
     )
+    return processors + [constraint] if constraint is not None else processors

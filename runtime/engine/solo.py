@@ -49,7 +49,7 @@ class SoloStream:
         self.job, request, loaded = job, job.request, job.loaded
         self.assembler = TextAssembler(loaded.tokenizer, request)
         self.sampler = make_sampler(request.sampling, loaded.vocab_size, request.inject_fault_at)
-        self.processors = make_processors(request.sampling)
+        self.processors = make_processors(request.sampling, self.assembler.constraint)
         self.cache = make_prompt_cache(loaded.model)
         self.generated: list[int] = []
         self.first_token_at: float | None = None
@@ -116,6 +116,8 @@ class SoloStream:
         trim_prompt_cache(self.cache, 1)
         if hasattr(self.sampler, "rewind"):
             self.sampler.rewind(1)
+        if self.assembler.constraint is not None:
+            self.assembler.constraint.rewind(1)
         mx.eval([c.state for c in self.cache])
         return HandOver(
             self.job,
@@ -145,5 +147,13 @@ class SoloStream:
         job, now = self.job, time.perf_counter()
         ttft = self.first_token_at - job.submitted_at if self.first_token_at else 0.0
         job.emit(
-            Finished(reason, len(job.request.prompt_tokens), len(self.generated), ttft, now - job.submitted_at, error)
+            Finished(
+                reason,
+                len(job.request.prompt_tokens),
+                len(self.generated),
+                ttft,
+                now - job.submitted_at,
+                error,
+                self.assembler.guidance_outcome(reason),
+            )
         )

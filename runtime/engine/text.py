@@ -5,11 +5,13 @@ Shared by both engine paths (engine/solo.py and engine/batching.py).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import mlx.core as mx
 
-from runtime.engine.events import FinishReason, GenerationRequest, TokenEvent
+from runtime.engine.events import FinishReason, GenerationRequest, GuidanceOutcome, TokenEvent
+from runtime.engine.guidance import Constraint
 from runtime.engine.stops import StopFilter
 
 
@@ -17,18 +19,31 @@ class TextAssembler:
     """Token ids in, sendable token events out: detokenizing, stop tokens and stop sequences."""
 
     def __init__(self, tokenizer: Any, request: GenerationRequest) -> None:
-        self.request = request
+        self.request, self.tokenizer = request, tokenizer
         self.stop_ids = set(tokenizer.eos_token_ids) | request.stop_token_ids
         self.detokenizer = tokenizer.detokenizer
         self.stops = StopFilter(request.stop_sequences)
+        self.constraint: Constraint | None = request.guide.new_constraint() if request.guide else None
+        self.emitted: list[int] = []  # every token of the text (stop tokens excluded)
+        self.cut_by_stop_sequence = False
 
     def add(self, token: int, logprobs: mx.array | None = None) -> tuple[list[TokenEvent], FinishReason | None]:
         """Events safe to send now, and "stop" once the stream must end."""
         if token in self.stop_ids:
             return self.finish(), "stop"
+        self.emitted.append(token)
         self.detokenizer.add_token(token)
         released, matched = self.stops.push(_token_event(token, self.detokenizer.last_segment, logprobs, self.request))
+        self.cut_by_stop_sequence = matched
         return released, "stop" if matched else None
+
+    def guidance_outcome(self, reason: FinishReason) -> GuidanceOutcome | None:
+        """For a constrained stream: whether what was sent is a whole output of its grammar."""
+        if self.constraint is None:
+            return None
+        complete = reason != "error" and not self.cut_by_stop_sequence and self.constraint.is_complete(self.emitted)
+        text = self.tokenizer.decode(self.emitted) if complete else None
+        return GuidanceOutcome(self.constraint.mode, complete, text)
 
     def finish(self) -> list[TokenEvent]:
         """The stream ends without a stop match: whatever text is held back goes out."""
@@ -52,5 +67,6 @@ def _token_event(token: int, text: str, logprobs: mx.array | None, request: Gene
         ids = mx.argpartition(-logprobs, kth=k - 1)[:k]
         values = logprobs[ids]
         order = mx.argsort(-values)
-        top = list(zip(ids[order].tolist(), values[order].tolist(), strict=True))
+        # Tokens that structured output masked out have -inf: they were never possible, so not listed.
+        top = [(t, v) for t, v in zip(ids[order].tolist(), values[order].tolist(), strict=True) if v != -math.inf]
     return TokenEvent(token, text, logprobs[token].item(), top)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
 from functools import partial
 from typing import Any
 
@@ -13,6 +16,7 @@ from runtime.engine.events import (
     Event,
     Finished,
     GenerationRequest,
+    GuidanceOutcome,
     PromptProcessed,
     PromptStarted,
     SamplingParams,
@@ -20,6 +24,7 @@ from runtime.engine.events import (
 )
 from runtime.engine.jobs import StreamJob
 from runtime.engine.models import LoadedModel
+from runtime.methods import guidance
 from runtime.methods.batches import run_entries
 from runtime.methods.prompts import prompt_tokens
 from runtime.methods.services import Services
@@ -42,12 +47,9 @@ OUTCOMES = {"error": "fault", "stop": "ok", "length": "ok"}  # breaker outcome o
 
 
 def build_request(services: Services, loaded: LoadedModel, params: dict[str, Any]) -> GenerationRequest:
-    if params.get("guidance") is not None:
-        raise faults.GuidanceFailed(
-            "structured output (guidance) is not available in this version", model_id=loaded.model_id
-        )
     if params.get("draft_model") is not None:
         raise faults.InvalidInput.at("/draft_model", "speculative decoding is not available in this version")
+    spec = guidance.spec_of(params, loaded.model_id, services.limits.max_guidance_bytes)
     tokens = prompt_tokens(loaded, params, services.limits.max_prompt_tokens)
     max_tokens = params.get("max_tokens", services.limits.default_max_tokens)
     if max_tokens > services.limits.max_tokens:
@@ -61,6 +63,7 @@ def build_request(services: Services, loaded: LoadedModel, params: dict[str, Any
         stop_token_ids=frozenset(params.get("stop_token_ids", ())),
         logprobs=params.get("logprobs", False),
         top_logprobs=params.get("top_logprobs", 0),
+        guide=guidance.guide_for(loaded, spec) if spec else None,
         inject_fault_at=_injected_fault(params),
     )
 
@@ -108,7 +111,7 @@ def open_stream(services: Services, params: dict[str, Any], ctx: CallContext) ->
     except BaseException:
         services.streams.discard(stream_id)
         raise
-    publisher = record.sink = StreamPublisher(services, record, loaded)
+    publisher = record.sink = StreamPublisher(services, record, loaded, request.guide.mode if request.guide else None)
     job = StreamJob(stream_id, loaded, request, publisher, record.cancel, submitted_at, deadline)
 
     def enqueue() -> None:
@@ -142,8 +145,9 @@ def _chunk_message(stream_id: str, entries: list[dict[str, Any]]) -> dict[str, A
 class StreamPublisher:
     """Turns one stream's engine events into notifications and scheduler bookkeeping."""
 
-    def __init__(self, services: Services, record: StreamRecord, loaded: LoadedModel) -> None:
+    def __init__(self, services: Services, record: StreamRecord, loaded: LoadedModel, guided: str | None) -> None:
         self.services, self.record, self.loaded = services, record, loaded
+        self.guided = guided  # the structured-output mode, if any
 
     def __call__(self, event: Event) -> None:
         if self.record.state is StreamState.FINISHED:
@@ -209,33 +213,85 @@ class StreamPublisher:
                 "finish_reason": event.reason,
             },
         )
-        self.services.notify(
-            "stream.event",
-            {"stream_id": stream_id, "event": "completed", "is_final": True, "finish_reason": event.reason},
-        )
+        final = {"stream_id": stream_id, "event": "completed", "is_final": True, "finish_reason": event.reason}
+        if self.guided is not None:
+            final.update(_guidance_fields(self.guided, event.guidance))
+        self.services.notify("stream.event", final)
+
+
+def _guidance_fields(mode: str, outcome: GuidanceOutcome | None) -> dict[str, Any]:
+    """`guidance: {mode, complete}`, and `parsed` (the JSON value) for a whole JSON output."""
+    complete = outcome is not None and outcome.complete
+    fields: dict[str, Any] = {"guidance": {"mode": mode, "complete": complete}}
+    if complete and outcome and outcome.text is not None and mode in ("json_schema", "json_object"):
+        fields["parsed"] = json.loads(outcome.text)
+    return fields
 
 
 def generate(services: Services, params: dict[str, Any], ctx: CallContext) -> Reply:
-    result, enqueue = open_stream(services, params, ctx)
-    return Reply(result, after_send=enqueue)
+    def start() -> tuple[dict[str, Any], list[AfterSend]]:
+        result, enqueue = open_stream(services, params, ctx)
+        return result, [enqueue]
+
+    return _when_compiled(services, [params], start)
 
 
 def batch_generate(services: Services, params: dict[str, Any], ctx: CallContext) -> Reply:
     """Each entry succeeds or fails on its own; the streams are queued once the answer is sent."""
-    queued: list[AfterSend] = []
 
-    def start(entry: dict[str, Any]) -> dict[str, Any]:
-        result, enqueue = open_stream(services, entry, ctx)
-        queued.append(enqueue)
-        return result
+    def start() -> tuple[dict[str, Any], list[AfterSend]]:
+        queued: list[AfterSend] = []
 
-    results = run_entries("generate", params["requests"], start)
+        def start_one(entry: dict[str, Any]) -> dict[str, Any]:
+            result, enqueue = open_stream(services, entry, ctx)
+            queued.append(enqueue)
+            return result
 
-    def enqueue_all() -> None:
-        for enqueue in queued:
-            enqueue()
+        return {"results": run_entries("generate", params["requests"], start_one)}, queued
 
-    return Reply({"results": results}, after_send=enqueue_all)
+    return _when_compiled(services, params["requests"], start)
+
+
+Start = Callable[[], tuple[dict[str, Any], list[AfterSend]]]
+
+
+def _when_compiled(services: Services, entries: list[Any], start: Start) -> Reply:
+    """Handlers answer at once, so a grammar that its model has not compiled yet (milliseconds to a
+    second) is compiled on the guidance thread first; the request is answered from there."""
+    if all(_compiled(services, entry) for entry in entries):
+        result, hooks = start()
+        return Reply(result, after_send=_run_all(hooks))
+    future: Future[Any] = Future()
+    hooks: list[AfterSend] = []
+
+    def compile_then_start() -> None:
+        try:
+            result, started = start()  # compiles on a cache miss; every error is reported as usual
+            hooks.extend(started)
+            future.set_result(result)
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    services.compiler.submit(compile_then_start)
+    return Reply(future=future, after_send=_run_all(hooks))
+
+
+def _compiled(services: Services, entry: Any) -> bool:
+    """False only for a valid constraint that its (loaded) model still has to compile."""
+    try:
+        loaded = services.store.get(entry["model_id"])
+        spec = guidance.spec_of(entry, entry["model_id"], services.limits.max_guidance_bytes) if loaded else None
+        return loaded is None or guidance.is_compiled(loaded, spec)
+    except Exception:
+        return True  # a malformed entry: start() reports it
+
+
+def _run_all(hooks: list[AfterSend]) -> AfterSend:
+    def run() -> None:
+        for hook in hooks:
+            hook()
+
+    return run
 
 
 def cancel(services: Services, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:

@@ -12,7 +12,16 @@ from runtime import PROTOCOL, __version__
 from runtime.dispatch import CallContext, Method, Reply
 from runtime.methods.services import Services
 
-FEATURES = ["logprobs", "top_logprobs", "stop_sequences", "seed", "chat_messages", "model_progress"]
+FEATURES = [
+    "logprobs",
+    "top_logprobs",
+    "stop_sequences",
+    "seed",
+    "chat_messages",
+    "model_progress",
+    "guidance",
+    "response_format",
+]
 
 
 def info(services: Services, method_names: list[str], params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
@@ -37,7 +46,10 @@ def state(services: Services, params: dict[str, Any], ctx: CallContext) -> dict[
     with services.loads_lock:
         loading = sorted(services.loads)
     return {
-        "loaded_models": [{"model_id": m.model_id, "state": "ready", "type": "text"} for m in services.store.all()],
+        "loaded_models": [
+            {"model_id": m.model_id, "state": "ready", "type": "text", "guides": m.guides.stats()}
+            for m in services.store.all()
+        ],
         "loading_models": loading,
         "active_streams": len(streams),
         "streams": [

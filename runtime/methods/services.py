@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,10 @@ class Services:
     started_at: float = field(default_factory=time.time)
     shutting_down: bool = False
     unloading: set[str] = field(default_factory=set)  # model ids whose unload has begun
+    # Compiles structured-output grammars off the reader thread (see methods/generate.py).
+    compiler: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="guidance")
+    )
 
     def notify(self, method: str, params: dict[str, Any]) -> None:
         self.writer.send(notification(method, params))

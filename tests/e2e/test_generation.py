@@ -167,14 +167,6 @@ def test_requests_the_model_cannot_serve_are_refused_with_the_field(
     assert caught.value.code == -32602 and caught.value.data["errors"][0]["path"] == path
 
 
-def test_structured_output_is_refused_clearly_until_it_exists(runtime: RuntimeClient) -> None:
-    with pytest.raises(RpcFailure) as caught:
-        runtime.request(
-            "generate", {"model_id": MODEL, "prompt": STORY, "guidance": {"mode": "json_schema", "schema": {}}}
-        )
-    assert caught.value.code == -32004
-
-
 def test_a_model_that_is_not_loaded_is_model_not_loaded(runtime: RuntimeClient) -> None:
     with pytest.raises(RpcFailure) as caught:
         runtime.request("generate", {"model_id": "not-loaded", "prompt": STORY})

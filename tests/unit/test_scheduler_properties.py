@@ -89,7 +89,7 @@ class SchedulerMachine(RuleBasedStateMachine):
             self.services.streams.discard(stream_id)
             self.refused += 1
             return
-        publisher = StreamPublisher(self.services, record, SimpleNamespace(tokenizer=None))
+        publisher = StreamPublisher(self.services, record, SimpleNamespace(tokenizer=None), None)
         job = StreamJob(
             stream_id,
             SimpleNamespace(model_id="m"),

@@ -24,6 +24,10 @@ export type Limits = {
   breaker_cooldown_ms: number;
   memory_budget_mb: number;
   batching: boolean;
+  /** A structured-output schema or grammar larger than this (as JSON) gets -32004. */
+  max_guidance_bytes: number;
+  /** Compiled structured-output grammars kept per model, least recently used out. */
+  guide_cache_size: number;
 };
 
 export type BreakerState = "closed" | "open" | "half_open";
@@ -141,10 +145,50 @@ export type GenerateParams = {
   timeout_ms?: number;
   /** Accepted for peer compatibility; generation always streams. */
   streaming?: true;
-  /** Structured output: not available in this version (-32004). */
-  guidance?: { [key: string]: unknown } | null;
+  /** Structured output, enforced token by token (each mode's payload in its own field; see docs/structured-output.md). Peer-compatible {mode, schema}. */
+  guidance?: {
+    mode: "json_schema" | "json_object" | "regex" | "choice" | "grammar" | "xml";
+    /** json_schema: a JSON Schema (2020-12; an object, or the same as a JSON string). xml: an XSD string or an element description object. */
+    schema?: { [key: string]: unknown } | boolean | string;
+    /** regex: the whole output matches it (Rust regex syntax, anchored). */
+    pattern?: string;
+    /** choice: the output is exactly one of these strings. */
+    choices?: string[];
+    /** grammar (or xml): a Lark grammar with a start rule, or EBNF (GBNF dialect, root rule) with syntax ebnf. */
+    grammar?: string;
+    syntax?: "lark" | "ebnf" | "gbnf";
+  } | {
+    mode: "json_schema" | "json_object" | "regex" | "choice" | "grammar" | "xml";
+    /** json_schema: a JSON Schema (2020-12; an object, or the same as a JSON string). xml: an XSD string or an element description object. */
+    schema?: { [key: string]: unknown } | boolean | string;
+    /** regex: the whole output matches it (Rust regex syntax, anchored). */
+    pattern?: string;
+    /** choice: the output is exactly one of these strings. */
+    choices?: string[];
+    /** grammar (or xml): a Lark grammar with a start rule, or EBNF (GBNF dialect, root rule) with syntax ebnf. */
+    grammar?: string;
+    syntax?: "lark" | "ebnf" | "gbnf";
+  };
   /** Speculative decoding: not available in this version. */
   draft_model?: string | null;
+  /** OpenAI-style alias of guidance: {type: text | json_object | json_schema, json_schema: {name, schema, strict}}. */
+  response_format?: {
+    type: "text" | "json_object" | "json_schema";
+    json_schema?: {
+      name?: string;
+      description?: string;
+      schema?: { [key: string]: unknown } | boolean;
+      strict?: boolean | null;
+    };
+  } | {
+    type: "text" | "json_object" | "json_schema";
+    json_schema?: {
+      name?: string;
+      description?: string;
+      schema?: { [key: string]: unknown } | boolean;
+      strict?: boolean | null;
+    };
+  };
 };
 export type GenerateResult = {
   stream_id: StreamId;
@@ -199,6 +243,13 @@ export type RuntimeStateResult = {
     model_id: ModelId;
     state: "ready";
     type: "text" | "vision";
+    /** This model's cache of compiled structured-output grammars. */
+    guides: {
+      entries: number;
+      capacity: number;
+      hits: number;
+      misses: number;
+    };
   })[];
   loading_models: string[];
   active_streams: number;
@@ -319,6 +370,13 @@ export type StreamEventParams = {
   is_final: true;
   finish_reason: FinishReason;
   error?: string;
+  /** Streams with structured output: whether the output sent is whole (the grammar accepts it). False when max_tokens, a stop sequence, cancel or timeout cut it short. */
+  guidance?: {
+    mode: "json_schema" | "json_object" | "regex" | "choice" | "grammar" | "xml";
+    complete: boolean;
+  };
+  /** json_schema / json_object streams whose output is complete: the JSON value. */
+  parsed?: unknown;
 };
 
 /** Sent once before a completed stream.event. Times in seconds. */

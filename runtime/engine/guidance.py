@@ -1,0 +1,175 @@
+"""Structured output enforced token by token with llguidance.
+
+A `Guide` is a grammar compiled for one model's tokenizer (cached per model by `GuideCache`, so a
+second request with the same schema starts at once). Each stream gets its own `Constraint`: a
+copy of the guide's matcher that works as an mlx-lm logits processor. At every step it consumes
+the token just sampled and masks every token the grammar does not allow next.
+
+llguidance's own MLX mask kernel is a Metal kernel ("No Metal back-end" on the CPU and CUDA
+backends), so the bitmask is applied with portable MLX ops: one `mx.where` per step, which costs
+well under a millisecond at these vocabulary sizes on every backend.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import llguidance
+import llguidance.hf
+import llguidance.numpy
+import mlx.core as mx
+import numpy as np
+
+from runtime import faults
+
+JSON_OPTIONS: dict[str, Any] = {"item_separator": ", ", "key_separator": ": "}
+# Applied over anything a schema's "x-guidance" says: free whitespace could loop until max_tokens.
+JSON_OVERRIDES: dict[str, Any] = {"whitespace_flexible": False, "whitespace_pattern": None}
+
+
+def json_schema_grammar(schema: dict[str, Any] | bool) -> str:
+    return llguidance.LLMatcher.grammar_from_json_schema(schema, defaults=JSON_OPTIONS, overrides=JSON_OVERRIDES)
+
+
+def lark_grammar(lark: str) -> str:
+    return llguidance.LLMatcher.grammar_from_lark(lark)
+
+
+def regex_grammar(pattern: str) -> str:
+    return llguidance.LLMatcher.grammar_from_regex(pattern)
+
+
+@dataclass(frozen=True)
+class Guide:
+    """A compiled grammar: a pristine matcher that each stream copies."""
+
+    mode: str
+    matcher: Any
+    eos_ids: frozenset[int]
+
+    def new_constraint(self) -> Constraint:
+        return Constraint(self.mode, self.matcher.deep_copy(), self.eos_ids)
+
+
+class GuideCache:
+    """Compiled guides of one model, least recently used first out. Any thread may call it."""
+
+    def __init__(self, tokenizer: Any, vocab_size: int, capacity: int) -> None:
+        self._hf_tokenizer, self._vocab_size, self.capacity = tokenizer, vocab_size, capacity
+        self._eos_ids = frozenset(tokenizer.eos_token_ids)
+        self._lltokenizer: Any = None
+        self._guides: OrderedDict[str, Guide] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def __contains__(self, grammar: str) -> bool:
+        with self._lock:
+            return grammar in self._guides
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {"entries": len(self._guides), "capacity": self.capacity, "hits": self.hits, "misses": self.misses}
+
+    def get(self, mode: str, grammar: str, model_id: str) -> Guide:
+        """The compiled guide for this grammar; compiles it (milliseconds to a second) on a miss."""
+        with self._lock:
+            guide = self._guides.get(grammar)
+            if guide is not None:
+                self._guides.move_to_end(grammar)
+                self.hits += 1
+                return guide
+            self.misses += 1
+        guide = Guide(mode, self._compile(grammar, model_id), self._eos_ids)
+        with self._lock:
+            self._guides[grammar] = guide
+            while len(self._guides) > self.capacity:
+                self._guides.popitem(last=False)
+        return guide
+
+    def _compile(self, grammar: str, model_id: str) -> Any:
+        matcher = llguidance.LLMatcher(self._tokenizer(), grammar, log_level=0)
+        if matcher.is_error():
+            raise compile_error(matcher.get_error(), model_id)
+        return matcher
+
+    def _tokenizer(self) -> Any:
+        with self._lock:
+            if self._lltokenizer is None:
+                self._lltokenizer = llguidance.hf.from_tokenizer(
+                    self._hf_tokenizer._tokenizer, n_vocab=self._vocab_size, eos_token=sorted(self._eos_ids)
+                )
+            return self._lltokenizer
+
+
+def compile_error(message: str, model_id: str) -> faults.GuidanceFailed:
+    """llguidance's message, with unsupported JSON Schema keywords listed by name."""
+    details: dict[str, Any] = {"model_id": model_id, "reason": message.strip()}
+    prefix = "Unimplemented keys: "
+    if message.startswith(prefix):
+        names = [n.strip().strip('"') for n in message[len(prefix) :].strip().strip("[]").split(",")]
+        details["unsupported_keywords"] = [n for n in names if n]
+        message = "unsupported JSON Schema keywords: " + ", ".join(details["unsupported_keywords"])
+    return faults.GuidanceFailed(f"guidance does not compile: {message.strip()}", **details)
+
+
+class GuidanceViolation(RuntimeError):
+    """The matcher refused a sampled token: a bug, never the model's fault; ends the stream."""
+
+
+class Constraint:
+    """One stream's matcher, as an mlx-lm logits processor `(tokens, logits) -> logits`.
+
+    The first call comes with the prompt's last token and consumes nothing; every later call
+    consumes the token sampled at the step before. Stop tokens are never consumed: the stream ends
+    on them. A stream handed over between engine paths re-feeds its last token, so `rewind` undoes
+    that token's consumption, as the sampler's rewind does.
+    """
+
+    def __init__(self, mode: str, matcher: Any, eos_ids: frozenset[int]) -> None:
+        self.mode, self.matcher, self.eos_ids = mode, matcher, eos_ids
+        self.started = False
+        self.consumed: list[int] = []
+        self._bitmask: np.ndarray | None = None
+
+    def __call__(self, tokens: mx.array, logits: mx.array) -> mx.array:
+        mx.async_eval(logits)  # the forward pass runs while the matcher computes the mask
+        if self.started:
+            self._consume(int(tokens.reshape(-1)[-1].item()))
+        self.started = True
+        return mx.where(self._allowed(logits.shape[-1]), logits, -mx.inf)
+
+    def _consume(self, token: int) -> None:
+        if token in self.eos_ids:
+            return
+        if not self.matcher.consume_token(token):
+            raise GuidanceViolation(f"the grammar refused token {token}: {self.matcher.get_error()}")
+        self.consumed.append(token)
+
+    def _allowed(self, vocab: int) -> mx.array:
+        if self._bitmask is None:
+            self._bitmask = llguidance.numpy.allocate_token_bitmask(1, vocab)
+        llguidance.numpy.fill_next_token_bitmask(self.matcher, self._bitmask)
+        bits = np.unpackbits(self._bitmask.view(np.uint8), bitorder="little")[:vocab]
+        return mx.array(bits.astype(np.bool_))
+
+    def rewind(self, steps: int) -> None:
+        if steps and self.consumed:
+            undo = min(steps, len(self.consumed))
+            self.matcher.rollback(undo)
+            del self.consumed[-undo:]
+
+    def is_complete(self, emitted: list[int]) -> bool:
+        """Whether the emitted tokens form a whole output of the grammar (checked at the end)."""
+        common = 0
+        while common < min(len(emitted), len(self.consumed)) and emitted[common] == self.consumed[common]:
+            common += 1
+        self.rewind(len(self.consumed) - common)
+        try:
+            for token in emitted[common:]:
+                self._consume(token)
+        except GuidanceViolation:
+            return False
+        return self.matcher.is_accepting() and not self.matcher.is_error()

@@ -1,0 +1,152 @@
+"""From the wire's `guidance` / `response_format` to a compiled guide of the model.
+
+Every mode becomes one llguidance grammar string, which is also the key of the model's guide
+cache. Everything that can be wrong with a schema or grammar is found here, before the stream is
+registered: a bad one gets -32004 (GuidanceFailed) with the reason, and nothing is generated.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+from llguidance.gbnf_to_lark import gbnf_to_lark
+
+from runtime import faults
+from runtime.engine import guidance, xmlshape
+from runtime.engine.guidance import Guide
+from runtime.engine.models import LoadedModel
+
+MODES = ("json_schema", "json_object", "regex", "choice", "grammar", "xml")
+PAYLOAD = {"json_schema": "schema", "regex": "pattern", "choice": "choices", "grammar": "grammar"}
+ANY_JSON_OBJECT: dict[str, Any] = {"type": "object"}
+
+
+@dataclass(frozen=True)
+class GuidanceSpec:
+    mode: str
+    grammar: str  # llguidance grammar: what is compiled, and the cache key
+
+
+def spec_of(params: dict[str, Any], model_id: str, max_bytes: int) -> GuidanceSpec | None:
+    """The request's constraint, or None; `response_format` is the OpenAI-style alias."""
+    guidance_params, response_format = params.get("guidance"), params.get("response_format")
+    if guidance_params is not None and response_format is not None:
+        raise faults.InvalidInput.at("/response_format", "give guidance or response_format, not both")
+    if response_format is not None:
+        guidance_params = _from_response_format(response_format)
+        if guidance_params is None:
+            return None
+    if guidance_params is None:
+        return None
+    mode = guidance_params["mode"]
+    _check_size(guidance_params, mode, model_id, max_bytes)
+    try:
+        return GuidanceSpec(mode, _grammar(mode, guidance_params))
+    except xmlshape.ShapeError as exc:
+        raise faults.GuidanceFailed(f"invalid XML shape: {exc}", model_id=model_id, mode=mode) from None
+    except _Invalid as exc:
+        raise faults.GuidanceFailed(str(exc), model_id=model_id, mode=mode, **exc.details) from None
+
+
+def guide_for(loaded: LoadedModel, spec: GuidanceSpec) -> Guide:
+    try:
+        return loaded.guides.get(spec.mode, spec.grammar, loaded.model_id)
+    except faults.GuidanceFailed as exc:
+        exc.details["mode"] = spec.mode
+        raise
+
+
+def is_compiled(loaded: LoadedModel, spec: GuidanceSpec | None) -> bool:
+    return spec is None or spec.grammar in loaded.guides
+
+
+class _Invalid(ValueError):
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+def _from_response_format(response_format: dict[str, Any]) -> dict[str, Any] | None:
+    kind = response_format["type"]
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return {"mode": "json_object"}
+    json_schema = response_format.get("json_schema")
+    if not isinstance(json_schema, dict) or "schema" not in json_schema:
+        raise faults.InvalidInput.at("/response_format/json_schema/schema", "is required for type json_schema")
+    return {"mode": "json_schema", "schema": json_schema["schema"]}
+
+
+def _check_size(guidance_params: dict[str, Any], mode: str, model_id: str, max_bytes: int) -> None:
+    size = len(json.dumps(guidance_params, ensure_ascii=False).encode())
+    if size > max_bytes:
+        raise faults.GuidanceFailed(
+            f"guidance of {size} bytes exceeds the {max_bytes}-byte limit",
+            model_id=model_id,
+            mode=mode,
+            size_bytes=size,
+            limit_bytes=max_bytes,
+        )
+
+
+def _payload(mode: str, guidance_params: dict[str, Any]) -> Any:
+    field = PAYLOAD[mode]
+    if guidance_params.get(field) is None:
+        raise faults.InvalidInput.at(f"/guidance/{field}", f"is required for mode {mode}")
+    return guidance_params[field]
+
+
+def _grammar(mode: str, guidance_params: dict[str, Any]) -> str:
+    if mode == "json_object":
+        return guidance.json_schema_grammar(ANY_JSON_OBJECT)
+    if mode == "xml":
+        return guidance.lark_grammar(_xml_lark(guidance_params))
+    payload = _payload(mode, guidance_params)
+    if mode == "json_schema":
+        return guidance.json_schema_grammar(_checked_schema(payload))
+    if mode == "regex":
+        return guidance.regex_grammar(payload)
+    if mode == "choice":
+        return guidance.lark_grammar("start: " + " | ".join(json.dumps(choice) for choice in payload))
+    return guidance.lark_grammar(_lark(payload, guidance_params.get("syntax", "lark")))
+
+
+def _checked_schema(schema: Any) -> dict[str, Any] | bool:
+    """A JSON Schema (object, or the same as a JSON string) checked against the 2020-12 meta-schema."""
+    if isinstance(schema, str):
+        try:
+            schema = json.loads(schema)
+        except ValueError as exc:
+            raise _Invalid(f"schema is a string but not JSON: {exc}") from None
+    if not isinstance(schema, dict | bool):
+        raise _Invalid("schema must be a JSON Schema object")
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        path = "/" + "/".join(str(p) for p in exc.path)
+        raise _Invalid(f"invalid JSON Schema at {path}: {exc.message}", path=path) from None
+    return schema
+
+
+def _lark(grammar: str, syntax: str) -> str:
+    if syntax == "lark":
+        return grammar
+    try:
+        return gbnf_to_lark(grammar)
+    except Exception as exc:  # the converter raises plain exceptions for syntax errors
+        raise _Invalid(f"the EBNF grammar does not parse: {exc}") from None
+
+
+def _xml_lark(guidance_params: dict[str, Any]) -> str:
+    if guidance_params.get("grammar") is not None:
+        return _lark(guidance_params["grammar"], guidance_params.get("syntax", "lark"))
+    shape = guidance_params.get("schema")
+    if isinstance(shape, str):
+        return xmlshape.to_lark(xmlshape.from_xsd(shape))
+    if isinstance(shape, dict):
+        return xmlshape.to_lark(xmlshape.from_description(shape))
+    raise faults.InvalidInput.at("/guidance/schema", "mode xml needs a schema (XSD or element object) or grammar")
