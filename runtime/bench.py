@@ -36,6 +36,7 @@ PROMPTS = [
 def run_bench(args: argparse.Namespace) -> int:
     blas = preload_blas()
     from runtime.bench_host import LeanHost
+    from runtime.bench_structured import print_structured, run_structured
 
     ready = [_spawn_to_ready(LeanHost) for _ in range(3)]
     client = LeanHost(ready_timeout=60)
@@ -45,10 +46,18 @@ def run_bench(args: argparse.Namespace) -> int:
         bias = {str(i): NO_EOS_BIAS for i in info["eos_token_ids"]}
         single = _single_stream(client, raw, args, bias)
         concurrency = _concurrency(client, raw, args, bias) if args.concurrency else {}
+        structured = (
+            run_structured(client, args.model, args.structured_tokens, args.structured_runs, info["eos_token_ids"])
+            if args.structured_runs
+            else None
+        )
     finally:
         client.close()
     report = _report(args, blas.name, ready, single, concurrency)
+    report["structured"] = structured
     _print(report)
+    if structured:
+        print_structured(structured)
     with open(args.out, "w") as f:
         json.dump(report, f, indent=2)
     print(f"\nwritten to {args.out}")

@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--concurrency", default="1,2,4,8", help="stream counts to measure ('' to skip)")
     bench.add_argument("--batch-tokens", type=int, default=128, help="tokens per stream in the concurrency runs")
     bench.add_argument("--batch-runs", type=int, default=3, help="alternating runs per stream count")
+    bench.add_argument("--structured-runs", type=int, default=6, help="alternating structured-output runs (0 skips)")
+    bench.add_argument("--structured-tokens", type=int, default=256, help="tokens per structured-output run")
     bench.add_argument("--out", default="bench.json")
     sub.add_parser("doctor", help="report backend, device, BLAS and versions")
     return parser

@@ -7,11 +7,13 @@ registered: a bad one gets -32004 (GuidanceFailed) with the reason, and nothing 
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
+import orjson
 from llguidance.gbnf_to_lark import gbnf_to_lark
 
 from runtime import faults
@@ -42,13 +44,21 @@ def spec_of(params: dict[str, Any], model_id: str, max_bytes: int) -> GuidanceSp
     if guidance_params is None:
         return None
     mode = guidance_params["mode"]
-    _check_size(guidance_params, mode, model_id, max_bytes)
+    key = orjson.dumps(guidance_params, option=orjson.OPT_SORT_KEYS)
+    _check_size(len(key), mode, model_id, max_bytes)
     try:
-        return GuidanceSpec(mode, _grammar(mode, guidance_params))
+        return _spec_for(key)
     except xmlshape.ShapeError as exc:
         raise faults.GuidanceFailed(f"invalid XML shape: {exc}", model_id=model_id, mode=mode) from None
     except _Invalid as exc:
         raise faults.GuidanceFailed(str(exc), model_id=model_id, mode=mode, **exc.details) from None
+
+
+@functools.lru_cache(maxsize=256)
+def _spec_for(key: bytes) -> GuidanceSpec:
+    """Checking a schema costs milliseconds, so a repeated one (same canonical JSON) is not re-checked."""
+    guidance_params = orjson.loads(key)
+    return GuidanceSpec(guidance_params["mode"], _grammar(guidance_params["mode"], guidance_params))
 
 
 def guide_for(loaded: LoadedModel, spec: GuidanceSpec) -> Guide:
@@ -81,8 +91,7 @@ def _from_response_format(response_format: dict[str, Any]) -> dict[str, Any] | N
     return {"mode": "json_schema", "schema": json_schema["schema"]}
 
 
-def _check_size(guidance_params: dict[str, Any], mode: str, model_id: str, max_bytes: int) -> None:
-    size = len(json.dumps(guidance_params, ensure_ascii=False).encode())
+def _check_size(size: int, mode: str, model_id: str, max_bytes: int) -> None:
     if size > max_bytes:
         raise faults.GuidanceFailed(
             f"guidance of {size} bytes exceeds the {max_bytes}-byte limit",

@@ -1,0 +1,110 @@
+"""`runtime bench` structured-output scenario: what enforcing a JSON Schema costs, through the runtime.
+
+Per-token overhead: the same prompt decoded with and without a schema, the same number of tokens
+(EOS suppressed without the schema; with it, a schema that cannot end within the run). Time to
+first token: a schema the model has never compiled (cold), the same schema again (cached), and no
+schema. Runs alternate and ratios are medians of per-round ratios, as in the rest of the bench.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import uuid
+from typing import Any
+
+PROMPT = "<|im_start|>user\nGive me a JSON list of pets.<|im_end|>\n<|im_start|>assistant\n"
+# An array that needs more items than any run writes: the grammar never lets the stream end early.
+ENDLESS_PETS = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 12},
+            "animal": {"enum": ["dog", "cat", "bird", "fish"]},
+            "age": {"type": "integer", "minimum": 0, "maximum": 30},
+        },
+        "required": ["name", "animal", "age"],
+        "additionalProperties": False,
+    },
+    "minItems": 100000,
+}
+
+
+def run_structured(client: Any, model: str, tokens: int, runs: int, eos_ids: list[int]) -> dict[str, Any]:
+    base = {"model_id": model, "prompt": PROMPT, "temperature": 0}
+    free = {**base, "max_tokens": tokens, "logit_bias": {str(i): -100.0 for i in eos_ids}}
+    guided = {**base, "max_tokens": tokens, "guidance": {"mode": "json_schema", "schema": ENDLESS_PETS}}
+    _decode(client, free)  # warm both paths (and compile the schema) once
+    _decode(client, guided)
+    decode_pairs = [(_decode(client, free), _decode(client, guided)) for _ in range(runs)]
+    ttft_rounds = [_ttft_round(client, base) for _ in range(runs)]
+    free_tps = [pair[0] for pair in decode_pairs]
+    guided_tps = [pair[1] for pair in decode_pairs]
+    return {
+        "tokens_per_run": tokens,
+        "runs": runs,
+        "unconstrained_decode_tps": _median(free_tps),
+        "constrained_decode_tps": _median(guided_tps),
+        "per_token_overhead": _median([f / g - 1 for f, g in decode_pairs]),
+        "per_token_overhead_ms": _median([(1000 / g - 1000 / f) for f, g in decode_pairs]),
+        "ttft_ms": {key: _median([r[key] for r in ttft_rounds]) for key in ("unconstrained", "cold", "cached")},
+        "cached_ttft_vs_unconstrained": _median([r["cached"] / r["unconstrained"] for r in ttft_rounds]),
+        "cold_ttft_vs_unconstrained": _median([r["cold"] / r["unconstrained"] for r in ttft_rounds]),
+        "targets": {"per_token_overhead": "<= 0.15", "cached_ttft_vs_unconstrained": "<= 1.10"},
+    }
+
+
+def _decode(client: Any, params: dict[str, Any]) -> float:
+    """Decode tokens/s after the first token."""
+    stream_id = client.request("generate", params)["stream_id"]
+    first, count = None, 0
+    for message in client.stream(stream_id, timeout=300):
+        if message["method"] == "stream.chunk":
+            first = first or time.perf_counter()
+            count += len(message["params"]["tokens"])
+    assert first is not None and count == params["max_tokens"], f"expected {params['max_tokens']} tokens, got {count}"
+    return (count - 1) / (time.perf_counter() - first)
+
+
+def _ttft_round(client: Any, base: dict[str, Any]) -> dict[str, float]:
+    """One cold schema (a property name never seen before), the same schema cached, and none."""
+    schema = {**ENDLESS_PETS, "items": {**ENDLESS_PETS["items"], "title": f"pet-{uuid.uuid4().hex}"}}
+    guided = {**base, "max_tokens": 4, "guidance": {"mode": "json_schema", "schema": schema}}
+    return {
+        "cold": _first_token_ms(client, guided),
+        "cached": _first_token_ms(client, guided),
+        "unconstrained": _first_token_ms(client, {**base, "max_tokens": 4}),
+    }
+
+
+def _first_token_ms(client: Any, params: dict[str, Any]) -> float:
+    sent = time.perf_counter()
+    stream_id = client.request("generate", params)["stream_id"]
+    first = None
+    for message in client.stream(stream_id, timeout=300):
+        if message["method"] == "stream.chunk" and first is None:
+            first = time.perf_counter()
+    assert first is not None
+    return (first - sent) * 1000
+
+
+def _median(values: list[float]) -> float:
+    return round(statistics.median(values), 3)
+
+
+def print_structured(report: dict[str, Any]) -> None:
+    ttft = report["ttft_ms"]
+    print(f"\nstructured output (JSON Schema), {report['tokens_per_run']} tokens x {report['runs']} alternating runs")
+    print(f"{'decode tokens/s':<34}{'unconstrained':>14}{'constrained':>13}")
+    print(f"{'':<34}{report['unconstrained_decode_tps']:>14}{report['constrained_decode_tps']:>13}")
+    print(
+        f"per-token overhead: {report['per_token_overhead'] * 100:.1f}% "
+        f"({report['per_token_overhead_ms']:.3f} ms/token, target <= 15%)"
+    )
+    print(f"{'time to first token (ms)':<34}{'none':>14}{'cold':>13}{'cached':>10}")
+    print(f"{'':<34}{ttft['unconstrained']:>14}{ttft['cold']:>13}{ttft['cached']:>10}")
+    print(
+        f"cached schema TTFT vs unconstrained: {report['cached_ttft_vs_unconstrained']:.3f}x (target <= 1.10); "
+        f"cold: {report['cold_ttft_vs_unconstrained']:.3f}x"
+    )
