@@ -44,7 +44,7 @@ def spec_of(params: dict[str, Any], model_id: str, max_bytes: int) -> GuidanceSp
     if guidance_params is None:
         return None
     mode = guidance_params["mode"]
-    key = orjson.dumps(guidance_params, option=orjson.OPT_SORT_KEYS)
+    key = orjson.dumps(guidance_params)  # key order kept: it is the order properties are written in
     _check_size(len(key), mode, model_id, max_bytes)
     try:
         return _spec_for(key)
@@ -56,7 +56,7 @@ def spec_of(params: dict[str, Any], model_id: str, max_bytes: int) -> GuidanceSp
 
 @functools.lru_cache(maxsize=256)
 def _spec_for(key: bytes) -> GuidanceSpec:
-    """Checking a schema costs milliseconds, so a repeated one (same canonical JSON) is not re-checked."""
+    """Checking a schema costs milliseconds, so a repeated one (the same JSON) is not checked again."""
     guidance_params = orjson.loads(key)
     return GuidanceSpec(guidance_params["mode"], _grammar(guidance_params["mode"], guidance_params))
 

@@ -391,7 +391,7 @@ def test_a_second_request_with_the_same_schema_uses_the_compiled_guide(runtime: 
     after_first = guides()
     run(runtime, {"mode": "json_schema", "schema": json.dumps(schema)}, temperature=0.5, seed=1)
     after_second = guides()
-    assert after_first["misses"] == before["misses"] + 1
+    assert after_first["misses"] == before["misses"] + 1, (before, after_first, after_second)
     assert after_second["misses"] == after_first["misses"] and after_second["hits"] > after_first["hits"]
 
 
@@ -473,3 +473,15 @@ def test_malformed_guidance_params_get_field_level_errors(runtime: RuntimeClient
     with pytest.raises(RpcFailure) as failure:
         start(runtime, {"mode": "json_object"}, response_format={"type": "json_object"})
     assert failure.value.data["errors"][0]["path"] == "/response_format"
+
+
+def test_properties_are_written_in_the_order_the_schema_declares(runtime: RuntimeClient) -> None:
+    flag = {"type": "boolean"}
+    schema = {
+        "type": "object",
+        "properties": {"zebra": flag, "apple": flag, "mango": flag},
+        "required": ["zebra", "apple", "mango"],
+        "additionalProperties": False,
+    }
+    outcome = run(runtime, {"mode": "json_schema", "schema": schema}, temperature=0.7, seed=2)
+    assert list(json.loads(outcome["text"])) == ["zebra", "apple", "mango"]
