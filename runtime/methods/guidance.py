@@ -49,9 +49,11 @@ def spec_of(params: dict[str, Any], model_id: str, max_bytes: int) -> GuidanceSp
     try:
         return _spec_for(key)
     except xmlshape.ShapeError as exc:
-        raise faults.GuidanceFailed(f"invalid XML shape: {exc}", model_id=model_id, mode=mode) from None
+        raise faults.GuidanceFailed(
+            f"invalid XML shape: {exc}", model_id=model_id, mode=mode, reason=str(exc)
+        ) from None
     except _Invalid as exc:
-        raise faults.GuidanceFailed(str(exc), model_id=model_id, mode=mode, **exc.details) from None
+        raise faults.GuidanceFailed(str(exc), model_id=model_id, mode=mode, reason=str(exc), **exc.details) from None
 
 
 @functools.lru_cache(maxsize=256)
@@ -93,10 +95,12 @@ def _from_response_format(response_format: dict[str, Any]) -> dict[str, Any] | N
 
 def _check_size(size: int, mode: str, model_id: str, max_bytes: int) -> None:
     if size > max_bytes:
+        message = f"guidance of {size} bytes exceeds the {max_bytes}-byte limit"
         raise faults.GuidanceFailed(
-            f"guidance of {size} bytes exceeds the {max_bytes}-byte limit",
+            message,
             model_id=model_id,
             mode=mode,
+            reason=message,
             size_bytes=size,
             limit_bytes=max_bytes,
         )

@@ -44,6 +44,16 @@ async def test_a_stream_yields_tokens_then_a_result_with_stats() -> None:
         )["text"] == result["text"]
 
 
+async def test_a_structured_result_carries_guidance_and_the_parsed_value() -> None:
+    schema = {"type": "array", "items": {"enum": ["cat", "dog"]}, "minItems": 1, "maxItems": 3}
+    async with await spawn() as rt:
+        await rt.load_model(MODEL)
+        guidance = {"mode": "json_schema", "schema": schema}
+        result = await rt.generate_text({"model_id": MODEL, "prompt": "Pets:", "max_tokens": 40, "guidance": guidance})
+        assert result["guidance"] == {"mode": "json_schema", "complete": True}
+        assert result["parsed"] and set(result["parsed"]) <= {"cat", "dog"}
+
+
 async def test_leaving_the_loop_early_stops_the_stream_in_the_runtime() -> None:
     async with await spawn() as rt:
         await rt.load_model(MODEL)

@@ -433,7 +433,7 @@ def test_an_invalid_schema_or_grammar_fails_before_any_token(
         start(runtime, guidance, stream_id=stream_id)
     error = {"code": failure.value.code, "message": failure.value.message, "data": failure.value.data}
     assert error["code"] == -32004 and named in error["message"] + json.dumps(error.get("data")), error
-    assert error["data"]["model_id"] == MODEL and error["data"]["mode"] == guidance["mode"]
+    assert error["data"]["model_id"] == MODEL and error["data"]["mode"] == guidance["mode"] and error["data"]["reason"]
     assert not [
         m for m in runtime.messages if isinstance(m, dict) and m.get("params", {}).get("stream_id") == stream_id
     ]

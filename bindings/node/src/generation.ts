@@ -11,6 +11,10 @@ export interface GenerationResult {
   tokensGenerated: number;
   stats: StreamStatsParams | null;
   finishReason: FinishReason;
+  /** Structured output only: the mode and whether the output is whole (false: cut short, do not parse). */
+  guidance?: StreamEventParams["guidance"];
+  /** Structured JSON output that is whole: the parsed value. */
+  parsed?: unknown;
 }
 
 /**
@@ -108,6 +112,8 @@ export class Generation implements AsyncIterable<TokenEntry>, StreamSink {
       tokensGenerated: this.statsParams?.tokens_generated ?? this.text.length,
       stats: this.statsParams,
       finishReason: params.finish_reason,
+      ...(params.guidance !== undefined ? { guidance: params.guidance } : {}),
+      ...("parsed" in params ? { parsed: params.parsed } : {}),
     });
     this.signal();
   }

@@ -27,6 +27,33 @@ describe("streams against the real runtime", () => {
     assert.deepEqual(state.loaded_models.map((m) => m.model_id), [MODEL_ID]);
   });
 
+  test("structured output: the result carries guidance and the parsed value", TEST_TIMEOUT, async () => {
+    const schema = {
+      type: "object",
+      properties: { color: { enum: ["red", "green"] }, count: { type: "integer", minimum: 1, maximum: 9 } },
+      required: ["color", "count"],
+      additionalProperties: false,
+    };
+    const generation = runtime.client.generate({
+      model_id: MODEL_ID,
+      prompt: "Describe it.",
+      max_tokens: 60,
+      temperature: 0.8,
+      seed: 3,
+      guidance: { mode: "json_schema", schema },
+    });
+    const result = await generation.result;
+    assert.equal(result.finishReason, "stop");
+    assert.deepEqual(result.guidance, { mode: "json_schema", complete: true });
+    assert.deepEqual(result.parsed, JSON.parse(result.text));
+    const parsed = result.parsed as { color: string; count: number };
+    assert.ok(["red", "green"].includes(parsed.color) && parsed.count >= 1 && parsed.count <= 9);
+    await assert.rejects(
+      runtime.client.generate({ model_id: MODEL_ID, prompt: "x", guidance: { mode: "regex", pattern: "[a-" } }).result,
+      (error: unknown) => error instanceof RpcError && error.code === ERROR_CODES.GuidanceError,
+    );
+  });
+
   test("tokenize", TEST_TIMEOUT, async () => {
     const result = await runtime.client.tokenize({ model_id: MODEL_ID, text: "Once upon" });
     assert.ok(result.tokens.length > 0);

@@ -124,9 +124,10 @@ class Generation:
         if event["event"] == "error":
             self._done.set_exception(RpcError({"code": -32002, "message": event.get("error", "generation failed")}))
         else:
-            self._done.set_result(
-                {"text": "".join(self._text), "finish_reason": event["finish_reason"], "stats": stats}
-            )
+            result = {"text": "".join(self._text), "finish_reason": event["finish_reason"], "stats": stats}
+            # Structured output: {mode, complete}, and the parsed JSON value of a whole JSON output.
+            result.update({key: event[key] for key in ("guidance", "parsed") if key in event})
+            self._done.set_result(result)
 
     async def _cancel_quietly(self) -> None:
         if self.stream_id is not None:
