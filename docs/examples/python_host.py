@@ -11,8 +11,15 @@ from mlx_rpc_client import RuntimeClient
 async def main() -> None:
     async with RuntimeClient.spawn(on_log=lambda line: None) as runtime:
         await runtime.load_model("tiny-chat")
-        story = runtime.generate({"model_id": "tiny-chat", "max_tokens": 60, "temperature": 0.7, "seed": 1,
-                                  "messages": [{"role": "user", "content": "Tell me a story about a cat."}]})
+        story = runtime.generate(
+            {
+                "model_id": "tiny-chat",
+                "max_tokens": 60,
+                "temperature": 0.7,
+                "seed": 1,
+                "messages": [{"role": "user", "content": "Tell me a story about a cat."}],
+            }
+        )
         async for token in story:
             print(token["token"], end="", flush=True)
         result = await story.result()
