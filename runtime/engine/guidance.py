@@ -2,8 +2,9 @@
 
 A `Guide` is a grammar compiled for one model's tokenizer (cached per model by `GuideCache`, so a
 second request with the same schema starts at once). Each stream gets its own `Constraint`: a
-copy of the guide's matcher that works as an mlx-lm logits processor. At every step it consumes
-the token just sampled and masks every token the grammar does not allow next.
+copy of the guide's matcher that works as an mlx-lm logits processor. At every step it follows
+the stream's history (consuming new tokens, rolling back changed ones) and masks every token the
+grammar does not allow next.
 
 llguidance's own MLX mask kernel is a Metal kernel ("No Metal back-end" on the CPU and CUDA
 backends), so the bitmask is applied with portable MLX ops: one `mx.where` per step, which costs
@@ -48,10 +49,9 @@ class Guide:
 
     mode: str
     matcher: Any
-    eos_ids: frozenset[int]
 
-    def new_constraint(self) -> Constraint:
-        return Constraint(self.mode, self.matcher.deep_copy(), self.eos_ids)
+    def new_constraint(self, prompt_len: int) -> Constraint:
+        return Constraint(self.mode, self.matcher.deep_copy(), prompt_len)
 
 
 class GuideCache:
@@ -82,7 +82,7 @@ class GuideCache:
                 self.hits += 1
                 return guide
             self.misses += 1
-        guide = Guide(mode, self._compile(grammar, model_id), self._eos_ids)
+        guide = Guide(mode, self._compile(grammar, model_id))
         with self._lock:
             self._guides[grammar] = guide
             while len(self._guides) > self.capacity:
@@ -116,39 +116,56 @@ def compile_error(message: str, model_id: str) -> faults.GuidanceFailed:
 
 
 class GuidanceViolation(RuntimeError):
-    """The matcher refused a sampled token: a bug, never the model's fault; ends the stream."""
+    """The matcher could not follow the stream: a bug, never the model's fault; ends the stream."""
+
+
+# How far back a stream's history may change between two calls: the longest rewind of any engine
+# path (a speculative round of up to 8 draft tokens, or a hand-over's one token).
+SYNC_WINDOW = 32
 
 
 class Constraint:
     """One stream's matcher, as an mlx-lm logits processor `(tokens, logits) -> logits`.
 
-    The first call comes with the prompt's last token and consumes nothing; every later call
-    consumes the token sampled at the step before. Stop tokens are never consumed: the stream ends
-    on them. A stream handed over between engine paths re-feeds its last token, so `rewind` undoes
-    that token's consumption, as the sampler's rewind does.
+    `tokens` is the whole history (prompt, then generated tokens). Rather than assume one new token
+    per call, the matcher follows that history: it consumes what is new and rolls back what
+    changed. So the same object serves the single-stream loop, the batch (where a stream that moves
+    in re-feeds its last token), and speculative decoding (where draft tokens are proposed, then
+    verified, then partly rejected).
     """
 
-    def __init__(self, mode: str, matcher: Any, eos_ids: frozenset[int]) -> None:
-        self.mode, self.matcher, self.eos_ids = mode, matcher, eos_ids
-        self.started = False
-        self.consumed: list[int] = []
+    def __init__(self, mode: str, matcher: Any, prompt_len: int) -> None:
+        self.mode, self.matcher, self.prompt_len = mode, matcher, prompt_len
+        self.consumed: list[int] = []  # the generated tokens the matcher has consumed, in order
+        self.follows = True  # False: the history holds a token the grammar refuses (a draft's)
         self._bitmask: np.ndarray | None = None
 
     def __call__(self, tokens: mx.array, logits: mx.array) -> mx.array:
-        # The mask needs the token sampled last step, so this waits for it (a few microseconds:
-        # it was evaluated ahead). Starting this step's forward pass first with mx.async_eval, to
-        # overlap it with the mask, measured slower on the CPU backend (it evaluated in place).
-        if self.started:
-            self._consume(int(tokens.reshape(-1)[-1].item()))
-        self.started = True
+        flat = tokens.reshape(-1)
+        generated = flat.size - self.prompt_len
+        start = max(0, min(generated, len(self.consumed)) - SYNC_WINDOW)
+        self._follow(start, flat[self.prompt_len + start :].tolist() if generated > start else [])
+        if not self.follows:
+            return logits  # a rejected draft position: what is sampled here is never kept
         return mx.where(self._allowed(logits.shape[-1]), logits, -mx.inf)
 
-    def _consume(self, token: int) -> None:
-        if token in self.eos_ids:
-            return
-        if not self.matcher.consume_token(token):
-            raise GuidanceViolation(f"the grammar refused token {token}: {self.matcher.get_error()}")
-        self.consumed.append(token)
+    def _follow(self, start: int, tail: list[int]) -> None:
+        """Make `consumed[start:]` equal `tail`, or as much of it as the grammar accepts."""
+        common = start
+        while (
+            common < len(self.consumed) and common - start < len(tail) and self.consumed[common] == tail[common - start]
+        ):
+            common += 1
+        if common < len(self.consumed):
+            if not self.matcher.rollback(len(self.consumed) - common):
+                raise GuidanceViolation(f"rollback failed: {self.matcher.get_error()}")
+            del self.consumed[common:]
+        new = tail[common - start :]
+        accepted = self.matcher.validate_tokens(new) if new else 0
+        if accepted and not self.matcher.consume_tokens(new[:accepted]):
+            raise GuidanceViolation(f"the grammar refused tokens it had accepted: {self.matcher.get_error()}")
+        self.consumed.extend(new[:accepted])
+        self.follows = accepted == len(new)
 
     def _allowed(self, vocab: int) -> mx.array:
         if self._bitmask is None:
@@ -157,21 +174,8 @@ class Constraint:
         bits = np.unpackbits(self._bitmask.view(np.uint8), bitorder="little")[:vocab]
         return mx.array(bits.astype(np.bool_))
 
-    def rewind(self, steps: int) -> None:
-        if steps and self.consumed:
-            undo = min(steps, len(self.consumed))
-            self.matcher.rollback(undo)
-            del self.consumed[-undo:]
-
     def is_complete(self, emitted: list[int]) -> bool:
-        """Whether the emitted tokens form a whole output of the grammar (checked at the end)."""
-        common = 0
-        while common < min(len(emitted), len(self.consumed)) and emitted[common] == self.consumed[common]:
-            common += 1
-        self.rewind(len(self.consumed) - common)
-        try:
-            for token in emitted[common:]:
-                self._consume(token)
-        except GuidanceViolation:
-            return False
-        return self.matcher.is_accepting() and not self.matcher.is_error()
+        """Whether the emitted tokens (stop tokens excluded) form a whole output of the grammar."""
+        start = max(0, min(len(emitted), len(self.consumed)) - SYNC_WINDOW)
+        self._follow(start, emitted[start:])
+        return self.follows and self.matcher.is_accepting() and not self.matcher.is_error()

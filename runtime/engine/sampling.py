@@ -45,8 +45,14 @@ class SeededSampler:
         self.step = 0
 
     def __call__(self, logprobs: mx.array) -> mx.array:
-        key = mx.random.key((self.seed * KEY_STRIDE + self.step) & KEY_MASK)
+        token = self.sample_at(logprobs, self.step)
         self.step += 1
+        return token
+
+    def sample_at(self, logprobs: mx.array, step: int) -> mx.array:
+        """The draw for generated token number `step`: speculative decoding verifies several
+        positions at once, and each still gets the key it would get one token at a time."""
+        key = mx.random.key((self.seed * KEY_STRIDE + step) & KEY_MASK)
         for apply in self.filters:
             logprobs = apply(logprobs)
         return mx.random.categorical(logprobs * self.inverse_temperature, key=key)

@@ -116,8 +116,6 @@ class SoloStream:
         trim_prompt_cache(self.cache, 1)
         if hasattr(self.sampler, "rewind"):
             self.sampler.rewind(1)
-        if self.assembler.constraint is not None:
-            self.assembler.constraint.rewind(1)
         mx.eval([c.state for c in self.cache])
         return HandOver(
             self.job,

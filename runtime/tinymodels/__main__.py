@@ -11,8 +11,9 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runtime.tinymodels")
     sub = parser.add_subparsers(dest="command", required=True)
-    train_cmd = sub.add_parser("train", help="train the embedded chat model")
+    train_cmd = sub.add_parser("train", help="train an embedded model (the chat model, or its draft)")
     train_cmd.add_argument("--out", type=Path, required=True)
+    train_cmd.add_argument("--preset", choices=["chat", "draft"], default="chat")
     train_cmd.add_argument("--steps", type=int, default=None)
     train_cmd.add_argument("--time-budget", type=float, default=None)
     fixture_cmd = sub.add_parser("fixture", help="build a random-weight fixture model")
@@ -25,9 +26,9 @@ def main(argv: list[str] | None = None) -> int:
 
     preload_blas()
     if args.command == "train":
-        from runtime.tinymodels.train import TrainConfig, train
+        from runtime.tinymodels.train import PRESETS, TrainConfig, train
 
-        overrides = {"steps": args.steps, "time_budget_s": args.time_budget}
+        overrides = {**PRESETS[args.preset], "steps": args.steps, "time_budget_s": args.time_budget}
         cfg = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
         summary = train(args.out, cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
     else:
