@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from runtime.engine.guidance import Guide
+    from runtime.engine.models import LoadedModel
 
 FinishReason = Literal["stop", "length", "cancelled", "timeout", "error"]
 
@@ -25,6 +26,14 @@ class SamplingParams:
 
 
 @dataclass(frozen=True, slots=True)
+class DraftChoice:
+    """Speculative decoding for one request: the (loaded, compatible) draft and tokens per round."""
+
+    loaded: LoadedModel
+    num_draft_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
 class GenerationRequest:
     prompt_tokens: list[int]
     max_tokens: int
@@ -34,6 +43,7 @@ class GenerationRequest:
     logprobs: bool = False
     top_logprobs: int = 0
     guide: Guide | None = None  # structured output: the compiled grammar every token must follow
+    draft: DraftChoice | None = None  # speculative decoding
     # Test-only (runtime.faultinject "stream_fault"): the sampler raises at this step.
     inject_fault_at: int | None = None
 
@@ -57,6 +67,7 @@ class TokenEvent:
     text: str
     logprob: float | None = None
     top_logprobs: list[tuple[int, float]] | None = None
+    from_draft: bool | None = None  # speculative streams: the draft proposed it and the target kept it
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +80,16 @@ class GuidanceOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class DraftStats:
+    """A speculative stream's drafting: proposed tokens and how many the target kept."""
+
+    draft_id: str
+    num_draft_tokens: int
+    drafted: int
+    accepted: int
+
+
+@dataclass(frozen=True, slots=True)
 class Finished:
     reason: FinishReason
     prompt_tokens: int
@@ -77,6 +98,7 @@ class Finished:
     total_s: float
     error: str | None = None
     guidance: GuidanceOutcome | None = None
+    draft: DraftStats | None = None
 
 
 Event = PromptStarted | PromptProcessed | TokenEvent | Finished

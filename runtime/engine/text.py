@@ -29,13 +29,16 @@ class TextAssembler:
         self.emitted: list[int] = []  # every token of the text (stop tokens excluded)
         self.cut_by_stop_sequence = False
 
-    def add(self, token: int, logprobs: mx.array | None = None) -> tuple[list[TokenEvent], FinishReason | None]:
+    def add(
+        self, token: int, logprobs: mx.array | None = None, from_draft: bool | None = None
+    ) -> tuple[list[TokenEvent], FinishReason | None]:
         """Events safe to send now, and "stop" once the stream must end."""
         if token in self.stop_ids:
             return self.finish(), "stop"
         self.emitted.append(token)
         self.detokenizer.add_token(token)
-        released, matched = self.stops.push(_token_event(token, self.detokenizer.last_segment, logprobs, self.request))
+        event = _token_event(token, self.detokenizer.last_segment, logprobs, self.request, from_draft)
+        released, matched = self.stops.push(event)
         self.cut_by_stop_sequence = matched
         return released, "stop" if matched else None
 
@@ -60,9 +63,11 @@ def describe_failure(exc: BaseException) -> str:
     return text
 
 
-def _token_event(token: int, text: str, logprobs: mx.array | None, request: GenerationRequest) -> TokenEvent:
+def _token_event(
+    token: int, text: str, logprobs: mx.array | None, request: GenerationRequest, from_draft: bool | None
+) -> TokenEvent:
     if logprobs is None or (not request.logprobs and not request.top_logprobs):
-        return TokenEvent(token, text)
+        return TokenEvent(token, text, from_draft=from_draft)
     top = None
     if request.top_logprobs:
         k = request.top_logprobs
@@ -71,4 +76,4 @@ def _token_event(token: int, text: str, logprobs: mx.array | None, request: Gene
         order = mx.argsort(-values)
         # Tokens that structured output masked out have -inf: they were never possible, so not listed.
         top = [(t, v) for t, v in zip(ids[order].tolist(), values[order].tolist(), strict=True) if v != -math.inf]
-    return TokenEvent(token, text, logprobs[token].item(), top)
+    return TokenEvent(token, text, logprobs[token].item(), top, from_draft)

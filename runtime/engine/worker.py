@@ -83,6 +83,9 @@ class EngineWorker:
         for stream in [s for s in self._solos if s.job.loaded.model_id == model_id]:
             stream.end("cancelled")
         self._solos = [s for s in self._solos if s.job.loaded.model_id != model_id]
+        for stream in self._solos:  # speculative streams drafting with it go on without a draft
+            if getattr(stream, "draft_id", None) == model_id:
+                stream.drop_draft()
 
     def running_streams(self) -> int:
         return sum(len(b) for b in self._batches.values()) + len(self._solos)
@@ -169,10 +172,14 @@ class EngineWorker:
 
     def _admit(self, job: StreamJob, solo: bool) -> None:
         from runtime.engine.solo import SoloStream
+        from runtime.engine.speculative import SpeculativeStream
 
         try:
             log.debug("stream %s starts %s", job.stream_id, "solo" if solo else "in the batch")
-            if solo:
+            draft = job.request.draft
+            if draft is not None:  # beside the batch loop: one round per turn, never handed over
+                self._solos.append(SpeculativeStream(job, draft.loaded, draft.num_draft_tokens, self.prefill_step))
+            elif solo:
                 self._solos.append(SoloStream(job, self.prefill_step))
             else:
                 self._batch_for(job).add(job)

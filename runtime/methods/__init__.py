@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from runtime.dispatch import Method, build_method_table
-from runtime.methods import generate, models, runtime, tokenize
+from runtime.methods import drafts, generate, models, runtime, tokenize
 from runtime.methods.services import Services
 
 METHOD_NAMES = [
@@ -19,6 +19,8 @@ METHOD_NAMES = [
     "tokenize",
     "batch_tokenize",
     "detokenize",
+    "check_draft",
+    "set_draft",
 ]
 
 
@@ -28,6 +30,7 @@ def build(services: Services) -> dict[str, Method]:
         + models.methods(services)
         + generate.methods(services)
         + tokenize.methods(services)
+        + drafts.methods(services)
     )
     if sorted(table) != sorted(METHOD_NAMES):
         raise RuntimeError(f"method table and METHOD_NAMES differ: {sorted(set(table) ^ set(METHOD_NAMES))}")

@@ -13,6 +13,7 @@ from typing import Any
 from runtime import faultinject, faults
 from runtime.dispatch import AfterSend, CallContext, Method, Reply
 from runtime.engine.events import (
+    DraftStats,
     Event,
     Finished,
     GenerationRequest,
@@ -24,7 +25,7 @@ from runtime.engine.events import (
 )
 from runtime.engine.jobs import StreamJob
 from runtime.engine.models import LoadedModel
-from runtime.methods import guidance
+from runtime.methods import drafts, guidance
 from runtime.methods.batches import run_entries
 from runtime.methods.prompts import prompt_tokens
 from runtime.methods.services import Services
@@ -47,8 +48,7 @@ OUTCOMES = {"error": "fault", "stop": "ok", "length": "ok"}  # breaker outcome o
 
 
 def build_request(services: Services, loaded: LoadedModel, params: dict[str, Any]) -> GenerationRequest:
-    if params.get("draft_model") is not None:
-        raise faults.InvalidInput.at("/draft_model", "speculative decoding is not available in this version")
+    draft = drafts.draft_for(services, loaded, params)
     spec = guidance.spec_of(params, loaded.model_id, services.limits.max_guidance_bytes)
     tokens = prompt_tokens(loaded, params, services.limits.max_prompt_tokens)
     max_tokens = params.get("max_tokens", services.limits.default_max_tokens)
@@ -64,6 +64,7 @@ def build_request(services: Services, loaded: LoadedModel, params: dict[str, Any
         logprobs=params.get("logprobs", False),
         top_logprobs=params.get("top_logprobs", 0),
         guide=guidance.guide_for(loaded, spec) if spec else None,
+        draft=draft,
         inject_fault_at=_injected_fault(params),
     )
 
@@ -164,6 +165,8 @@ class StreamPublisher:
 
     def _entry(self, event: TokenEvent) -> dict[str, Any]:
         entry: dict[str, Any] = {"token": event.text, "token_id": event.token_id, "is_final": False}
+        if event.from_draft is not None:
+            entry["from_draft"] = event.from_draft
         if event.logprob is not None:
             entry["logprob"] = event.logprob
         if event.top_logprobs is not None:
@@ -199,24 +202,33 @@ class StreamPublisher:
             )
             return
         decode_s = event.total_s - event.ttft_s
-        self.services.notify(
-            "stream.stats",
-            {
-                "stream_id": stream_id,
-                "tokens_generated": event.generated_tokens,
-                "tokens_per_second": event.generated_tokens / decode_s
-                if decode_s > 0 and event.generated_tokens
-                else 0.0,
-                "time_to_first_token": event.ttft_s,
-                "total_time": event.total_s,
-                "prompt_tokens": event.prompt_tokens,
-                "finish_reason": event.reason,
-            },
-        )
+        stats: dict[str, Any] = {
+            "stream_id": stream_id,
+            "tokens_generated": event.generated_tokens,
+            "tokens_per_second": event.generated_tokens / decode_s if decode_s > 0 and event.generated_tokens else 0.0,
+            "time_to_first_token": event.ttft_s,
+            "total_time": event.total_s,
+            "prompt_tokens": event.prompt_tokens,
+            "finish_reason": event.reason,
+        }
+        if event.draft is not None:
+            stats["draft"] = _draft_fields(event.draft)
+        self.services.notify("stream.stats", stats)
         final = {"stream_id": stream_id, "event": "completed", "is_final": True, "finish_reason": event.reason}
         if self.guided is not None:
             final.update(_guidance_fields(self.guided, event.guidance))
         self.services.notify("stream.event", final)
+
+
+def _draft_fields(draft: DraftStats) -> dict[str, Any]:
+    return {
+        "model_id": draft.draft_id,
+        "num_draft_tokens": draft.num_draft_tokens,
+        "drafted": draft.drafted,
+        "accepted": draft.accepted,
+        "rejected": draft.drafted - draft.accepted,
+        "acceptance_rate": round(draft.accepted / draft.drafted, 4) if draft.drafted else 0.0,
+    }
 
 
 def _guidance_fields(mode: str, outcome: GuidanceOutcome | None) -> dict[str, Any]:

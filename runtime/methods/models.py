@@ -19,6 +19,7 @@ from runtime.config import memory_budget_bytes
 from runtime.dispatch import CallContext, Method, Reply
 from runtime.engine.models import LoadedModel, estimate_bytes
 from runtime.engine.resolve import resolve
+from runtime.methods import drafts
 from runtime.methods.services import Services
 
 UNLOAD_STREAM_WAIT_S = 5.0
@@ -47,6 +48,8 @@ def load_model(services: Services, params: dict[str, Any], ctx: CallContext) -> 
         raise faults.ShuttingDown("the runtime is shutting down")
     model_id = params["model_id"]
     loaded = services.store.get(model_id)
+    if loaded is not None and params.get("draft_model_id"):
+        return _pair_loaded(services, loaded, params)
     if loaded is not None:
         return model_info(loaded)
     with services.loads_lock:
@@ -72,13 +75,40 @@ def _load(services: Services, params: dict[str, Any], future: Future[Any]) -> No
         progress("loading", 0.3)
         loaded = services.worker.call(services.store.load, model_id, resolved, params.get("context_length")).result()
         progress("ready", 1.0)
-        future.set_result(model_info(loaded))
+        info = model_info(loaded)
+        if params.get("draft_model_id"):
+            info["draft"] = _pair_after_load(services, model_id, params)
+        future.set_result(info)
     except BaseException as exc:
         progress("failed", 1.0)
         future.set_exception(exc)
     finally:
         with services.loads_lock:
             services.loads.pop(model_id, None)
+
+
+def _pair_loaded(services: Services, loaded: LoadedModel, params: dict[str, Any]) -> Reply:
+    """A loaded target, paired now with its draft (which may need loading: off the reader thread)."""
+    future: Future[Any] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result({**model_info(loaded), "draft": _pair_after_load(services, loaded.model_id, params)})
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name=f"pair-{loaded.model_id}", daemon=True).start()
+    return Reply(future=future)
+
+
+def _pair_after_load(services: Services, model_id: str, params: dict[str, Any]) -> dict[str, Any]:
+    """load_model with draft_model_id: the draft is loaded too (if it is not), then paired."""
+    draft_id = params["draft_model_id"]
+    outcome = load_model(services, {"model_id": draft_id}, CallContext(None, True))
+    if isinstance(outcome, Reply) and outcome.future is not None:
+        outcome.future.result(LOAD_WAIT_S)
+    drafts.pair(services, model_id, draft_id, params.get("num_draft_tokens"))
+    return drafts.pairing_of(services, model_id) or {}
 
 
 def _check_memory(services: Services, model_id: str, path: Path) -> None:
@@ -112,6 +142,7 @@ def unload_model(services: Services, params: dict[str, Any], ctx: CallContext) -
         from runtime.engine.platform import memory
 
         services.worker.forget_model(model_id)
+        drafts.forget(services, model_id)
         was_loaded, freed = services.store.unload(model_id)
         return {
             "success": True,

@@ -10,6 +10,8 @@ from typing import Any
 
 from runtime import PROTOCOL, __version__
 from runtime.dispatch import CallContext, Method, Reply
+from runtime.engine.models import LoadedModel
+from runtime.methods import drafts
 from runtime.methods.services import Services
 
 FEATURES = [
@@ -21,6 +23,7 @@ FEATURES = [
     "model_progress",
     "guidance",
     "response_format",
+    "speculative_decoding",
 ]
 
 
@@ -46,10 +49,7 @@ def state(services: Services, params: dict[str, Any], ctx: CallContext) -> dict[
     with services.loads_lock:
         loading = sorted(services.loads)
     return {
-        "loaded_models": [
-            {"model_id": m.model_id, "state": "ready", "type": "text", "guides": m.guides.stats()}
-            for m in services.store.all()
-        ],
+        "loaded_models": [_model_state(services, m) for m in services.store.all()],
         "loading_models": loading,
         "active_streams": len(streams),
         "streams": [
@@ -73,6 +73,14 @@ def state(services: Services, params: dict[str, Any], ctx: CallContext) -> dict[
         "uptime_s": round(time.time() - services.started_at, 3),
         "shutting_down": services.shutting_down,
     }
+
+
+def _model_state(services: Services, loaded: LoadedModel) -> dict[str, Any]:
+    state = {"model_id": loaded.model_id, "state": "ready", "type": "text", "guides": loaded.guides.stats()}
+    pairing = drafts.pairing_of(services, loaded.model_id)
+    if pairing:
+        state["draft"] = pairing
+    return state
 
 
 def shutdown(services: Services, params: dict[str, Any], ctx: CallContext) -> Reply:

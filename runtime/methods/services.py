@@ -38,6 +38,8 @@ class Services:
     started_at: float = field(default_factory=time.time)
     shutting_down: bool = False
     unloading: set[str] = field(default_factory=set)  # model ids whose unload has begun
+    drafts: dict[str, Any] = field(default_factory=dict)  # target id -> drafts.Pairing
+    draft_checks: dict[tuple[Any, ...], Any] = field(default_factory=dict)  # loaded pair -> Compatibility
     # Compiles structured-output grammars off the reader thread (see methods/generate.py).
     compiler: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="guidance")

@@ -49,5 +49,5 @@ def build_random_model(
     (out_dir / "config.json").write_text(json.dumps(config, indent=2))
     for name in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(tokenizer_from / name, out_dir / name)
-    assert CHATML_TEMPLATE in (out_dir / "tokenizer_config.json").read_text()
+    assert json.loads((out_dir / "tokenizer_config.json").read_text())["chat_template"] == CHATML_TEMPLATE
     return {"path": str(out_dir), "arch": arch, "parameters": sum(v.size for v in weights.values())}

@@ -50,6 +50,8 @@ export type TokenEntry = {
   is_final: boolean;
   logprob?: number;
   top_logprobs?: TopLogprob[];
+  /** Speculative streams only: the draft proposed this token and the target kept it. */
+  from_draft?: boolean;
 };
 
 export type BatchResult = {
@@ -73,6 +75,13 @@ export type ModelInfo = {
   source: "embedded" | "local" | "hub";
   eos_token_ids: number[];
   has_chat_template: boolean;
+  /** load_model with draft_model_id: the pairing made. */
+  draft?: DraftPairing;
+};
+
+export type DraftPairing = {
+  model_id: ModelId;
+  num_draft_tokens: number;
 };
 
 /** Start several streams; one result per request, in order (the peer host's default path). */
@@ -98,6 +107,59 @@ export type CancelParams = {
 export type CancelResult = {
   stream_id: StreamId;
   cancelled: boolean;
+};
+
+/** Whether a loaded draft can serve a loaded target (same vocabulary and special tokens, trimmable caches), and with measure: true a measured speed-up on a short greedy probe (the engine runs the probe between other work). */
+export type CheckDraftParams = {
+  primary_id: ModelId;
+  draft_id: ModelId;
+  /** Decode a probe with and without the draft and report the speed-up. */
+  measure?: boolean;
+  /** Measure only this draft length (default: a sweep of 1, 2, 3, 4, 6). */
+  num_draft_tokens?: number;
+  probe_tokens?: number;
+};
+export type CheckDraftResult = {
+  compatible: boolean;
+  errors: string[];
+  warnings: string[];
+  details: {
+    primary_model: {
+      id: ModelId;
+      vocab_size: number;
+      parameter_count: number;
+      architecture: string | null;
+    };
+    draft_model: {
+      id: ModelId;
+      vocab_size: number;
+      parameter_count: number;
+      architecture: string | null;
+    };
+    size_ratio: number;
+    checks: { [key: string]: boolean };
+    /** Peer-compatible summary of the measurement (only with measure: true). */
+    performance_estimate?: {
+      expected_speedup: string;
+      size_ratio: string;
+      recommendation: string;
+    };
+  };
+  measurement?: {
+    verdict: "faster" | "slower" | "no difference";
+    speedup: number;
+    num_draft_tokens: number;
+    acceptance_rate: number;
+    baseline_tokens_per_second: number;
+    speculative_tokens_per_second: number;
+    probe_tokens: number;
+    sweep: {
+      num_draft_tokens: number;
+      tokens_per_second: number;
+      acceptance_rate: number;
+      speedup: number;
+    }[];
+  };
 };
 
 /** The text of token ids. */
@@ -169,7 +231,7 @@ export type GenerateParams = {
     grammar?: string;
     syntax?: "lark" | "ebnf" | "gbnf";
   };
-  /** Speculative decoding: not available in this version. */
+  /** Speculative decoding with this loaded draft (checked against the target); null: no draft even if the target has a pairing; absent: the pairing's draft, if any. */
   draft_model?: string | null;
   /** OpenAI-style alias of guidance: {type: text | json_object | json_schema, json_schema: {name, schema, strict}}. */
   response_format?: {
@@ -189,6 +251,8 @@ export type GenerateParams = {
       strict?: boolean | null;
     };
   };
+  /** Draft tokens proposed per round (default: the pairing's, else 3). */
+  num_draft_tokens?: number;
 };
 export type GenerateResult = {
   stream_id: StreamId;
@@ -203,6 +267,10 @@ export type LoadModelParams = {
   context_length?: number;
   /** Sent by the peer host; has no effect. */
   draft?: boolean;
+  /** Pair the target with this draft (loaded first if it is not): its requests draft with it by default. */
+  draft_model_id?: ModelId;
+  /** Draft tokens proposed per round (default: the pairing's, else 3). */
+  num_draft_tokens?: number;
 };
 export type LoadModelResult = ModelInfo;
 
@@ -250,6 +318,7 @@ export type RuntimeStateResult = {
       hits: number;
       misses: number;
     };
+    draft?: DraftPairing;
   })[];
   loading_models: string[];
   active_streams: number;
@@ -288,6 +357,19 @@ export type RuntimeStateResult = {
   restart_count: number;
   uptime_s: number;
   shutting_down: boolean;
+};
+
+/** Pair a loaded target with a loaded, compatible draft (or unpair it with null): its requests then draft with it unless they say otherwise. */
+export type SetDraftParams = {
+  model_id: ModelId;
+  draft_model_id: string | null;
+  /** Draft tokens proposed per round (default: the pairing's, else 3). */
+  num_draft_tokens?: number;
+};
+export type SetDraftResult = {
+  model_id: ModelId;
+  draft_model_id: string | null;
+  num_draft_tokens: number | null;
 };
 
 /** End or drain every stream, unload models, answer, exit 0. */
@@ -388,18 +470,29 @@ export type StreamStatsParams = {
   total_time: number;
   prompt_tokens: number;
   finish_reason: FinishReason;
+  /** Speculative streams only. */
+  draft?: {
+    model_id: ModelId;
+    num_draft_tokens: number;
+    drafted: number;
+    accepted: number;
+    rejected: number;
+    acceptance_rate: number;
+  };
 };
 
 export interface Methods {
   "batch_generate": { params: BatchGenerateParams; result: BatchGenerateResult };
   "batch_tokenize": { params: BatchTokenizeParams; result: BatchTokenizeResult };
   "cancel": { params: CancelParams; result: CancelResult };
+  "check_draft": { params: CheckDraftParams; result: CheckDraftResult };
   "detokenize": { params: DetokenizeParams; result: DetokenizeResult };
   "$/cancelRequest": { params: CancelRequestParams; result: CancelRequestResult };
   "generate": { params: GenerateParams; result: GenerateResult };
   "load_model": { params: LoadModelParams; result: LoadModelResult };
   "runtime/info": { params: RuntimeInfoParams; result: RuntimeInfoResult };
   "runtime/state": { params: RuntimeStateParams; result: RuntimeStateResult };
+  "set_draft": { params: SetDraftParams; result: SetDraftResult };
   "shutdown": { params: ShutdownParams; result: ShutdownResult };
   "tokenize": { params: TokenizeParams; result: TokenizeResult };
   "unload_model": { params: UnloadModelParams; result: UnloadModelResult };

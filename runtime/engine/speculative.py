@@ -1,0 +1,196 @@
+"""A stream decoded speculatively: a small draft model proposes tokens, the target verifies them.
+
+Each round the draft proposes up to k tokens one by one (greedy, through the stream's logits
+processors, so a structured-output stream drafts only tokens its grammar allows); the target then
+scores its pending token and the k drafts in one forward pass. Walking the k+1 positions in order,
+the target samples each position exactly as it would one token at a time (same processors, and
+for a seeded stream the same PRNG key for generated token number i); a draft token is kept while it
+equals the target's own choice, and the first difference is replaced by the target's token. So the
+output is the target's output, token for token, for greedy and seeded sampling alike; the draft
+only decides how many tokens one target pass yields.
+
+Both KV caches are trimmed back to what was kept. The shape follows mlx-lm's
+`speculative_generate_step`; this loop differs where the runtime needs it: per-position sampler keys,
+processors that see the true history (mlx-lm's mix draft and target positions), cancel checks
+between rounds and during prefill, per-token `from_draft`, and draft statistics.
+
+Speculative streams run beside the batch loop (one round per engine turn); batching does not apply.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import mlx.core as mx
+from mlx_lm.models.cache import make_prompt_cache, trim_prompt_cache
+
+from runtime.engine.events import DraftStats, Finished, FinishReason, PromptProcessed, PromptStarted
+from runtime.engine.jobs import StreamJob
+from runtime.engine.models import LoadedModel
+from runtime.engine.sampling import make_processors, make_sampler
+from runtime.engine.text import TextAssembler, describe_failure
+
+
+@dataclass
+class Drafting:
+    drafted: int = 0
+    accepted: int = 0
+    rounds: int = 0
+
+
+class SpeculativeStream:
+    """Same surface as SoloStream (step, end, done), but never handed over to a batch."""
+
+    def __init__(self, job: StreamJob, draft: LoadedModel, num_draft: int, prefill_step: int) -> None:
+        self.job, request, loaded = job, job.request, job.loaded
+        self.draft: LoadedModel | None = draft
+        self.draft_id = draft.model_id
+        self.num_draft, self.prefill_step = num_draft, prefill_step
+        self.assembler = TextAssembler(loaded.tokenizer, request)
+        self.sampler = make_sampler(request.sampling, loaded.vocab_size, request.inject_fault_at)
+        self.processors = make_processors(request.sampling, self.assembler.constraint)
+        self.cache = make_prompt_cache(loaded.model)
+        self.draft_cache = make_prompt_cache(draft.model)
+        self.history: list[int] = list(request.prompt_tokens)  # prompt, then every kept token
+        self.generated = 0
+        self.drafting = Drafting()
+        self.first_token_at: float | None = None
+        self.done = False
+        self._prefilled = False
+        job.emit(PromptStarted())
+
+    def can_hand_over(self) -> bool:
+        return False
+
+    def drop_draft(self) -> None:
+        """The draft model is being unloaded: go on with the target alone (rounds of one token)."""
+        self.draft, self.draft_cache = None, []
+
+    def step(self) -> None:
+        """The first call prefills both models; each later call runs one round (1 to k+1 tokens)."""
+        try:
+            if not self._prefilled:
+                self._prefill()
+                self._prefilled = True
+            reason = self.job.stop_reason(time.perf_counter())
+            if reason is None:
+                reason = self._round()
+        except Exception as exc:  # a fault ends this stream only
+            self._end("error", describe_failure(exc))
+            return
+        if reason is not None:
+            self._end(reason)
+
+    def end(self, reason: FinishReason) -> None:
+        self._end(reason)
+
+    # --- the loop ----------------------------------------------------------------------------------
+    def _prefill(self) -> None:
+        """Every prompt token but the last into both caches, in chunks, checking for cancel."""
+        prompt = self.history[:-1]
+        for start in range(0, len(prompt), self.prefill_step):
+            if self.job.stop_reason(time.perf_counter()) is not None:
+                return  # step() ends the stream
+            chunk = mx.array(prompt[start : start + self.prefill_step])[None]
+            self.job.loaded.model(chunk, cache=self.cache)
+            if self.draft is not None:
+                self.draft.model(chunk, cache=self.draft_cache)
+            mx.eval([c.state for c in self.cache + self.draft_cache])
+        self._draft_pending = self.history[-1:]  # tokens the draft has not seen yet
+
+    def _round(self) -> FinishReason | None:
+        remaining = self.job.request.max_tokens - self.generated
+        drafts = self._propose(min(self.num_draft if self.draft else 0, remaining - 1))
+        pending = self.history[-1]  # the last kept token: the target has not seen it yet
+        logits = self.job.loaded.model(mx.array([pending, *drafts])[None], cache=self.cache)[0]
+        kept = 0
+        for position in range(len(drafts) + 1):
+            # history already holds the drafts kept so far: exactly what this position follows
+            token, logprobs = self._target_choice(logits[position : position + 1])
+            from_draft = position < len(drafts) and token == drafts[position]
+            reason = self._emit(token, logprobs, from_draft)
+            if reason is not None:
+                return reason
+            if not from_draft:
+                break
+            kept += 1
+        self._after_round(drafts, kept)
+        return "length" if self.generated >= self.job.request.max_tokens else None
+
+    def _propose(self, count: int) -> list[int]:
+        drafts: list[int] = []
+        if count <= 0 or self.draft is None:
+            return drafts
+        inputs = self._draft_pending
+        for _ in range(count):
+            logits = self.draft.model(mx.array(inputs)[None], cache=self.draft_cache)[:, -1, :]
+            logits = self._process(self.history + drafts, logits)
+            drafts.append(int(mx.argmax(logits, axis=-1).item()))
+            inputs = drafts[-1:]
+        self.drafting.drafted += len(drafts)
+        self.drafting.rounds += 1
+        return drafts
+
+    def _target_choice(self, logits: mx.array) -> tuple[int, mx.array]:
+        logits = self._process(self.history, logits)
+        logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+        position = self.generated  # the number of this generated token: its sampler key
+        sampler = self.sampler
+        token = sampler.sample_at(logprobs, position) if hasattr(sampler, "sample_at") else sampler(logprobs)
+        return int(token.item()), logprobs.squeeze(0)
+
+    def _process(self, history: list[int], logits: mx.array) -> mx.array:
+        if not self.processors:
+            return logits
+        tokens = mx.array(history)
+        for processor in self.processors:
+            logits = processor(tokens, logits)
+        return logits
+
+    def _emit(self, token: int, logprobs: mx.array, from_draft: bool) -> FinishReason | None:
+        now = time.perf_counter()
+        if self.first_token_at is None:
+            self.first_token_at = now
+            self.job.emit(PromptProcessed(len(self.job.request.prompt_tokens), now - self.job.submitted_at))
+        events, reason = self.assembler.add(token, logprobs, from_draft=from_draft)
+        for event in events:
+            self.job.emit(event)
+        if reason is None:
+            self.history.append(token)
+            self.generated += 1
+            self.drafting.accepted += from_draft
+        return reason
+
+    def _after_round(self, drafts: list[int], kept: int) -> None:
+        """Trim both caches to the kept tokens; the last kept token stays pending for both."""
+        trim_prompt_cache(self.cache, len(drafts) - kept)
+        if self.draft is None:
+            return
+        # The draft saw its pending tokens and drafts[:-1]; of those, drafts[:kept] stay.
+        fed_drafts = max(len(drafts) - 1, 0)
+        trim_prompt_cache(self.draft_cache, fed_drafts - min(kept, fed_drafts))
+        all_kept = bool(drafts) and kept == len(drafts)  # then the last draft was never fed to the draft
+        self._draft_pending = drafts[-1:] + self.history[-1:] if all_kept else self.history[-1:]
+
+    def _end(self, reason: FinishReason, error: str | None = None) -> None:
+        if self.done:
+            return
+        self.done = True
+        if reason != "error":
+            for event in self.assembler.finish():
+                self.job.emit(event)
+        job, now = self.job, time.perf_counter()
+        ttft = self.first_token_at - job.submitted_at if self.first_token_at else 0.0
+        job.emit(
+            Finished(
+                reason,
+                len(job.request.prompt_tokens),
+                self.generated,
+                ttft,
+                now - job.submitted_at,
+                error,
+                self.assembler.guidance_outcome(reason),
+                DraftStats(self.draft_id, self.num_draft, self.drafting.drafted, self.drafting.accepted),
+            )
+        )
