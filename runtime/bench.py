@@ -36,6 +36,7 @@ PROMPTS = [
 def run_bench(args: argparse.Namespace) -> int:
     blas = preload_blas()
     from runtime.bench_host import LeanHost
+    from runtime.bench_speculative import print_speculative, run_speculative
     from runtime.bench_structured import print_structured, run_structured
 
     ready = [_spawn_to_ready(LeanHost) for _ in range(3)]
@@ -51,13 +52,17 @@ def run_bench(args: argparse.Namespace) -> int:
             if args.structured_runs
             else None
         )
+        speculative = run_speculative(client, args, info["eos_token_ids"]) if args.spec_runs else None
     finally:
         client.close()
     report = _report(args, blas.name, ready, single, concurrency)
     report["structured"] = structured
+    report["speculative"] = speculative
     _print(report)
     if structured:
         print_structured(structured)
+    if speculative:
+        print_speculative(speculative)
     with open(args.out, "w") as f:
         json.dump(report, f, indent=2)
     print(f"\nwritten to {args.out}")

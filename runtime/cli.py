@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch-runs", type=int, default=3, help="alternating runs per stream count")
     bench.add_argument("--structured-runs", type=int, default=6, help="alternating structured-output runs (0 skips)")
     bench.add_argument("--structured-tokens", type=int, default=256, help="tokens per structured-output run")
+    bench.add_argument("--spec-runs", type=int, default=3, help="alternating speculative repetitions (0 skips)")
+    bench.add_argument("--spec-tokens", type=int, default=192, help="tokens per speculative run (deep pair: half)")
+    bench.add_argument("--deep-layers", type=int, default=24, help="layers of the grown deep target")
     bench.add_argument("--out", default="bench.json")
     sub.add_parser("doctor", help="report backend, device, BLAS and versions")
     return parser

@@ -100,50 +100,57 @@ class SpeculativeStream:
         self._draft_pending = self.history[-1:]  # tokens the draft has not seen yet
 
     def _round(self) -> FinishReason | None:
+        """Draft, verify every position in one target pass, evaluate once, then keep the agreeing prefix."""
         remaining = self.job.request.max_tokens - self.generated
-        drafts = self._propose(min(self.num_draft if self.draft else 0, remaining - 1))
-        pending = self.history[-1]  # the last kept token: the target has not seen it yet
-        logits = self.job.loaded.model(mx.array([pending, *drafts])[None], cache=self.cache)[0]
+        history = mx.array(self.history) if self.processors else None  # what the processors see
+        drafts = self._propose(min(self.num_draft if self.draft else 0, remaining - 1), history)
+        pending = mx.array(self.history[-1:])  # the last kept token: the target has not seen it yet
+        logits = self.job.loaded.model(mx.concatenate([pending, *drafts])[None], cache=self.cache)[0]
+        choices, logprobs = [], []
+        for position in range(len(drafts) + 1):  # position i follows the history and drafts[:i]
+            row = self._process(history, drafts[:position], logits[position : position + 1])
+            row = row - mx.logsumexp(row, axis=-1, keepdims=True)
+            choices.append(self._sample(row, self.generated + position))
+            logprobs.append(row.squeeze(0))
+        mx.eval(choices, drafts)
+        chosen = mx.concatenate(choices).tolist()
+        proposed = mx.concatenate(drafts).tolist() if drafts else []
+        self.drafting.drafted += len(proposed)
         kept = 0
-        for position in range(len(drafts) + 1):
-            # history already holds the drafts kept so far: exactly what this position follows
-            token, logprobs = self._target_choice(logits[position : position + 1])
-            from_draft = position < len(drafts) and token == drafts[position]
-            reason = self._emit(token, logprobs, from_draft)
+        for position, token in enumerate(chosen):
+            from_draft = position < len(proposed) and token == proposed[position]
+            reason = self._emit(token, logprobs[position], from_draft)
             if reason is not None:
                 return reason
             if not from_draft:
                 break
             kept += 1
-        self._after_round(drafts, kept)
+        self._after_round(proposed, kept)
         return "length" if self.generated >= self.job.request.max_tokens else None
 
-    def _propose(self, count: int) -> list[int]:
-        drafts: list[int] = []
+    def _propose(self, count: int, history: mx.array | None) -> list[mx.array]:
+        """Up to `count` greedy draft tokens, left lazy (a constraint evaluates what it must see)."""
+        drafts: list[mx.array] = []
         if count <= 0 or self.draft is None:
             return drafts
-        inputs = self._draft_pending
+        inputs = mx.array(self._draft_pending)
         for _ in range(count):
-            logits = self.draft.model(mx.array(inputs)[None], cache=self.draft_cache)[:, -1, :]
-            logits = self._process(self.history + drafts, logits)
-            drafts.append(int(mx.argmax(logits, axis=-1).item()))
-            inputs = drafts[-1:]
-        self.drafting.drafted += len(drafts)
+            logits = self.draft.model(inputs[None], cache=self.draft_cache)[:, -1, :]
+            inputs = mx.argmax(self._process(history, drafts, logits), axis=-1)
+            mx.async_eval(inputs)  # computes while the next draft step's graph is built
+            drafts.append(inputs)
         self.drafting.rounds += 1
         return drafts
 
-    def _target_choice(self, logits: mx.array) -> tuple[int, mx.array]:
-        logits = self._process(self.history, logits)
-        logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
-        position = self.generated  # the number of this generated token: its sampler key
+    def _sample(self, logprobs: mx.array, position: int) -> mx.array:
+        """The target's draw for generated token number `position`, as one-at-a-time decoding draws it."""
         sampler = self.sampler
-        token = sampler.sample_at(logprobs, position) if hasattr(sampler, "sample_at") else sampler(logprobs)
-        return int(token.item()), logprobs.squeeze(0)
+        return sampler.sample_at(logprobs, position) if hasattr(sampler, "sample_at") else sampler(logprobs)
 
-    def _process(self, history: list[int], logits: mx.array) -> mx.array:
-        if not self.processors:
+    def _process(self, history: mx.array | None, drafts: list[mx.array], logits: mx.array) -> mx.array:
+        if history is None:
             return logits
-        tokens = mx.array(history)
+        tokens = mx.concatenate([history, *drafts]) if drafts else history
         for processor in self.processors:
             logits = processor(tokens, logits)
         return logits
