@@ -135,7 +135,7 @@ async def test_errors_come_back_as_rpc_errors_with_their_code() -> None:
         assert missing.value.code == -32005
         with pytest.raises(RpcError) as absent:
             await rt.check_draft("a", "b")
-        assert absent.value.code == -32601
+        assert absent.value.code == -32005
 
 
 FAKE_READY = (

@@ -5,6 +5,8 @@ import { RuntimeExitedError, RuntimeTimeoutError, type ExitStatus } from "./erro
 import { Generation, type GenerationResult } from "./generation.js";
 import type { ProcessConfig } from "./process.js";
 import type {
+  CheckDraftParams,
+  CheckDraftResult,
   GenerateParams,
   GenerateResult,
   LoadModelParams,
@@ -13,6 +15,8 @@ import type {
   RuntimeInfoResult,
   RuntimeReadyParams,
   RuntimeStateResult,
+  SetDraftParams,
+  SetDraftResult,
   ShutdownParams,
   ShutdownResult,
   TokenizeParams,
@@ -73,13 +77,6 @@ export interface GenerateOptions {
   /** Aborting sends `cancel`; the stream then ends normally with finish reason "cancelled". */
   signal?: AbortSignal;
 }
-
-/** `check_draft` (mlx-serving's speculative-decoding compatibility check). */
-export interface CheckDraftParams {
-  primary_id: string;
-  draft_id: string;
-}
-export type CheckDraftResult = Record<string, unknown>;
 
 export type ClientEvents = {
   exit: [RuntimeExitInfo];
@@ -178,12 +175,14 @@ export class RuntimeClient extends EventEmitter<ClientEvents> {
     return this.request("tokenize", params);
   }
 
-  /**
-   * Sends `check_draft`. The runtime does not implement it yet: this rejects with RpcError code -32601
-   * (ERROR_CODES.MethodNotFound) until speculative decoding exists.
-   */
+  /** `check_draft`: can the draft serve the target; with `measure: true`, a measured speed-up and verdict. */
   checkDraft(params: CheckDraftParams): Promise<CheckDraftResult> {
-    return this.call("check_draft", params) as Promise<CheckDraftResult>;
+    return this.request("check_draft", params, { timeoutMs: 600_000 });
+  }
+
+  /** `set_draft`: pair a target with a draft (null unpairs); its requests then decode speculatively. */
+  setDraft(params: SetDraftParams): Promise<SetDraftResult> {
+    return this.request("set_draft", params);
   }
 
   /** Ask the runtime to shut down (it answers, then exits 0). No restart follows. */

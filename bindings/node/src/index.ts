@@ -3,8 +3,6 @@ export {
   CLOSE_STEP_MS,
   DEFAULT_READY_TIMEOUT_MS,
   MAX_BACKOFF_MS,
-  type CheckDraftParams,
-  type CheckDraftResult,
   type ClientEvents,
   type GenerateOptions,
   type RequestOptions,

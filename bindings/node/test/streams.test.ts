@@ -168,10 +168,19 @@ describe("streams against the real runtime", () => {
     }, RpcError);
   });
 
-  test("checkDraft rejects with -32601 (not implemented by the runtime)", TEST_TIMEOUT, async () => {
-    await assert.rejects(runtime.client.checkDraft({ primary_id: MODEL_ID, draft_id: MODEL_ID }), (error: unknown) => {
+  test("checkDraft and setDraft: a verdict, a pairing, then speculative streams", TEST_TIMEOUT, async () => {
+    await runtime.client.loadModel({ model_id: "tiny-draft" });
+    const verdict = await runtime.client.checkDraft({ primary_id: MODEL_ID, draft_id: "tiny-draft" });
+    assert.equal(verdict.compatible, true);
+    assert.deepEqual(verdict.errors, []);
+    const pairing = await runtime.client.setDraft({ model_id: MODEL_ID, draft_model_id: "tiny-draft" });
+    assert.equal(pairing.draft_model_id, "tiny-draft");
+    const result = await runtime.client.generate({ model_id: MODEL_ID, prompt: "Once upon a time", ...SHORT }).result;
+    assert.equal(result.stats?.draft?.model_id, "tiny-draft");
+    await runtime.client.setDraft({ model_id: MODEL_ID, draft_model_id: null });
+    await assert.rejects(runtime.client.checkDraft({ primary_id: MODEL_ID, draft_id: "absent" }), (error: unknown) => {
       assert.ok(error instanceof RpcError);
-      assert.equal(error.code, ERROR_CODES.MethodNotFound);
+      assert.equal(error.code, ERROR_CODES.ModelNotLoaded);
       return true;
     });
   });

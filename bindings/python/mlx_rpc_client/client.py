@@ -263,9 +263,15 @@ class RuntimeClient:
             "tokenize", {"model_id": model_id, "text": text, "add_special_tokens": add_special_tokens}
         )
 
-    async def check_draft(self, primary_id: str, draft_id: str) -> dict[str, Any]:
-        """`check_draft`; the runtime answers -32601 until speculative decoding exists (RpcError)."""
-        return await self.request("check_draft", {"primary_id": primary_id, "draft_id": draft_id})
+    async def check_draft(self, primary_id: str, draft_id: str, **params: Any) -> dict[str, Any]:
+        """`check_draft`: can the draft serve the target; `measure=True` adds a measured speed-up."""
+        return await self.request(
+            "check_draft", {"primary_id": primary_id, "draft_id": draft_id, **params}, timeout=600
+        )
+
+    async def set_draft(self, model_id: str, draft_model_id: str | None, **params: Any) -> dict[str, Any]:
+        """`set_draft`: pair a target with a draft (None unpairs)."""
+        return await self.request("set_draft", {"model_id": model_id, "draft_model_id": draft_model_id, **params})
 
     def generate(self, params: dict[str, Any]) -> Generation:
         """A stream: `async for token in rt.generate(...)`; leaving the loop early cancels it."""
