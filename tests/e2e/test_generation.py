@@ -156,7 +156,6 @@ def test_every_line_stays_small_even_for_a_long_generation(runtime: RuntimeClien
         ({"prompt_tokens": [1, 999999]}, "/prompt_tokens/1"),
         ({"prompt": STORY, "max_tokens": 10**9}, "/max_tokens"),
         ({"prompt": "word " * 3000}, "/prompt"),
-        ({"prompt": STORY, "draft_model": "x"}, "/draft_model"),
     ],
 )
 def test_requests_the_model_cannot_serve_are_refused_with_the_field(
