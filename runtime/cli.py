@@ -31,8 +31,27 @@ def _parser() -> argparse.ArgumentParser:
         ("--breaker-window-ms", int, "fault counting window (default 60000)"),
         ("--breaker-cooldown-ms", int, "open time before a probe may run (default 10000)"),
         ("--memory-budget-mb", int, "refuse loads beyond this (default: 75%% of memory)"),
+        ("--max-guidance-bytes", int, "largest structured-output schema or grammar, as JSON (default 65536)"),
+        ("--guide-cache-size", int, "compiled structured-output grammars kept per model (default 64)"),
+        ("--max-image-bytes", int, "largest image, encoded (default 10 MiB)"),
+        ("--max-image-pixels", int, "largest image, decoded (default 40000000)"),
+        ("--max-images", int, "images per request (default 8)"),
     ]:
         limits.add_argument(flag, type=kind, default=None, help=text)
+    limits.add_argument(
+        "--allow-image-dir",
+        dest="image_dirs",
+        action="append",
+        default=None,
+        help="a directory image file paths may come from (repeatable; default: none, paths are refused)",
+    )
+    limits.add_argument(
+        "--allow-image-url",
+        dest="image_url_prefixes",
+        action="append",
+        default=None,
+        help="a URL prefix images may be fetched from, e.g. https://example.com/img/ (repeatable; default: none)",
+    )
     limits.add_argument(
         "--no-batching",
         dest="batching",

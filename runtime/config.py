@@ -33,6 +33,11 @@ class Limits:
     batching: bool = True
     max_guidance_bytes: int = 65536  # a structured-output schema or grammar larger than this gets -32004
     guide_cache_size: int = 64  # compiled structured-output grammars kept per model (least recently used out)
+    max_image_bytes: int = 10 * 1024 * 1024  # one image, encoded
+    max_image_pixels: int = 40_000_000  # one image, decoded (decompression bombs)
+    max_images: int = 8  # per request
+    image_dirs: tuple[str, ...] = ()  # directories image file paths may come from (none: paths refused)
+    image_url_prefixes: tuple[str, ...] = ()  # URL prefixes images may be fetched from (none: URLs refused)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -43,6 +48,11 @@ class ConfigError(ValueError):
 
 
 def _coerce(name: str, value: Any, kind: type) -> Any:
+    if kind is tuple:  # lists: JSON arrays in the config file, comma-separated in the environment
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+            raise ConfigError(f"{name}: expected a list of strings, got {value!r}")
+        return tuple(i.strip() for i in items if i.strip())
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -65,7 +75,7 @@ def load_limits(
 ) -> Limits:
     """Merge the sources in order of precedence; unknown keys and bad values raise ConfigError."""
     environ = dict(os.environ if environ is None else environ)
-    kinds = {f.name: (bool if f.type in ("bool", bool) else int) for f in fields(Limits)}
+    kinds = {f.name: _kind(f.type) for f in fields(Limits)}
     merged: dict[str, Any] = {}
     path = config_file or environ.get(CONFIG_ENV)
     if path:
@@ -82,6 +92,11 @@ def load_limits(
             merged[name] = environ[ENV_PREFIX + name.upper()]
     merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return replace(Limits(), **{k: _coerce(k, v, kinds[k]) for k, v in merged.items()})
+
+
+def _kind(annotation: Any) -> type:
+    text = str(annotation)
+    return bool if text in ("bool", "<class 'bool'>") else tuple if text.startswith("tuple") else int
 
 
 def memory_budget_bytes(limits: Limits) -> int:

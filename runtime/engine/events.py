@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from runtime.engine.guidance import Guide
@@ -44,6 +44,10 @@ class GenerationRequest:
     top_logprobs: int = 0
     guide: Guide | None = None  # structured output: the compiled grammar every token must follow
     draft: DraftChoice | None = None  # speculative decoding
+    # Vision models: decoded images (PIL) in prompt order, and the prompt as text (the processor
+    # expands each image token and tokenizes; prompt_tokens is then only the text's estimate).
+    images: tuple[Any, ...] = ()
+    prompt_text: str | None = None
     # Test-only (runtime.faultinject "stream_fault"): the sampler raises at this step.
     inject_fault_at: int | None = None
 

@@ -50,8 +50,8 @@ class Guide:
     mode: str
     matcher: Any
 
-    def new_constraint(self, prompt_len: int) -> Constraint:
-        return Constraint(self.mode, self.matcher.deep_copy(), prompt_len)
+    def new_constraint(self) -> Constraint:
+        return Constraint(self.mode, self.matcher.deep_copy())
 
 
 class GuideCache:
@@ -127,21 +127,26 @@ SYNC_WINDOW = 32
 class Constraint:
     """One stream's matcher, as an mlx-lm logits processor `(tokens, logits) -> logits`.
 
-    `tokens` is the whole history (prompt, then generated tokens). Rather than assume one new token
+    `tokens` is the whole history (prompt, then generated tokens); the first call comes before any
+    token is generated, so its length is the prompt's (however the engine path represents the
+    prompt: mlx-vlm's, for one, differs from the request's token list). Rather than assume one new token
     per call, the matcher follows that history: it consumes what is new and rolls back what
     changed. So the same object serves the single-stream loop, the batch (where a stream that moves
     in re-feeds its last token), and speculative decoding (where draft tokens are proposed, then
     verified, then partly rejected).
     """
 
-    def __init__(self, mode: str, matcher: Any, prompt_len: int) -> None:
-        self.mode, self.matcher, self.prompt_len = mode, matcher, prompt_len
+    def __init__(self, mode: str, matcher: Any) -> None:
+        self.mode, self.matcher = mode, matcher
+        self.prompt_len: int | None = None
         self.consumed: list[int] = []  # the generated tokens the matcher has consumed, in order
         self.follows = True  # False: the history holds a token the grammar refuses (a draft's)
         self._bitmask: np.ndarray | None = None
 
     def __call__(self, tokens: mx.array, logits: mx.array) -> mx.array:
         flat = tokens.reshape(-1)
+        if self.prompt_len is None:
+            self.prompt_len = flat.size
         generated = flat.size - self.prompt_len
         start = max(0, min(generated, len(self.consumed)) - SYNC_WINDOW)
         self._follow(start, flat[self.prompt_len + start :].tolist() if generated > start else [])

@@ -6,7 +6,7 @@ import gc
 import json
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,8 @@ class LoadedModel:
     load_seconds: float
     loaded_at: float
     guides: GuideCache  # structured-output grammars compiled for this model's tokenizer
+    kind: str = "text"  # or "vision" (mlx-vlm)
+    processor: Any = None  # vision models: the mlx-vlm processor
 
 
 class ModelStore:
@@ -66,15 +68,25 @@ class ModelStore:
     def load(self, model_id: str, resolved: ResolvedModel, context_length: int | None) -> LoadedModel:
         from mlx_lm.utils import load as mlx_lm_load
 
+        from runtime.engine.vision import is_vision_config, load_vision
+
         started, before = time.perf_counter(), mx.get_active_memory()
+        processor = None
         try:
-            model, tokenizer = mlx_lm_load(str(resolved.path))
+            config = json.loads((resolved.path / "config.json").read_text())
+            if is_vision_config(config):
+                eos = config.get("eos_token_id")
+                model, processor, tokenizer = load_vision(resolved.path, [eos] if isinstance(eos, int) else eos)
+            else:
+                model, tokenizer = mlx_lm_load(str(resolved.path))
             mx.eval(model.parameters())
         except Exception as exc:
             raise faults.ModelLoadFailed(
                 f"Failed to load model {model_id}: {type(exc).__name__}: {exc}", model_id=model_id
             ) from None
         loaded = _describe(model_id, resolved, model, tokenizer, context_length, started, before, self.guide_cache_size)
+        if processor is not None:
+            loaded = replace(loaded, kind="vision", processor=processor)
         with self._lock:
             self._models[model_id] = loaded
         return loaded

@@ -9,6 +9,7 @@ the sampler by one step and lets the batch feed the token again. The text is the
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,13 +51,20 @@ class SoloStream:
         self.assembler = TextAssembler(loaded.tokenizer, request)
         self.sampler = make_sampler(request.sampling, loaded.vocab_size, request.inject_fault_at)
         self.processors = make_processors(request.sampling, self.assembler.constraint)
-        self.cache = make_prompt_cache(loaded.model)
         self.generated: list[int] = []
         self.first_token_at: float | None = None
         self.done = False
-        self._steps = generate_step(
+        self.prompt_count = len(request.prompt_tokens)
+        self._steps = self._start(prefill_step)
+        job.emit(PromptStarted())
+
+    def _start(self, prefill_step: int) -> Iterator[tuple[int, mx.array]]:
+        """The token generator: mlx-lm's generate_step over the prompt (engine/vision.py overrides)."""
+        request = self.job.request
+        self.cache = make_prompt_cache(self.job.loaded.model)
+        return generate_step(
             mx.array(request.prompt_tokens),
-            loaded.model,
+            self.job.loaded.model,
             max_tokens=request.max_tokens,
             sampler=self.sampler,
             logits_processors=self.processors or None,
@@ -64,7 +72,6 @@ class SoloStream:
             prefill_step_size=prefill_step,
             prompt_progress_callback=self._check_stop,
         )
-        job.emit(PromptStarted())
 
     def _check_stop(self, _done: int, _total: int) -> None:
         reason = self.job.stop_reason(time.perf_counter())
@@ -87,7 +94,7 @@ class SoloStream:
         now = time.perf_counter()
         if self.first_token_at is None:
             self.first_token_at = now
-            self.job.emit(PromptProcessed(len(self.job.request.prompt_tokens), now - self.job.submitted_at))
+            self.job.emit(PromptProcessed(self.prompt_count, now - self.job.submitted_at))
         reason = self.job.stop_reason(now)
         if reason is not None:
             self._end(reason)
@@ -147,7 +154,7 @@ class SoloStream:
         job.emit(
             Finished(
                 reason,
-                len(job.request.prompt_tokens),
+                self.prompt_count,
                 len(self.generated),
                 ttft,
                 now - job.submitted_at,

@@ -23,9 +23,7 @@ class TextAssembler:
         self.stop_ids = set(tokenizer.eos_token_ids) | request.stop_token_ids
         self.detokenizer = tokenizer.detokenizer
         self.stops = StopFilter(request.stop_sequences)
-        self.constraint: Constraint | None = (
-            request.guide.new_constraint(len(request.prompt_tokens)) if request.guide else None
-        )
+        self.constraint: Constraint | None = request.guide.new_constraint() if request.guide else None
         self.emitted: list[int] = []  # every token of the text (stop tokens excluded)
         self.cut_by_stop_sequence = False
 

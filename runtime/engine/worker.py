@@ -177,7 +177,11 @@ class EngineWorker:
         try:
             log.debug("stream %s starts %s", job.stream_id, "solo" if solo else "in the batch")
             draft = job.request.draft
-            if draft is not None:  # beside the batch loop: one round per turn, never handed over
+            if job.loaded.kind == "vision":  # mlx-vlm's own generate_step, beside the batch loop
+                from runtime.engine.vision import VisionStream
+
+                self._solos.append(VisionStream(job, self.prefill_step))
+            elif draft is not None:  # beside the batch loop: one round per turn, never handed over
                 self._solos.append(SpeculativeStream(job, draft.loaded, draft.num_draft_tokens, self.prefill_step))
             elif solo:
                 self._solos.append(SoloStream(job, self.prefill_step))

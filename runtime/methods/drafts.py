@@ -47,6 +47,8 @@ def draft_for(services: Services, target: LoadedModel, params: dict[str, Any]) -
             raise faults.InvalidInput.at("/num_draft_tokens", "needs a draft (draft_model, or a paired draft)")
         return None
     draft = _loaded_draft(services, draft_id)
+    if target.kind != "text" or draft.kind != "text":
+        raise faults.InvalidInput.at("/draft_model", "speculative decoding needs two text models")
     _require_compatible(services, target, draft, "/draft_model")
     default = pairing.num_draft_tokens if pairing and pairing.draft_id == draft_id else DEFAULT_DRAFT_TOKENS
     return DraftChoice(draft, params.get("num_draft_tokens", default))
@@ -58,6 +60,8 @@ def pair(services: Services, target_id: str, draft_id: str | None, num_draft_tok
         services.drafts.pop(target_id, None)
         return {"model_id": target_id, "draft_model_id": None, "num_draft_tokens": None}
     draft = _loaded_draft(services, draft_id)
+    if target.kind != "text" or draft.kind != "text":
+        raise faults.InvalidInput.at("/draft_model_id", "speculative decoding needs two text models")
     _require_compatible(services, target, draft, "/draft_model_id")
     pairing = services.drafts[target_id] = Pairing(draft_id, num_draft_tokens or DEFAULT_DRAFT_TOKENS)
     return {"model_id": target_id, "draft_model_id": draft_id, "num_draft_tokens": pairing.num_draft_tokens}

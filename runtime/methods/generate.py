@@ -25,7 +25,7 @@ from runtime.engine.events import (
 )
 from runtime.engine.jobs import StreamJob
 from runtime.engine.models import LoadedModel
-from runtime.methods import drafts, guidance
+from runtime.methods import drafts, guidance, images, prompts
 from runtime.methods.batches import run_entries
 from runtime.methods.prompts import prompt_tokens
 from runtime.methods.services import Services
@@ -50,7 +50,13 @@ OUTCOMES = {"error": "fault", "stop": "ok", "length": "ok"}  # breaker outcome o
 def build_request(services: Services, loaded: LoadedModel, params: dict[str, Any]) -> GenerationRequest:
     draft = drafts.draft_for(services, loaded, params)
     spec = guidance.spec_of(params, loaded.model_id, services.limits.max_guidance_bytes)
-    tokens = prompt_tokens(loaded, params, services.limits.max_prompt_tokens)
+    prompt_text, pictures = None, ()
+    if loaded.kind == "vision":
+        prompt_text, pictures, tokens = _vision_inputs(services, loaded, params)
+    elif params.get("image") is not None:
+        raise faults.InvalidInput.at("/image", f"model {loaded.model_id} is not a vision model: it takes no images")
+    else:
+        tokens = prompt_tokens(loaded, params, services.limits.max_prompt_tokens)
     max_tokens = params.get("max_tokens", services.limits.default_max_tokens)
     if max_tokens > services.limits.max_tokens:
         raise faults.InvalidInput.at("/max_tokens", f"must be <= {services.limits.max_tokens} (the runtime's limit)")
@@ -65,8 +71,42 @@ def build_request(services: Services, loaded: LoadedModel, params: dict[str, Any
         top_logprobs=params.get("top_logprobs", 0),
         guide=guidance.guide_for(loaded, spec) if spec else None,
         draft=draft,
+        images=pictures,
+        prompt_text=prompt_text,
         inject_fault_at=_injected_fault(params),
     )
+
+
+def _vision_inputs(
+    services: Services, loaded: LoadedModel, params: dict[str, Any]
+) -> tuple[str, tuple[Any, ...], list[int]]:
+    """The prompt as text (chat template applied to messages) and its decoded images, in order."""
+    token = getattr(loaded.processor, "image_token", "<image>")
+    if "messages" in params:
+        messages, sources = prompts.image_sources(params)
+        text, where = prompts.render_vision_prompt(loaded, messages), "/messages"
+    elif "prompt" in params:
+        image = params.get("image")
+        sources = [] if image is None else [(image, "/image")]
+        text, where = params["prompt"], "/image"
+        if sources and token not in text:
+            text = f"{token}\n{text}"  # as the peer does: the image first
+    else:
+        raise faults.InvalidInput.at("/prompt_tokens", "vision models take prompt or messages")
+    policy = images.policy_from(services.limits)
+    if len(sources) > policy.max_images:
+        raise faults.InvalidInput.at(where, f"{len(sources)} images; the limit is {policy.max_images}")
+    if text.count(token) != len(sources):
+        raise faults.InvalidInput.at(
+            where, f"the prompt has {text.count(token)} {token} tokens for {len(sources)} images"
+        )
+    pictures = tuple(images.load_image(source, path, policy) for source, path in sources)
+    tokens = loaded.tokenizer.encode(text, add_special_tokens=False)
+    if len(tokens) >= loaded.context_length:
+        raise faults.InvalidInput.at(
+            where, f"the prompt has {len(tokens)} tokens; the model's context is {loaded.context_length}"
+        )
+    return text, pictures, tokens
 
 
 def _logit_bias(loaded: LoadedModel, bias: dict[str, float] | None) -> dict[int, float] | None:
@@ -112,7 +152,8 @@ def open_stream(services: Services, params: dict[str, Any], ctx: CallContext) ->
     except BaseException:
         services.streams.discard(stream_id)
         raise
-    publisher = record.sink = StreamPublisher(services, record, loaded, request.guide.mode if request.guide else None)
+    guided = request.guide.mode if request.guide else None
+    publisher = record.sink = StreamPublisher(services, record, loaded, guided, len(request.images))
     job = StreamJob(stream_id, loaded, request, publisher, record.cancel, submitted_at, deadline)
 
     def enqueue() -> None:
@@ -146,9 +187,12 @@ def _chunk_message(stream_id: str, entries: list[dict[str, Any]]) -> dict[str, A
 class StreamPublisher:
     """Turns one stream's engine events into notifications and scheduler bookkeeping."""
 
-    def __init__(self, services: Services, record: StreamRecord, loaded: LoadedModel, guided: str | None) -> None:
+    def __init__(
+        self, services: Services, record: StreamRecord, loaded: LoadedModel, guided: str | None, images: int = 0
+    ) -> None:
         self.services, self.record, self.loaded = services, record, loaded
         self.guided = guided  # the structured-output mode, if any
+        self.images = images
 
     def __call__(self, event: Event) -> None:
         if self.record.state is StreamState.FINISHED:
@@ -213,6 +257,8 @@ class StreamPublisher:
         }
         if event.draft is not None:
             stats["draft"] = _draft_fields(event.draft)
+        if self.images:
+            stats["images"] = self.images
         self.services.notify("stream.stats", stats)
         final = {"stream_id": stream_id, "event": "completed", "is_final": True, "finish_reason": event.reason}
         if self.guided is not None:
@@ -245,7 +291,12 @@ def generate(services: Services, params: dict[str, Any], ctx: CallContext) -> Re
         result, enqueue = open_stream(services, params, ctx)
         return result, [enqueue]
 
-    return _when_compiled(services, [params], start)
+    return _when_prepared(services, [params], start)
+
+
+def generate_with_image(services: Services, params: dict[str, Any], ctx: CallContext) -> Reply:
+    """Peer-compatible: a prompt and one `image` (base64 or data: URI; paths and URLs when allowed)."""
+    return generate(services, params, ctx)
 
 
 def batch_generate(services: Services, params: dict[str, Any], ctx: CallContext) -> Reply:
@@ -261,16 +312,17 @@ def batch_generate(services: Services, params: dict[str, Any], ctx: CallContext)
 
         return {"results": run_entries("generate", params["requests"], start_one)}, queued
 
-    return _when_compiled(services, params["requests"], start)
+    return _when_prepared(services, params["requests"], start)
 
 
 Start = Callable[[], tuple[dict[str, Any], list[AfterSend]]]
 
 
-def _when_compiled(services: Services, entries: list[Any], start: Start) -> Reply:
-    """Handlers answer at once, so a grammar that its model has not compiled yet (milliseconds to a
-    second) is compiled on the guidance thread first; the request is answered from there."""
-    if all(_compiled(services, entry) for entry in entries):
+def _when_prepared(services: Services, entries: list[Any], start: Start) -> Reply:
+    """Handlers answer at once, so a request that needs preparing (a grammar its model has not
+    compiled yet, images to load and decode: milliseconds to seconds) is prepared on the preparer
+    thread, and answered from there."""
+    if all(_prepared(services, entry) for entry in entries):
         result, hooks = start()
         return Reply(result, after_send=_run_all(hooks))
     future: Future[Any] = Future()
@@ -284,13 +336,15 @@ def _when_compiled(services: Services, entries: list[Any], start: Start) -> Repl
         except BaseException as exc:
             future.set_exception(exc)
 
-    services.compiler.submit(compile_then_start)
+    services.preparer.submit(compile_then_start)
     return Reply(future=future, after_send=_run_all(hooks))
 
 
-def _compiled(services: Services, entry: Any) -> bool:
-    """False only for a valid constraint that its (loaded) model still has to compile."""
+def _prepared(services: Services, entry: Any) -> bool:
+    """False for a request with images to load, or a valid constraint its model has not compiled."""
     try:
+        if prompts.has_images(entry):
+            return False
         loaded = services.store.get(entry["model_id"])
         spec = guidance.spec_of(entry, entry["model_id"], services.limits.max_guidance_bytes) if loaded else None
         return loaded is None or guidance.is_compiled(loaded, spec)
@@ -321,6 +375,7 @@ def cancel_request(services: Services, params: dict[str, Any], ctx: CallContext)
 def methods(services: Services) -> list[Method]:
     return [
         Method("generate", partial(generate, services)),
+        Method("generate_with_image", partial(generate_with_image, services)),
         Method("batch_generate", partial(batch_generate, services)),
         Method("cancel", partial(cancel, services)),
         Method("$/cancelRequest", partial(cancel_request, services)),

@@ -33,7 +33,7 @@ def model_info(loaded: LoadedModel) -> dict[str, Any]:
         "context_length": loaded.context_length,
         "parameter_count": loaded.parameter_count,
         "dtype": loaded.dtype,
-        "is_vision_model": False,
+        "is_vision_model": loaded.kind == "vision",
         "vocab_size": loaded.vocab_size,
         "memory_bytes": loaded.memory_bytes,
         "load_time_ms": round(loaded.load_seconds * 1000, 1),
@@ -180,8 +180,57 @@ def _copy_outcome(source: Future[Any], target: Future[Any]) -> None:
         target.set_result(source.result())
 
 
+def load_vision_model(services: Services, params: dict[str, Any], ctx: CallContext) -> Reply:
+    """Peer-compatible: load_model, then insist on a vision model and describe its processor."""
+    outcome = load_model(services, {k: v for k, v in params.items() if k != "quantization"}, ctx)
+    loaded_future: Future[Any] = Future()
+    if isinstance(outcome, Reply) and outcome.future is not None:
+        outcome.future.add_done_callback(lambda f: _copy_outcome(f, loaded_future))
+    else:
+        loaded_future.set_result(outcome)
+    answer: Future[Any] = Future()
+
+    def describe(done: Future[Any]) -> None:
+        try:
+            info = done.result()
+            loaded = services.store.require(params["model_id"])
+            if loaded.kind != "vision":
+                raise faults.InvalidInput.at(
+                    "/model_id", f"{params['model_id']} is not a vision model (use load_model)"
+                )
+            answer.set_result({**info, **_vision_details(loaded, params)})
+        except BaseException as exc:
+            answer.set_exception(exc)
+
+    loaded_future.add_done_callback(describe)
+    return Reply(future=answer)
+
+
+def _vision_details(loaded: LoadedModel, params: dict[str, Any]) -> dict[str, Any]:
+    processor = loaded.processor
+    image_processor = getattr(processor, "image_processor", None)
+    crop = getattr(image_processor, "crop_size", None) or getattr(image_processor, "size", None)
+    size = _first_of(crop, ("height", "shortest_edge"))
+    return {
+        "processor_type": type(processor).__name__,
+        "image_size": size,
+        "revision": params.get("revision", "main"),
+        "quantization": params.get("quantization"),
+    }
+
+
+def _first_of(value: Any, keys: tuple[str, ...]) -> int | None:
+    """A size from a dict or a transformers SizeDict, whichever the processor keeps."""
+    for key in keys:
+        found = value.get(key) if isinstance(value, dict) else getattr(value, key, None)
+        if isinstance(found, int):
+            return found
+    return None
+
+
 def methods(services: Services) -> list[Method]:
     return [
         Method("load_model", partial(load_model, services)),
+        Method("load_vision_model", partial(load_vision_model, services)),
         Method("unload_model", partial(unload_model, services)),
     ]

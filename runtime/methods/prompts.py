@@ -20,7 +20,7 @@ def prompt_tokens(loaded: LoadedModel, params: dict[str, Any], limit: int) -> li
         if bad is not None:
             raise faults.InvalidInput.at(f"/prompt_tokens/{bad}", f"token id must be < {loaded.vocab_size}")
     elif "messages" in params:
-        tokens = _chat_tokens(loaded, params["messages"])
+        tokens = _chat_tokens(loaded, text_only_messages(loaded, params["messages"]))
     else:
         tokens = encode_like_mlx_lm(loaded.tokenizer, params["prompt"])
     if not tokens:
@@ -55,3 +55,73 @@ def _chat_tokens(loaded: LoadedModel, messages: list[dict[str, Any]]) -> list[in
             f"chat template failed: {type(exc).__name__}: {exc}", model_id=loaded.model_id
         ) from None
     return tokenizer.encode(rendered, add_special_tokens=False)
+
+
+# --- vision models ---------------------------------------------------------------------------------
+IMAGE_PART_TYPES = ("image_url", "image", "input_image")
+
+
+def has_images(params: dict[str, Any]) -> bool:
+    """Whether the request carries images (they are loaded off the reader thread)."""
+    if params.get("image") is not None:
+        return True
+    messages = params.get("messages")
+    return isinstance(messages, list) and any(
+        isinstance(m, dict)
+        and isinstance(m.get("content"), list)
+        and any(isinstance(p, dict) and p.get("type") in IMAGE_PART_TYPES for p in m["content"])
+        for m in messages
+    )
+
+
+def image_sources(params: dict[str, Any]) -> tuple[list[dict[str, Any]], list[tuple[Any, str]]]:
+    """Messages with image parts reduced to {"type": "image"} (what chat templates expect), and
+    every image source in prompt order with its field path."""
+    sources: list[tuple[Any, str]] = []
+    messages = []
+    for i, message in enumerate(params["messages"]):
+        content = message.get("content")
+        if not isinstance(content, list):
+            messages.append(message)
+            continue
+        parts = []
+        for j, part in enumerate(content):
+            where = f"/messages/{i}/content/{j}"
+            kind = part.get("type")
+            if kind == "text":
+                parts.append({"type": "text", "text": part.get("text", "")})
+            elif kind == "image_url":
+                url = part.get("image_url")
+                sources.append((url.get("url") if isinstance(url, dict) else url, f"{where}/image_url"))
+                parts.append({"type": "image"})
+            else:  # {"type": "image"|"input_image", "data"|"path"|"url": ...}
+                sources.append(({k: v for k, v in part.items() if k in ("data", "path", "url")}, where))
+                parts.append({"type": "image"})
+        messages.append({**message, "content": parts})
+    return messages, sources
+
+
+def text_only_messages(loaded: LoadedModel, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For a text model: list content joins its text parts; an image part is an error."""
+    flat = []
+    for i, message in enumerate(messages):
+        content = message.get("content")
+        if isinstance(content, list):
+            for j, part in enumerate(content):
+                if part.get("type") != "text":
+                    raise faults.InvalidInput.at(
+                        f"/messages/{i}/content/{j}",
+                        f"model {loaded.model_id} is not a vision model: it takes no images",
+                    )
+            content = "".join(part.get("text", "") for part in content)
+        flat.append({**message, "content": content})
+    return flat
+
+
+def render_vision_prompt(loaded: LoadedModel, messages: list[dict[str, Any]]) -> str:
+    try:
+        return loaded.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    except Exception as exc:
+        raise faults.TokenizerFailed(
+            f"chat template failed: {type(exc).__name__}: {exc}", model_id=loaded.model_id
+        ) from None

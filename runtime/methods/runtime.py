@@ -76,7 +76,7 @@ def state(services: Services, params: dict[str, Any], ctx: CallContext) -> dict[
 
 
 def _model_state(services: Services, loaded: LoadedModel) -> dict[str, Any]:
-    state = {"model_id": loaded.model_id, "state": "ready", "type": "text", "guides": loaded.guides.stats()}
+    state = {"model_id": loaded.model_id, "state": "ready", "type": loaded.kind, "guides": loaded.guides.stats()}
     pairing = drafts.pairing_of(services, loaded.model_id)
     if pairing:
         state["draft"] = pairing

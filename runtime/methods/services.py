@@ -40,9 +40,10 @@ class Services:
     unloading: set[str] = field(default_factory=set)  # model ids whose unload has begun
     drafts: dict[str, Any] = field(default_factory=dict)  # target id -> drafts.Pairing
     draft_checks: dict[tuple[Any, ...], Any] = field(default_factory=dict)  # loaded pair -> Compatibility
-    # Compiles structured-output grammars off the reader thread (see methods/generate.py).
-    compiler: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="guidance")
+    # Prepares requests off the reader thread: compiles new structured-output grammars, loads and
+    # decodes images (see methods/generate.py).
+    preparer: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
     )
 
     def notify(self, method: str, params: dict[str, Any]) -> None:

@@ -20,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     fixture_cmd.add_argument("--out", type=Path, required=True)
     fixture_cmd.add_argument("--arch", default="qwen2", choices=["llama", "qwen2"])
     fixture_cmd.add_argument("--seed", type=int, default=0)
+    vlm_cmd = sub.add_parser("vlm", help="build the tiny vision model (LLaVA) around a trained language model")
+    vlm_cmd.add_argument("--out", type=Path, required=True)
+    vlm_cmd.add_argument("--lm-from", type=Path, default=Path(__file__).resolve().parents[1] / "models" / "tiny-chat")
     args = parser.parse_args(argv)
 
     from runtime.blas import preload_blas
@@ -31,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
         overrides = {**PRESETS[args.preset], "steps": args.steps, "time_budget_s": args.time_budget}
         cfg = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
         summary = train(args.out, cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
+    elif args.command == "vlm":
+        from runtime.tinymodels.vlm import build_vlm
+
+        summary = build_vlm(args.out, args.lm_from)
     else:
         from runtime.tinymodels.fixtures import build_random_model
 

@@ -28,13 +28,23 @@ export type Limits = {
   max_guidance_bytes: number;
   /** Compiled structured-output grammars kept per model, least recently used out. */
   guide_cache_size: number;
+  /** One image, encoded. */
+  max_image_bytes: number;
+  /** One image, decoded (width x height). */
+  max_image_pixels: number;
+  /** Images per request. */
+  max_images: number;
+  /** Directories image file paths may come from (empty: paths refused). */
+  image_dirs: string[];
+  /** URL prefixes images may be fetched from (empty: URLs refused). */
+  image_url_prefixes: string[];
 };
 
 export type BreakerState = "closed" | "open" | "half_open";
 
 export type Message = {
   role: string;
-  content: string;
+  content: unknown;
   [key: string]: unknown;
 };
 
@@ -82,6 +92,17 @@ export type ModelInfo = {
 export type DraftPairing = {
   model_id: ModelId;
   num_draft_tokens: number;
+};
+
+export type ImageSource = unknown;
+
+export type ContentPart = {
+  type: "text" | "image_url" | "image" | "input_image";
+  text?: string;
+  image_url?: unknown;
+  data?: string;
+  path?: string;
+  url?: string;
 };
 
 /** Start several streams; one result per request, in order (the peer host's default path). */
@@ -259,6 +280,81 @@ export type GenerateResult = {
   started_at: number;
 };
 
+/** Peer-compatible: a vision model, a prompt and one image; <image> is put first when the prompt has none. Streams like generate. */
+export type GenerateWithImageParams = {
+  model_id: ModelId;
+  /** Used as given, like mlx_lm.generate. */
+  prompt: string;
+  stream_id?: StreamId;
+  max_tokens?: number;
+  temperature?: number;
+  top_p?: number;
+  top_k?: number;
+  min_p?: number;
+  repetition_penalty?: number;
+  presence_penalty?: number;
+  frequency_penalty?: number;
+  logit_bias?: { [key: string]: number };
+  seed?: number;
+  stop_sequences?: string[];
+  stop_token_ids?: number[];
+  logprobs?: boolean;
+  top_logprobs?: number;
+  /** Order in the admission queue; first come first served within a priority. */
+  priority?: "high" | "normal" | "low";
+  /** Deadline for queue wait plus generation; expiry ends the stream with finish_reason timeout. */
+  timeout_ms?: number;
+  /** Accepted for peer compatibility; generation always streams. */
+  streaming?: true;
+  /** Structured output, enforced token by token (each mode's payload in its own field; see docs/structured-output.md). Peer-compatible {mode, schema}. */
+  guidance?: {
+    mode: "json_schema" | "json_object" | "regex" | "choice" | "grammar" | "xml";
+    /** json_schema: a JSON Schema (2020-12; an object, or the same as a JSON string). xml: an XSD string or an element description object. */
+    schema?: { [key: string]: unknown } | boolean | string;
+    /** regex: the whole output matches it (Rust regex syntax, anchored). */
+    pattern?: string;
+    /** choice: the output is exactly one of these strings. */
+    choices?: string[];
+    /** grammar (or xml): a Lark grammar with a start rule, or EBNF (GBNF dialect, root rule) with syntax ebnf. */
+    grammar?: string;
+    syntax?: "lark" | "ebnf" | "gbnf";
+  } | {
+    mode: "json_schema" | "json_object" | "regex" | "choice" | "grammar" | "xml";
+    /** json_schema: a JSON Schema (2020-12; an object, or the same as a JSON string). xml: an XSD string or an element description object. */
+    schema?: { [key: string]: unknown } | boolean | string;
+    /** regex: the whole output matches it (Rust regex syntax, anchored). */
+    pattern?: string;
+    /** choice: the output is exactly one of these strings. */
+    choices?: string[];
+    /** grammar (or xml): a Lark grammar with a start rule, or EBNF (GBNF dialect, root rule) with syntax ebnf. */
+    grammar?: string;
+    syntax?: "lark" | "ebnf" | "gbnf";
+  };
+  /** OpenAI-style alias of guidance: {type: text | json_object | json_schema, json_schema: {name, schema, strict}}. */
+  response_format?: {
+    type: "text" | "json_object" | "json_schema";
+    json_schema?: {
+      name?: string;
+      description?: string;
+      schema?: { [key: string]: unknown } | boolean;
+      strict?: boolean | null;
+    };
+  } | {
+    type: "text" | "json_object" | "json_schema";
+    json_schema?: {
+      name?: string;
+      description?: string;
+      schema?: { [key: string]: unknown } | boolean;
+      strict?: boolean | null;
+    };
+  };
+  image: ImageSource;
+};
+export type GenerateWithImageResult = {
+  stream_id: StreamId;
+  started_at: number;
+};
+
 /** Load a model from the embedded set, a local directory or the Hugging Face cache/hub. Emits model.progress. */
 export type LoadModelParams = {
   model_id: ModelId;
@@ -273,6 +369,35 @@ export type LoadModelParams = {
   num_draft_tokens?: number;
 };
 export type LoadModelResult = ModelInfo;
+
+/** Peer-compatible: load_model for a vision model (refused for a text model), with its processor described. load_model also loads vision models (detected from config.json). */
+export type LoadVisionModelParams = {
+  model_id: ModelId;
+  local_path?: string;
+  revision?: string;
+  /** Accepted for peer compatibility; not applied. */
+  quantization?: null | "int4" | "int8" | "fp16" | "bf16";
+};
+export type LoadVisionModelResult = {
+  model_id: ModelId;
+  state: "ready";
+  context_length: number;
+  parameter_count: number;
+  dtype: string;
+  is_vision_model: boolean;
+  vocab_size: number;
+  memory_bytes: number;
+  load_time_ms: number;
+  source: "embedded" | "local" | "hub";
+  eos_token_ids: number[];
+  has_chat_template: boolean;
+  /** load_model with draft_model_id: the pairing made. */
+  draft?: DraftPairing;
+  processor_type: string;
+  image_size: number | null;
+  revision: string;
+  quantization: string | null;
+};
 
 /** Versions, backend, device, BLAS, capabilities and memory. */
 export type RuntimeInfoParams = Record<string, never>;
@@ -479,6 +604,8 @@ export type StreamStatsParams = {
     rejected: number;
     acceptance_rate: number;
   };
+  /** Vision streams: images in the prompt (prompt_tokens counts their expanded image tokens). */
+  images?: number;
 };
 
 export interface Methods {
@@ -489,7 +616,9 @@ export interface Methods {
   "detokenize": { params: DetokenizeParams; result: DetokenizeResult };
   "$/cancelRequest": { params: CancelRequestParams; result: CancelRequestResult };
   "generate": { params: GenerateParams; result: GenerateResult };
+  "generate_with_image": { params: GenerateWithImageParams; result: GenerateWithImageResult };
   "load_model": { params: LoadModelParams; result: LoadModelResult };
+  "load_vision_model": { params: LoadVisionModelParams; result: LoadVisionModelResult };
   "runtime/info": { params: RuntimeInfoParams; result: RuntimeInfoResult };
   "runtime/state": { params: RuntimeStateParams; result: RuntimeStateResult };
   "set_draft": { params: SetDraftParams; result: SetDraftResult };
