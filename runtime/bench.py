@@ -38,6 +38,7 @@ def run_bench(args: argparse.Namespace) -> int:
     from runtime.bench_host import LeanHost
     from runtime.bench_speculative import print_speculative, run_speculative
     from runtime.bench_structured import print_structured, run_structured
+    from runtime.bench_vision import print_vision, run_vision
 
     ready = [_spawn_to_ready(LeanHost) for _ in range(3)]
     client = LeanHost(ready_timeout=60)
@@ -52,17 +53,21 @@ def run_bench(args: argparse.Namespace) -> int:
             if args.structured_runs
             else None
         )
+        vision = run_vision(client, args.vision_runs, args.vision_tokens) if args.vision_runs else None
         speculative = run_speculative(client, args, info["eos_token_ids"]) if args.spec_runs else None
     finally:
         client.close()
     report = _report(args, blas.name, ready, single, concurrency)
     report["structured"] = structured
     report["speculative"] = speculative
+    report["vision"] = vision
     _print(report)
     if structured:
         print_structured(structured)
     if speculative:
         print_speculative(speculative)
+    if vision:
+        print_vision(vision)
     with open(args.out, "w") as f:
         json.dump(report, f, indent=2)
     print(f"\nwritten to {args.out}")

@@ -81,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--spec-runs", type=int, default=3, help="alternating speculative repetitions (0 skips)")
     bench.add_argument("--spec-tokens", type=int, default=192, help="tokens per speculative run (deep pair: half)")
     bench.add_argument("--deep-layers", type=int, default=24, help="layers of the grown deep target")
+    bench.add_argument("--vision-runs", type=int, default=8, help="alternating vision runs (0 skips)")
+    bench.add_argument("--vision-tokens", type=int, default=128, help="tokens per vision run")
     bench.add_argument("--out", default="bench.json")
     sub.add_parser("doctor", help="report backend, device, BLAS and versions")
     return parser

@@ -1,0 +1,129 @@
+"""`runtime bench` vision scenario: tiny-vlm through the runtime vs mlx-vlm's own stream_generate.
+
+Same model files, same image (the same PNG bytes: base64 in the request, decoded by PIL in-process
+on the direct side), same chat prompt, greedy, EOS suppressed on both sides. Time to first token:
+from the request (runtime: the line sent; mlx-vlm: decoding the PNG, then the call) to the first
+token; decode
+tokens/s: first token to last. Runs alternate; ratios are medians of per-pair ratios.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import statistics
+import time
+from typing import Any
+
+MODEL = "tiny-vlm"
+QUESTION = "Tell me about this picture."
+NO_EOS_BIAS = -100.0
+
+
+def run_vision(client: Any, runs: int, tokens: int) -> dict[str, Any]:
+    import numpy as np
+    from PIL import Image
+
+    image = Image.fromarray((np.random.default_rng(0).random((240, 320, 3)) * 255).astype("uint8"))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    info = client.request("load_model", {"model_id": MODEL}, timeout=300)
+    eos = info["eos_token_ids"]
+    direct = _Direct(buffer.getvalue(), eos)
+    part = {
+        "type": "image_url",
+        "image_url": {"url": "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()},
+    }
+    params = {
+        "model_id": MODEL,
+        "messages": [{"role": "user", "content": [part, {"type": "text", "text": QUESTION}]}],
+        "max_tokens": tokens,
+        "temperature": 0,
+        "logit_bias": {str(i): NO_EOS_BIAS for i in eos},
+    }
+    _runtime(client, params)  # warm both paths
+    direct.stream(tokens)
+    pairs = [(_runtime(client, params), direct.stream(tokens)) for _ in range(runs)]
+    client.request("unload_model", {"model_id": MODEL}, timeout=120)
+    ours, theirs = [p[0] for p in pairs], [p[1] for p in pairs]
+    return {
+        "model": MODEL,
+        "image": "320x240 PNG",
+        "tokens_per_run": tokens,
+        "runs": runs,
+        "runtime": {
+            "ttft_ms": _median([r["ttft_ms"] for r in ours]),
+            "decode_tps": _median([r["decode_tps"] for r in ours]),
+        },
+        "direct_mlx_vlm": {
+            "ttft_ms": _median([r["ttft_ms"] for r in theirs]),
+            "decode_tps": _median([r["decode_tps"] for r in theirs]),
+        },
+        "decode_ratio": _median([a["decode_tps"] / b["decode_tps"] for a, b in pairs]),
+        "ttft_ratio": _median([b["ttft_ms"] / a["ttft_ms"] for a, b in pairs]),
+        "targets": {"decode_ratio": ">= 0.95", "ttft_ratio (direct / runtime)": ">= 0.95"},
+    }
+
+
+def _runtime(client: Any, params: dict[str, Any]) -> dict[str, float]:
+    sent = time.perf_counter()
+    stream_id = client.request("generate", params)["stream_id"]
+    first, count = None, 0
+    for message in client.stream(stream_id, timeout=300):
+        if message["method"] == "stream.chunk":
+            first = first or time.perf_counter()
+            count += len(message["params"]["tokens"])
+    done = time.perf_counter()
+    assert first is not None and count == params["max_tokens"], f"expected {params['max_tokens']} tokens, got {count}"
+    return {"ttft_ms": (first - sent) * 1000, "decode_tps": (count - 1) / (done - first)}
+
+
+class _Direct:
+    """mlx-vlm in this process on the same files, with the runtime's image-processor kwargs filter."""
+
+    def __init__(self, png: bytes, eos: list[int]) -> None:
+        import mlx.core as mx
+
+        from runtime.engine.resolve import resolve
+        from runtime.engine.vision import load_vision
+
+        if mx.default_device() == mx.cpu:
+            mx.disable_compile()  # as the runtime does on CPU
+        self.model, self.processor, tokenizer = load_vision(resolve(MODEL).path, eos)
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": QUESTION}]}]
+        self.prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        self.png, self.bias = png, {i: NO_EOS_BIAS for i in eos}
+
+    def stream(self, tokens: int) -> dict[str, float]:
+        from mlx_vlm import stream_generate
+        from PIL import Image
+
+        started, first, count = time.perf_counter(), None, 0
+        image = Image.open(io.BytesIO(self.png)).convert("RGB")  # both sides start from the same PNG bytes
+        for _ in stream_generate(
+            self.model,
+            self.processor,
+            self.prompt,
+            image=[image],
+            max_tokens=tokens,
+            temperature=0.0,
+            logit_bias=self.bias,
+        ):
+            first = first or time.perf_counter()
+            count += 1
+        return {"ttft_ms": (first - started) * 1000, "decode_tps": (count - 1) / (time.perf_counter() - first)}
+
+
+def _median(values: list[float]) -> float:
+    return round(statistics.median(values), 3)
+
+
+def print_vision(report: dict[str, Any]) -> None:
+    ours, theirs = report["runtime"], report["direct_mlx_vlm"]
+    runs = f"{report['tokens_per_run']} tokens x {report['runs']} alternating runs"
+    print(f"\nvision ({report['model']}, one {report['image']} image), {runs}")
+    print(f"{'metric':<26}{'runtime (stdio)':>18}{'direct mlx-vlm':>16}  median of per-run ratios")
+    decode = f"{report['decode_ratio']:.3f} (target >= 0.95)"
+    print(f"{'decode tokens/s':<26}{ours['decode_tps']:>18}{theirs['decode_tps']:>16}  {decode}")
+    ttft = f"{report['ttft_ratio']:.3f} direct/runtime (target >= 0.95)"
+    print(f"{'time to first token (ms)':<26}{ours['ttft_ms']:>18}{theirs['ttft_ms']:>16}  {ttft}")
