@@ -69,7 +69,7 @@ class App:
         )
         self.services = Services(
             limits=limits,
-            store=ModelStore(limits.guide_cache_size),
+            store=ModelStore(limits.guide_cache_size, limits.prompt_cache_bytes, limits.prompt_cache_entries),
             worker=self.worker,
             streams=StreamRegistry(),
             queue=queue,

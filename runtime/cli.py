@@ -36,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
         ("--max-image-bytes", int, "largest image, encoded (default 10 MiB)"),
         ("--max-image-pixels", int, "largest image, decoded (default 40000000)"),
         ("--max-images", int, "images per request (default 8)"),
+        ("--prompt-cache-bytes", int, "KV cache kept for prefix reuse, per model (default 1 GiB)"),
+        ("--prompt-cache-entries", int, "cached prefixes per model; 0 turns prefix reuse off (default 32)"),
+        ("--cache-dir", str, "where session/save writes (default ~/.cache/mlx-rpc-runtime/sessions)"),
     ]:
         limits.add_argument(flag, type=kind, default=None, help=text)
     limits.add_argument(

@@ -38,6 +38,9 @@ class Limits:
     max_images: int = 8  # per request
     image_dirs: tuple[str, ...] = ()  # directories image file paths may come from (none: paths refused)
     image_url_prefixes: tuple[str, ...] = ()  # URL prefixes images may be fetched from (none: URLs refused)
+    prompt_cache_bytes: int = 1024 * 1024 * 1024  # KV caches kept for prefix reuse, per model
+    prompt_cache_entries: int = 32  # per model; 0 turns prefix reuse off
+    cache_dir: str = "~/.cache/mlx-rpc-runtime/sessions"  # where session/save writes
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,6 +56,10 @@ def _coerce(name: str, value: Any, kind: type) -> Any:
         if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
             raise ConfigError(f"{name}: expected a list of strings, got {value!r}")
         return tuple(i.strip() for i in items if i.strip())
+    if kind is str:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{name}: expected a non-empty string, got {value!r}")
+        return value
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -65,7 +72,7 @@ def _coerce(name: str, value: Any, kind: type) -> Any:
         number = int(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{name}: expected an integer, got {value!r}") from None
-    if number < 0 or (number == 0 and name != "memory_budget_mb"):
+    if number < 0 or (number == 0 and name not in ("memory_budget_mb", "prompt_cache_entries")):
         raise ConfigError(f"{name}: must be positive, got {number}")
     return number
 
@@ -96,6 +103,8 @@ def load_limits(
 
 def _kind(annotation: Any) -> type:
     text = str(annotation)
+    if text in ("str", "<class 'str'>"):
+        return str
     return bool if text in ("bool", "<class 'bool'>") else tuple if text.startswith("tuple") else int
 
 

@@ -22,7 +22,7 @@ from runtime.engine.events import Finished, FinishReason, PromptProcessed, Promp
 from runtime.engine.jobs import StreamJob
 from runtime.engine.models import LoadedModel
 from runtime.engine.sampling import greedy, make_processors, make_sampler
-from runtime.engine.solo import HandOver
+from runtime.engine.solo import HandOver, keep_cache, reuse_prefix
 from runtime.engine.text import TextAssembler, describe_failure
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ class _Member:
     first_token_at: float | None = None
     generated: int = 0
     fault: str | None = None
+    cached_tokens: int = 0
 
 
 class ModelBatch:
@@ -62,12 +63,21 @@ class ModelBatch:
         member = _Member(job, TextAssembler(self.loaded.tokenizer, request))
         sampler = make_sampler(request.sampling, self.loaded.vocab_size, request.inject_fault_at)
         processors = make_processors(request.sampling, member.assembler.constraint)
-        self._insert(member, request.prompt_tokens, sampler, processors, request.max_tokens)
+        cache, member.cached_tokens = reuse_prefix(self.loaded, request)
+        prompt, reused = request.prompt_tokens, member.cached_tokens
+        context = prompt[:reused] if cache else None
+        self._insert(member, prompt[reused:], sampler, processors, request.max_tokens, cache=cache, context=context)
         job.emit(PromptStarted())
 
     def add_handover(self, moving: HandOver) -> None:
         """A stream that ran solo continues here, from its KV cache, with the same sampler state."""
-        member = _Member(moving.job, moving.assembler, first_token_at=moving.first_token_at, generated=moving.generated)
+        member = _Member(
+            moving.job,
+            moving.assembler,
+            first_token_at=moving.first_token_at,
+            generated=moving.generated,
+            cached_tokens=moving.cached_tokens,
+        )
         self._insert(
             member,
             [moving.next_input],
@@ -136,11 +146,11 @@ class ModelBatch:
         for event in events:
             member.job.emit(event)
         if reason is not None:
-            self._finish(member, reason, in_generator=response.finish_reason is None)
+            self._finish(member, reason, in_generator=response.finish_reason is None, ended=response)
         elif response.finish_reason == "length":
             for event in member.assembler.finish():
                 member.job.emit(event)
-            self._finish(member, "length", in_generator=False)
+            self._finish(member, "length", in_generator=False, ended=response)
 
     def end_all(self, reason: FinishReason) -> None:
         """End every stream of the batch (the model is being dropped)."""
@@ -153,10 +163,17 @@ class ModelBatch:
                 member.job.emit(event)
         self._finish(member, reason, in_generator=True, error=error)
 
-    def _finish(self, member: _Member, reason: FinishReason, in_generator: bool, error: str | None = None) -> None:
+    def _finish(
+        self, member: _Member, reason: FinishReason, in_generator: bool, error: str | None = None, ended: Any = None
+    ) -> None:
+        """`ended`: the generator's last response for a stream it finished itself (it carries the cache)."""
         self.members.pop(member.uid, None)
         if in_generator:
-            self.generator.remove([member.uid])
+            cache, tokens = self.generator.remove([member.uid], return_prompt_caches=True).get(member.uid, (None, None))
+        else:
+            cache, tokens = getattr(ended, "prompt_cache", None), getattr(ended, "all_tokens", None)
+        if reason != "error" and cache and tokens is not None:
+            keep_cache(self.loaded, member.job.request, list(tokens), cache)
         member.job.emit(_finished(member, reason, error))
 
     def _fail_all(self, error: str) -> None:
@@ -172,7 +189,8 @@ def _finished(member: _Member, reason: FinishReason, error: str | None) -> Finis
     ttft = (member.first_token_at - job.submitted_at) if member.first_token_at else 0.0
     total = now - job.submitted_at
     outcome = member.assembler.guidance_outcome(reason)
-    return Finished(reason, len(job.request.prompt_tokens), member.generated, ttft, total, error, outcome)
+    prompt = len(job.request.prompt_tokens)
+    return Finished(reason, prompt, member.generated, ttft, total, error, outcome, cached_tokens=member.cached_tokens)
 
 
 def _guarded(

@@ -48,6 +48,8 @@ class GenerationRequest:
     # expands each image token and tokenizes; prompt_tokens is then only the text's estimate).
     images: tuple[Any, ...] = ()
     prompt_text: str | None = None
+    session_id: str | None = None  # pins the conversation's KV cache (engine/prompt_cache.py)
+    use_prompt_cache: bool = True
     # Test-only (runtime.faultinject "stream_fault"): the sampler raises at this step.
     inject_fault_at: int | None = None
 
@@ -103,6 +105,7 @@ class Finished:
     error: str | None = None
     guidance: GuidanceOutcome | None = None
     draft: DraftStats | None = None
+    cached_tokens: int = 0  # prompt tokens served from the prompt cache (not prefilled)
 
 
 Event = PromptStarted | PromptProcessed | TokenEvent | Finished

@@ -6,7 +6,7 @@ import gc
 import json
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import mlx.core as mx
 
 from runtime import faultinject, faults
 from runtime.engine.guidance import GuideCache
+from runtime.engine.prompt_cache import PromptCache
 from runtime.engine.resolve import ResolvedModel
 
 DEFAULT_CONTEXT = 4096
@@ -41,13 +42,15 @@ class LoadedModel:
     guides: GuideCache  # structured-output grammars compiled for this model's tokenizer
     kind: str = "text"  # or "vision" (mlx-vlm)
     processor: Any = None  # vision models: the mlx-vlm processor
+    prompt_cache: PromptCache = field(default_factory=lambda: PromptCache(0, 0))
 
 
 class ModelStore:
     """Read from any thread (`get`, `all`); changed only on the engine thread."""
 
-    def __init__(self, guide_cache_size: int = 64) -> None:
+    def __init__(self, guide_cache_size: int = 64, prompt_cache_bytes: int = 0, prompt_cache_entries: int = 0) -> None:
         self.guide_cache_size = guide_cache_size
+        self.prompt_cache_limits = (prompt_cache_bytes, prompt_cache_entries)
         self._models: dict[str, LoadedModel] = {}
         self._lock = threading.Lock()
 
@@ -87,6 +90,8 @@ class ModelStore:
         loaded = _describe(model_id, resolved, model, tokenizer, context_length, started, before, self.guide_cache_size)
         if processor is not None:
             loaded = replace(loaded, kind="vision", processor=processor)
+        else:  # vision models are not prefix-cached (their prompts hold image features)
+            loaded = replace(loaded, prompt_cache=PromptCache(*self.prompt_cache_limits))
         with self._lock:
             self._models[model_id] = loaded
         return loaded

@@ -8,6 +8,7 @@ the sampler by one step and lets the batch feed the token again. The text is the
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from runtime.engine.events import Finished, FinishReason, PromptProcessed, Promp
 from runtime.engine.jobs import StreamJob
 from runtime.engine.sampling import make_processors, make_sampler
 from runtime.engine.text import TextAssembler, describe_failure
+
+log = logging.getLogger(__name__)
 
 
 class _Stop(Exception):
@@ -43,6 +46,7 @@ class HandOver:
     remaining_tokens: int
     generated: int
     first_token_at: float | None
+    cached_tokens: int
 
 
 class SoloStream:
@@ -52,22 +56,26 @@ class SoloStream:
         self.sampler = make_sampler(request.sampling, loaded.vocab_size, request.inject_fault_at)
         self.processors = make_processors(request.sampling, self.assembler.constraint)
         self.generated: list[int] = []
+        self.sampled: list[int] = []  # every token drawn, stop tokens included (the cache may hold them)
         self.first_token_at: float | None = None
         self.done = False
         self.prompt_count = len(request.prompt_tokens)
+        self.cached_tokens = 0
         self._steps = self._start(prefill_step)
         job.emit(PromptStarted())
 
     def _start(self, prefill_step: int) -> Iterator[tuple[int, mx.array]]:
-        """The token generator: mlx-lm's generate_step over the prompt (engine/vision.py overrides)."""
-        request = self.job.request
-        self.cache = make_prompt_cache(self.job.loaded.model)
+        """The token generator: mlx-lm's generate_step over the prompt, or over what the prompt
+        cache does not hold of it (engine/vision.py overrides this)."""
+        request, loaded = self.job.request, self.job.loaded
+        cache, self.cached_tokens = reuse_prefix(loaded, request)
+        self.cache = cache or make_prompt_cache(loaded.model)
         return generate_step(
-            mx.array(request.prompt_tokens),
-            self.job.loaded.model,
+            mx.array(request.prompt_tokens[self.cached_tokens :]),
+            loaded.model,
             max_tokens=request.max_tokens,
             sampler=self.sampler,
-            logits_processors=self.processors or None,
+            logits_processors=with_prefix(self.processors, request.prompt_tokens[: self.cached_tokens]) or None,
             prompt_cache=self.cache,
             prefill_step_size=prefill_step,
             prompt_progress_callback=self._check_stop,
@@ -99,6 +107,7 @@ class SoloStream:
         if reason is not None:
             self._end(reason)
             return
+        self.sampled.append(token)
         events, reason = self.assembler.add(token, logprobs)
         if reason is None:
             self.generated.append(token)
@@ -135,6 +144,7 @@ class SoloStream:
             self.job.request.max_tokens - len(self.generated),
             len(self.generated),
             self.first_token_at,
+            self.cached_tokens,
         )
 
     def end(self, reason: FinishReason) -> None:
@@ -149,6 +159,10 @@ class SoloStream:
         if flush and reason != "error":
             for event in self.assembler.finish():
                 self.job.emit(event)
+        if reason != "error":
+            keep_cache(
+                self.job.loaded, self.job.request, list(self.job.request.prompt_tokens) + self.sampled, self.cache
+            )
         job, now = self.job, time.perf_counter()
         ttft = self.first_token_at - job.submitted_at if self.first_token_at else 0.0
         job.emit(
@@ -160,5 +174,38 @@ class SoloStream:
                 now - job.submitted_at,
                 error,
                 self.assembler.guidance_outcome(reason),
+                cached_tokens=self.cached_tokens,
             )
         )
+
+
+def reuse_prefix(loaded: Any, request: Any) -> tuple[list[Any] | None, int]:
+    """The prompt cache's best copy for this request, and how many prompt tokens it holds."""
+    if not request.use_prompt_cache:
+        return None, 0
+    return loaded.prompt_cache.lookup(request.prompt_tokens, request.session_id)
+
+
+def keep_cache(loaded: Any, request: Any, history: list[int], cache: list[Any] | None) -> None:
+    """Offer a finished stream's KV cache (holding the first `offset` tokens of its history).
+    Keeping it is an optimisation: a failure here is logged, never allowed to end the engine."""
+    if request.use_prompt_cache and cache:
+        try:
+            loaded.prompt_cache.store(history[: cache[0].offset], cache, request.session_id)
+        except Exception:
+            log.exception("could not keep a stream's KV cache for %s", loaded.model_id)
+
+
+def with_prefix(processors: list[Any], prefix: list[int]) -> list[Any]:
+    """Processors that see the whole history although the prompt cache served its start."""
+    if not prefix or not processors:
+        return processors
+    head = mx.array(prefix)
+    return [_prefixed(p, head) for p in processors]
+
+
+def _prefixed(processor: Any, head: mx.array) -> Any:
+    def call(tokens: mx.array, logits: mx.array) -> mx.array:
+        return processor(mx.concatenate([head, tokens.reshape(-1).astype(head.dtype)]), logits)
+
+    return call

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from runtime.dispatch import Method, build_method_table
-from runtime.methods import drafts, generate, models, runtime, tokenize
+from runtime.methods import drafts, generate, models, runtime, sessions, tokenize
 from runtime.methods.services import Services
 
 METHOD_NAMES = [
@@ -23,6 +23,10 @@ METHOD_NAMES = [
     "detokenize",
     "check_draft",
     "set_draft",
+    "session/save",
+    "session/load",
+    "session/list",
+    "session/drop",
 ]
 
 
@@ -33,6 +37,7 @@ def build(services: Services) -> dict[str, Method]:
         + generate.methods(services)
         + tokenize.methods(services)
         + drafts.methods(services)
+        + sessions.methods(services)
     )
     if sorted(table) != sorted(METHOD_NAMES):
         raise RuntimeError(f"method table and METHOD_NAMES differ: {sorted(set(table) ^ set(METHOD_NAMES))}")

@@ -73,6 +73,8 @@ def build_request(services: Services, loaded: LoadedModel, params: dict[str, Any
         draft=draft,
         images=pictures,
         prompt_text=prompt_text,
+        session_id=params.get("session_id"),
+        use_prompt_cache=params.get("prompt_cache", True) and draft is None,
         inject_fault_at=_injected_fault(params),
     )
 
@@ -253,6 +255,8 @@ class StreamPublisher:
             "time_to_first_token": event.ttft_s,
             "total_time": event.total_s,
             "prompt_tokens": event.prompt_tokens,
+            "cached_tokens": event.cached_tokens,
+            "prefill_tokens": event.prompt_tokens - event.cached_tokens,
             "finish_reason": event.reason,
         }
         if event.draft is not None:

@@ -24,6 +24,9 @@ FEATURES = [
     "guidance",
     "response_format",
     "speculative_decoding",
+    "vision",
+    "prompt_cache",
+    "sessions",
 ]
 
 
@@ -76,7 +79,13 @@ def state(services: Services, params: dict[str, Any], ctx: CallContext) -> dict[
 
 
 def _model_state(services: Services, loaded: LoadedModel) -> dict[str, Any]:
-    state = {"model_id": loaded.model_id, "state": "ready", "type": loaded.kind, "guides": loaded.guides.stats()}
+    state = {
+        "model_id": loaded.model_id,
+        "state": "ready",
+        "type": loaded.kind,
+        "guides": loaded.guides.stats(),
+        "prompt_cache": loaded.prompt_cache.stats(),
+    }
     pairing = drafts.pairing_of(services, loaded.model_id)
     if pairing:
         state["draft"] = pairing

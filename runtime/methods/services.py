@@ -40,6 +40,7 @@ class Services:
     unloading: set[str] = field(default_factory=set)  # model ids whose unload has begun
     drafts: dict[str, Any] = field(default_factory=dict)  # target id -> drafts.Pairing
     draft_checks: dict[tuple[Any, ...], Any] = field(default_factory=dict)  # loaded pair -> Compatibility
+    fingerprints: dict[tuple[str, float], str] = field(default_factory=dict)  # loaded model -> weights hash
     # Prepares requests off the reader thread: compiles new structured-output grammars, loads and
     # decodes images (see methods/generate.py).
     preparer: ThreadPoolExecutor = field(

@@ -38,6 +38,12 @@ export type Limits = {
   image_dirs: string[];
   /** URL prefixes images may be fetched from (empty: URLs refused). */
   image_url_prefixes: string[];
+  /** KV caches kept for prefix reuse, per model. */
+  prompt_cache_bytes: number;
+  /** Cached prefixes per model; 0 turns prefix reuse off. */
+  prompt_cache_entries: number;
+  /** Where session/save writes. */
+  cache_dir: string;
 };
 
 export type BreakerState = "closed" | "open" | "half_open";
@@ -104,6 +110,8 @@ export type ContentPart = {
   path?: string;
   url?: string;
 };
+
+export type SessionId = string;
 
 /** Start several streams; one result per request, in order (the peer host's default path). */
 export type BatchGenerateParams = {
@@ -274,6 +282,10 @@ export type GenerateParams = {
   };
   /** Draft tokens proposed per round (default: the pairing's, else 3). */
   num_draft_tokens?: number;
+  /** Pins this conversation's KV cache (not evicted; session/save can write it to disk). The next turn of the same session reuses it. */
+  session_id?: SessionId;
+  /** false: neither reuse a cached prefix nor keep this stream's cache. */
+  prompt_cache?: boolean;
 };
 export type GenerateResult = {
   stream_id: StreamId;
@@ -444,6 +456,18 @@ export type RuntimeStateResult = {
       misses: number;
     };
     draft?: DraftPairing;
+    /** This model's prefix cache (text models; vision models keep none). */
+    prompt_cache: {
+      entries: number;
+      bytes: number;
+      max_bytes: number;
+      max_entries: number;
+      hits: number;
+      misses: number;
+      hit_rate: number;
+      tokens_reused: number;
+      sessions: number;
+    };
   })[];
   loading_models: string[];
   active_streams: number;
@@ -482,6 +506,54 @@ export type RuntimeStateResult = {
   restart_count: number;
   uptime_s: number;
   shutting_down: boolean;
+};
+
+/** Forget a session's KV cache (its memory returns); delete_file also removes its saved file. */
+export type SessionDropParams = {
+  session_id: SessionId;
+  delete_file?: boolean;
+};
+export type SessionDropResult = {
+  session_id: SessionId;
+  dropped: boolean;
+  deleted_file: boolean;
+};
+
+/** Sessions in memory (per loaded model) and on disk. */
+export type SessionListParams = Record<string, never>;
+export type SessionListResult = {
+  sessions: ({
+    session_id: SessionId;
+    model_id: string | null;
+    tokens?: number;
+    bytes?: number;
+    file_bytes?: number;
+    in_memory: boolean;
+    on_disk: boolean;
+  })[];
+  cache_dir: string;
+};
+
+/** Restore a saved session (also after a restart) into its model's prompt cache. Refuses a file from another model or other weights, and a corrupt or truncated file. */
+export type SessionLoadParams = {
+  session_id: SessionId;
+  model_id?: ModelId;
+};
+export type SessionLoadResult = {
+  session_id: SessionId;
+  model_id: ModelId;
+  tokens: number;
+};
+
+/** Write a session's KV cache to the cache directory (safetensors, atomically: temp file then rename), tagged with the model id and a fingerprint of its weights and tokenizer. */
+export type SessionSaveParams = {
+  session_id: SessionId;
+};
+export type SessionSaveResult = {
+  session_id: SessionId;
+  model_id: ModelId;
+  tokens: number;
+  file_bytes: number;
 };
 
 /** Pair a loaded target with a loaded, compatible draft (or unpair it with null): its requests then draft with it unless they say otherwise. */
@@ -606,6 +678,10 @@ export type StreamStatsParams = {
   };
   /** Vision streams: images in the prompt (prompt_tokens counts their expanded image tokens). */
   images?: number;
+  /** Prompt tokens served from the prompt cache (not prefilled). */
+  cached_tokens: number;
+  /** Prompt tokens prefilled: prompt_tokens - cached_tokens. */
+  prefill_tokens: number;
 };
 
 export interface Methods {
@@ -621,6 +697,10 @@ export interface Methods {
   "load_vision_model": { params: LoadVisionModelParams; result: LoadVisionModelResult };
   "runtime/info": { params: RuntimeInfoParams; result: RuntimeInfoResult };
   "runtime/state": { params: RuntimeStateParams; result: RuntimeStateResult };
+  "session/drop": { params: SessionDropParams; result: SessionDropResult };
+  "session/list": { params: SessionListParams; result: SessionListResult };
+  "session/load": { params: SessionLoadParams; result: SessionLoadResult };
+  "session/save": { params: SessionSaveParams; result: SessionSaveResult };
   "set_draft": { params: SetDraftParams; result: SetDraftResult };
   "shutdown": { params: ShutdownParams; result: ShutdownResult };
   "tokenize": { params: TokenizeParams; result: TokenizeResult };
