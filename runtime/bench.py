@@ -35,6 +35,7 @@ PROMPTS = [
 
 def run_bench(args: argparse.Namespace) -> int:
     blas = preload_blas()
+    from runtime.bench_cache import print_cache, run_cache
     from runtime.bench_host import LeanHost
     from runtime.bench_speculative import print_speculative, run_speculative
     from runtime.bench_structured import print_structured, run_structured
@@ -53,6 +54,7 @@ def run_bench(args: argparse.Namespace) -> int:
             if args.structured_runs
             else None
         )
+        cache = run_cache(client, args.model, args.cache_runs, info["eos_token_ids"]) if args.cache_runs else None
         vision = run_vision(client, args.vision_runs, args.vision_tokens) if args.vision_runs else None
         speculative = run_speculative(client, args, info["eos_token_ids"]) if args.spec_runs else None
     finally:
@@ -61,6 +63,7 @@ def run_bench(args: argparse.Namespace) -> int:
     report["structured"] = structured
     report["speculative"] = speculative
     report["vision"] = vision
+    report["prompt_cache"] = cache
     _print(report)
     if structured:
         print_structured(structured)
@@ -68,6 +71,8 @@ def run_bench(args: argparse.Namespace) -> int:
         print_speculative(speculative)
     if vision:
         print_vision(vision)
+    if cache:
+        print_cache(cache)
     with open(args.out, "w") as f:
         json.dump(report, f, indent=2)
     print(f"\nwritten to {args.out}")

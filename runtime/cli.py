@@ -86,6 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--deep-layers", type=int, default=24, help="layers of the grown deep target")
     bench.add_argument("--vision-runs", type=int, default=8, help="alternating vision runs (0 skips)")
     bench.add_argument("--vision-tokens", type=int, default=128, help="tokens per vision run")
+    bench.add_argument(
+        "--cache-runs", type=int, default=3, help="multi-turn conversations with/without the cache (0 skips)"
+    )
     bench.add_argument("--out", default="bench.json")
     sub.add_parser("doctor", help="report backend, device, BLAS and versions")
     return parser
