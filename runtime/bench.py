@@ -119,16 +119,10 @@ def _single_stream(client: Any, raw: _RawMlxLm, args: argparse.Namespace, bias: 
 
 
 def _stream_through_runtime(client: Any, params: dict[str, Any]) -> dict[str, float]:
-    sent = time.perf_counter()
-    stream_id = client.request("generate", params)["stream_id"]
-    first, count = None, 0
-    for message in client.stream(stream_id, timeout=300):
-        if message["method"] == "stream.chunk":
-            first = first or time.perf_counter()
-            count += len(message["params"]["tokens"])
-    done = time.perf_counter()
-    assert first is not None and count == params["max_tokens"], f"expected {params['max_tokens']} tokens, got {count}"
-    return {"ttft_ms": (first - sent) * 1000, "decode_tps": (count - 1) / (done - first)}
+    from runtime.bench_host import timed_stream
+
+    timing = timed_stream(client, params)
+    return {"ttft_ms": timing["ttft_ms"], "decode_tps": timing["decode_tps"]}
 
 
 # --- concurrency -------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ import statistics
 import time
 from typing import Any
 
+from runtime.bench_host import timed_stream
+
 TURNS = 10
 ANSWER_TOKENS = 100
 QUESTIONS = [
@@ -90,17 +92,7 @@ def _resume(client: Any, base: dict[str, Any], messages: list[dict[str, Any]], s
 
 
 def _turn(client: Any, params: dict[str, Any]) -> dict[str, Any]:
-    sent = time.perf_counter()
-    stream_id = client.request("generate", params)["stream_id"]
-    first, text, stats = None, [], {}
-    for message in client.stream(stream_id, timeout=300):
-        if message["method"] == "stream.chunk":
-            first = first or time.perf_counter()
-            text.extend(t["token"] for t in message["params"]["tokens"])
-        elif message["method"] == "stream.stats":
-            stats = message["params"]
-    assert first is not None
-    return {"ttft_ms": (first - sent) * 1000, "text": "".join(text), "stats": stats}
+    return timed_stream(client, params, exact=False)
 
 
 def _median(values: list[float]) -> float:

@@ -95,3 +95,29 @@ class LeanHost:
                 elif method == "stream.event":
                     self.arrival_times[(stream_id, "end")] = time.perf_counter()
                 self._queue(stream_id).put(message)
+
+
+def timed_stream(client: Any, params: dict[str, Any], exact: bool = True) -> dict[str, Any]:
+    """One `generate` through a host, timed as every bench scenario times it: TTFT from the request
+    line to the first chunk, decode tokens/s from the first chunk to the final event (all the
+    tokens but the first). `exact`: the stream must make exactly max_tokens tokens."""
+    sent = time.perf_counter()
+    stream_id = client.request("generate", params)["stream_id"]
+    first, text, stats = None, [], {}
+    for message in client.stream(stream_id, timeout=600):
+        if message["method"] == "stream.chunk":
+            first = first or time.perf_counter()
+            text.extend(t["token"] for t in message["params"]["tokens"])
+        elif message["method"] == "stream.stats":
+            stats = message["params"]
+    done = time.perf_counter()
+    count = len(text)
+    assert first is not None, f"stream {stream_id} produced no token"
+    if exact:
+        assert count == params["max_tokens"], f"expected {params['max_tokens']} tokens, got {count}"
+    return {
+        "ttft_ms": (first - sent) * 1000,
+        "decode_tps": (count - 1) / (done - first) if count > 1 else 0.0,
+        "text": "".join(text),
+        "stats": stats,
+    }

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from runtime.bench_host import timed_stream
+
 PROMPT = "<|im_start|>user\nTell me a story about a fox.<|im_end|>\n<|im_start|>assistant\n"
 NO_EOS_BIAS = -100.0
 
@@ -100,16 +102,8 @@ def _measure_pair(
 
 
 def _runtime(client: Any, params: dict[str, Any]) -> dict[str, float]:
-    stream_id = client.request("generate", params)["stream_id"]
-    first, count, acceptance = None, 0, 0.0
-    for message in client.stream(stream_id, timeout=600):
-        if message["method"] == "stream.chunk":
-            first = first or time.perf_counter()
-            count += len(message["params"]["tokens"])
-        elif message["method"] == "stream.stats" and "draft" in message["params"]:
-            acceptance = message["params"]["draft"]["acceptance_rate"]
-    assert first is not None and count == params["max_tokens"], f"expected {params['max_tokens']} tokens, got {count}"
-    return {"tps": (count - 1) / (time.perf_counter() - first), "acceptance": acceptance}
+    timing = timed_stream(client, params)
+    return {"tps": timing["decode_tps"], "acceptance": timing["stats"].get("draft", {}).get("acceptance_rate", 0.0)}
 
 
 class _RawPair:

@@ -9,9 +9,10 @@ schema. Runs alternate and ratios are medians of per-round ratios, as in the res
 from __future__ import annotations
 
 import statistics
-import time
 import uuid
 from typing import Any
+
+from runtime.bench_host import timed_stream
 
 PROMPT = "<|im_start|>user\nGive me a JSON list of pets.<|im_end|>\n<|im_start|>assistant\n"
 # An array that needs more items than any run writes: the grammar never lets the stream end early.
@@ -57,14 +58,7 @@ def run_structured(client: Any, model: str, tokens: int, runs: int, eos_ids: lis
 
 def _decode(client: Any, params: dict[str, Any]) -> float:
     """Decode tokens/s after the first token."""
-    stream_id = client.request("generate", params)["stream_id"]
-    first, count = None, 0
-    for message in client.stream(stream_id, timeout=300):
-        if message["method"] == "stream.chunk":
-            first = first or time.perf_counter()
-            count += len(message["params"]["tokens"])
-    assert first is not None and count == params["max_tokens"], f"expected {params['max_tokens']} tokens, got {count}"
-    return (count - 1) / (time.perf_counter() - first)
+    return timed_stream(client, params)["decode_tps"]
 
 
 def _ttft_round(client: Any, base: dict[str, Any]) -> dict[str, float]:
@@ -79,14 +73,7 @@ def _ttft_round(client: Any, base: dict[str, Any]) -> dict[str, float]:
 
 
 def _first_token_ms(client: Any, params: dict[str, Any]) -> float:
-    sent = time.perf_counter()
-    stream_id = client.request("generate", params)["stream_id"]
-    first = None
-    for message in client.stream(stream_id, timeout=300):
-        if message["method"] == "stream.chunk" and first is None:
-            first = time.perf_counter()
-    assert first is not None
-    return (first - sent) * 1000
+    return timed_stream(client, params, exact=False)["ttft_ms"]
 
 
 def _median(values: list[float]) -> float:

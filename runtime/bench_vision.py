@@ -15,6 +15,8 @@ import statistics
 import time
 from typing import Any
 
+from runtime.bench_host import timed_stream
+
 MODEL = "tiny-vlm"
 QUESTION = "Tell me about this picture."
 NO_EOS_BIAS = -100.0
@@ -66,16 +68,8 @@ def run_vision(client: Any, runs: int, tokens: int) -> dict[str, Any]:
 
 
 def _runtime(client: Any, params: dict[str, Any]) -> dict[str, float]:
-    sent = time.perf_counter()
-    stream_id = client.request("generate", params)["stream_id"]
-    first, count = None, 0
-    for message in client.stream(stream_id, timeout=300):
-        if message["method"] == "stream.chunk":
-            first = first or time.perf_counter()
-            count += len(message["params"]["tokens"])
-    done = time.perf_counter()
-    assert first is not None and count == params["max_tokens"], f"expected {params['max_tokens']} tokens, got {count}"
-    return {"ttft_ms": (first - sent) * 1000, "decode_tps": (count - 1) / (done - first)}
+    timing = timed_stream(client, params)
+    return {"ttft_ms": timing["ttft_ms"], "decode_tps": timing["decode_tps"]}
 
 
 class _Direct:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,18 @@ def spawn_runtime(*args: str, env: dict[str, str] | None = None) -> RuntimeClien
     return RuntimeClient.spawn(list(args), env={**base_env, **(env or {})}, ready_timeout=TIMEOUT)
 
 
+@contextmanager
+def runtime_with(*args: str, models: tuple[str, ...] = (MODEL,)) -> Iterator[RuntimeClient]:
+    """A runtime started with `args` and `models` loaded, closed afterwards."""
+    client = spawn_runtime(*args)
+    try:
+        for model in models:
+            client.request("load_model", {"model_id": model}, timeout=TIMEOUT)
+        yield client
+    finally:
+        client.close()
+
+
 def assert_schema_clean(client: RuntimeClient) -> None:
     problems = problems_in(list(client.messages), dict(client.sent_methods))
     assert not problems, "messages that break schemas/:\n" + "\n".join(problems[:20])
@@ -46,19 +59,21 @@ def fresh_runtime() -> Iterator[RuntimeClient]:
 @pytest.fixture(scope="module")
 def shared_runtime() -> Iterator[RuntimeClient]:
     """One runtime per test module with the embedded model loaded."""
-    client = spawn_runtime()
-    client.request("load_model", {"model_id": MODEL}, timeout=TIMEOUT)
-    try:
+    with runtime_with() as client:
         yield client
-    finally:
-        client.close()
 
 
 @pytest.fixture
 def runtime(shared_runtime: RuntimeClient) -> Iterator[RuntimeClient]:
-    yield shared_runtime
-    assert_schema_clean(shared_runtime)
-    assert shared_runtime.process.poll() is None, "the runtime died during the test"
+    yield from checked(shared_runtime)
+
+
+def checked(client: RuntimeClient) -> Iterator[RuntimeClient]:
+    """For a per-test fixture over a shared runtime: after the test, every message was
+    schema-clean and the runtime is still alive."""
+    yield client
+    assert_schema_clean(client)
+    assert client.process.poll() is None, "the runtime died during the test"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

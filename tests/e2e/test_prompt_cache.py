@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from runtime.client import RpcFailure, RuntimeClient
-from tests.conftest import MODEL, assert_schema_clean, spawn_runtime
+from tests.conftest import MODEL, assert_schema_clean, runtime_with, spawn_runtime
 
 QUESTIONS = [f"Tell me about the {animal}." for animal in ("fox", "owl", "cat", "dog", "bird")]
 
@@ -39,23 +39,15 @@ def cache_state(client: RuntimeClient, model: str = MODEL) -> dict[str, Any]:
 
 @pytest.fixture
 def rt(tmp_path: Path) -> Iterator[RuntimeClient]:
-    client = spawn_runtime("--stdio", "--cache-dir", str(tmp_path / "sessions"))
-    client.request("load_model", {"model_id": MODEL})
-    try:
+    with runtime_with("--stdio", "--cache-dir", str(tmp_path / "sessions")) as client:
         yield client
         assert_schema_clean(client)
-    finally:
-        client.close()
 
 
 @pytest.fixture(scope="module")
 def uncached() -> Iterator[RuntimeClient]:
-    client = spawn_runtime("--stdio", "--prompt-cache-entries", "0")
-    client.request("load_model", {"model_id": MODEL})
-    try:
+    with runtime_with("--stdio", "--prompt-cache-entries", "0") as client:
         yield client
-    finally:
-        client.close()
 
 
 def test_each_chat_turn_prefills_only_its_new_tokens_and_writes_the_same_text(

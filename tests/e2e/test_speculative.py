@@ -13,7 +13,7 @@ import pytest
 
 from runtime.client import RpcFailure, RuntimeClient
 from runtime.tinymodels.fixtures import build_random_model
-from tests.conftest import MODEL, assert_schema_clean, spawn_runtime
+from tests.conftest import MODEL, assert_schema_clean, checked, runtime_with, spawn_runtime
 
 DRAFT = "tiny-draft"
 PROMPTS = [
@@ -26,20 +26,13 @@ NO_EOS = {"0": -100, "2": -100}
 
 @pytest.fixture(scope="module")
 def pair() -> Iterator[RuntimeClient]:
-    client = spawn_runtime()
-    client.request("load_model", {"model_id": MODEL})
-    client.request("load_model", {"model_id": DRAFT})
-    try:
+    with runtime_with(models=(MODEL, DRAFT)) as client:
         yield client
-    finally:
-        client.close()
 
 
 @pytest.fixture
 def rt(pair: RuntimeClient) -> Iterator[RuntimeClient]:
-    yield pair
-    assert_schema_clean(pair)
-    assert pair.process.poll() is None
+    yield from checked(pair)
 
 
 def run(client: RuntimeClient, **params: Any) -> dict[str, Any]:

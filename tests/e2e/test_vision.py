@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from runtime.client import RpcFailure, RuntimeClient
-from tests.conftest import MODEL, assert_schema_clean, spawn_runtime
+from tests.conftest import MODEL, assert_schema_clean, checked, runtime_with, spawn_runtime
 
 VLM = "tiny-vlm"
 QUESTION = "Tell me about this picture."
@@ -68,32 +68,22 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str
 @pytest.fixture(scope="module")
 def vision(served: tuple[Path, str]) -> Iterator[RuntimeClient]:
     root, base = served
-    client = spawn_runtime(
-        "--stdio",
-        "--allow-image-dir",
-        str(root / "allowed"),
-        "--allow-image-url",
-        f"{base}/allowed/",
+    limits = [
         "--max-image-bytes",
         str(MAX_BYTES),
         "--max-image-pixels",
         str(MAX_PIXELS),
         "--max-images",
         str(MAX_IMAGES),
-    )
-    client.request("load_model", {"model_id": VLM})
-    client.request("load_model", {"model_id": MODEL})
-    try:
+    ]
+    allowed = ["--allow-image-dir", str(root / "allowed"), "--allow-image-url", f"{base}/allowed/"]
+    with runtime_with("--stdio", *allowed, *limits, models=(VLM, MODEL)) as client:
         yield client
-    finally:
-        client.close()
 
 
 @pytest.fixture
 def rt(vision: RuntimeClient) -> Iterator[RuntimeClient]:
-    yield vision
-    assert_schema_clean(vision)
-    assert vision.process.poll() is None
+    yield from checked(vision)
 
 
 def run(client: RuntimeClient, method: str = "generate", **params: Any) -> dict[str, Any]:
