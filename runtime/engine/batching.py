@@ -173,7 +173,7 @@ class ModelBatch:
         else:
             cache, tokens = getattr(ended, "prompt_cache", None), getattr(ended, "all_tokens", None)
         if reason != "error" and cache and tokens is not None:
-            keep_cache(self.loaded, member.job.request, list(tokens), cache)
+            keep_cache(self.loaded, member.job.request, list(tokens), cache, member.cached_tokens)
         member.job.emit(_finished(member, reason, error))
 
     def _fail_all(self, error: str) -> None:

@@ -88,7 +88,9 @@ def probe(target: LoadedModel, choice: DraftChoice | None, tokens: int) -> dict[
 
     prompt = target.tokenizer.encode(PROBE_PROMPT)
     no_eos = {i: -100.0 for i in target.tokenizer.eos_token_ids}
-    request = GenerationRequest(prompt, tokens, SamplingParams(temperature=0.0, logit_bias=no_eos), draft=choice)
+    request = GenerationRequest(
+        prompt, tokens, SamplingParams(temperature=0.0, logit_bias=no_eos), draft=choice, use_prompt_cache=False
+    )
     finished: list[Any] = []
     job = StreamJob("probe", target, request, finished.append, threading.Event(), time.perf_counter())
     stream: Any = (

@@ -49,9 +49,10 @@ class Guide:
 
     mode: str
     matcher: Any
+    vocab: int  # the size llguidance's masks have (the model's vocabulary)
 
     def new_constraint(self) -> Constraint:
-        return Constraint(self.mode, self.matcher.deep_copy())
+        return Constraint(self.mode, self.matcher.deep_copy(), self.vocab)
 
 
 class GuideCache:
@@ -61,13 +62,13 @@ class GuideCache:
         self._hf_tokenizer, self._vocab_size, self.capacity = tokenizer, vocab_size, capacity
         self._eos_ids = frozenset(tokenizer.eos_token_ids)
         self._lltokenizer: Any = None
-        self._guides: OrderedDict[str, Guide] = OrderedDict()
+        self._guides: OrderedDict[tuple[str, str], Guide] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
-    def __contains__(self, grammar: str) -> bool:
+    def __contains__(self, key: tuple[str, str]) -> bool:
         with self._lock:
-            return grammar in self._guides
+            return key in self._guides
 
     def stats(self) -> dict[str, int]:
         with self._lock:
@@ -75,16 +76,17 @@ class GuideCache:
 
     def get(self, mode: str, grammar: str, model_id: str) -> Guide:
         """The compiled guide for this grammar; compiles it (milliseconds to a second) on a miss."""
+        key = (mode, grammar)
         with self._lock:
-            guide = self._guides.get(grammar)
+            guide = self._guides.get(key)
             if guide is not None:
-                self._guides.move_to_end(grammar)
+                self._guides.move_to_end(key)
                 self.hits += 1
                 return guide
             self.misses += 1
-        guide = Guide(mode, self._compile(grammar, model_id))
+        guide = Guide(mode, self._compile(grammar, model_id), self._vocab_size)
         with self._lock:
-            self._guides[grammar] = guide
+            self._guides[key] = guide
             while len(self._guides) > self.capacity:
                 self._guides.popitem(last=False)
         return guide
@@ -96,12 +98,15 @@ class GuideCache:
         return matcher
 
     def _tokenizer(self) -> Any:
-        with self._lock:
-            if self._lltokenizer is None:
-                self._lltokenizer = llguidance.hf.from_tokenizer(
-                    self._hf_tokenizer._tokenizer, n_vocab=self._vocab_size, eos_token=sorted(self._eos_ids)
-                )
-            return self._lltokenizer
+        """Built once (up to a second for a large vocabulary), outside the lock: readers of the
+        cache never wait for it."""
+        if self._lltokenizer is None:
+            built = llguidance.hf.from_tokenizer(
+                self._hf_tokenizer._tokenizer, n_vocab=self._vocab_size, eos_token=sorted(self._eos_ids)
+            )
+            with self._lock:
+                self._lltokenizer = self._lltokenizer or built
+        return self._lltokenizer
 
 
 def compile_error(message: str, model_id: str) -> faults.GuidanceFailed:
@@ -136,8 +141,8 @@ class Constraint:
     verified, then partly rejected).
     """
 
-    def __init__(self, mode: str, matcher: Any) -> None:
-        self.mode, self.matcher = mode, matcher
+    def __init__(self, mode: str, matcher: Any, vocab: int) -> None:
+        self.mode, self.matcher, self.vocab = mode, matcher, vocab
         self.prompt_len: int | None = None
         self.consumed: list[int] = []  # the generated tokens the matcher has consumed, in order
         self.follows = True  # False: the history holds a token the grammar refuses (a draft's)
@@ -172,11 +177,15 @@ class Constraint:
         self.consumed.extend(new[:accepted])
         self.follows = accepted == len(new)
 
-    def _allowed(self, vocab: int) -> mx.array:
+    def _allowed(self, width: int) -> mx.array:
+        """The mask for logits `width` wide: llguidance's is the model vocabulary's size; a draft
+        with a larger embedding gets its extra ids masked, a smaller one the ids it has."""
         if self._bitmask is None:
-            self._bitmask = llguidance.numpy.allocate_token_bitmask(1, vocab)
+            self._bitmask = llguidance.numpy.allocate_token_bitmask(1, self.vocab)
         llguidance.numpy.fill_next_token_bitmask(self.matcher, self._bitmask)
-        bits = np.unpackbits(self._bitmask.view(np.uint8), bitorder="little")[:vocab]
+        bits = np.unpackbits(self._bitmask.view(np.uint8), bitorder="little")[: self.vocab]
+        if width != bits.size:
+            bits = np.concatenate([bits, np.zeros(width, np.uint8)])[:width]
         return mx.array(bits.astype(np.bool_))
 
     def is_complete(self, emitted: list[int]) -> bool:

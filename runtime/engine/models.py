@@ -43,6 +43,8 @@ class LoadedModel:
     kind: str = "text"  # or "vision" (mlx-vlm)
     processor: Any = None  # vision models: the mlx-vlm processor
     prompt_cache: PromptCache = field(default_factory=lambda: PromptCache(0, 0))
+    # Set while the model is in the store; a queued job may still hold a model unloaded since.
+    alive: threading.Event = field(default_factory=threading.Event)
 
 
 class ModelStore:
@@ -92,6 +94,7 @@ class ModelStore:
             loaded = replace(loaded, kind="vision", processor=processor)
         else:  # vision models are not prefix-cached (their prompts hold image features)
             loaded = replace(loaded, prompt_cache=PromptCache(*self.prompt_cache_limits))
+        loaded.alive.set()
         with self._lock:
             self._models[model_id] = loaded
         return loaded
@@ -102,6 +105,8 @@ class ModelStore:
             raise faultinject.InjectedCrash("injected: engine_crash_on_unload")
         with self._lock:
             loaded = self._models.pop(model_id, None)
+        if loaded is not None:
+            loaded.alive.clear()
         was_loaded, before = loaded is not None, mx.get_active_memory()
         del loaded
         gc.collect()

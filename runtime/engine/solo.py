@@ -160,9 +160,8 @@ class SoloStream:
             for event in self.assembler.finish():
                 self.job.emit(event)
         if reason != "error":
-            keep_cache(
-                self.job.loaded, self.job.request, list(self.job.request.prompt_tokens) + self.sampled, self.cache
-            )
+            history = list(self.job.request.prompt_tokens) + self.sampled
+            keep_cache(self.job.loaded, self.job.request, history, self.cache, self.cached_tokens)
         job, now = self.job, time.perf_counter()
         ttft = self.first_token_at - job.submitted_at if self.first_token_at else 0.0
         job.emit(
@@ -186,10 +185,11 @@ def reuse_prefix(loaded: Any, request: Any) -> tuple[list[Any] | None, int]:
     return loaded.prompt_cache.lookup(request.prompt_tokens, request.session_id)
 
 
-def keep_cache(loaded: Any, request: Any, history: list[int], cache: list[Any] | None) -> None:
+def keep_cache(loaded: Any, request: Any, history: list[int], cache: list[Any] | None, reused: int = 0) -> None:
     """Offer a finished stream's KV cache (holding the first `offset` tokens of its history).
-    Keeping it is an optimisation: a failure here is logged, never allowed to end the engine."""
-    if request.use_prompt_cache and cache:
+    A copy that holds nothing beyond the prefix it was given is not kept again (it shares that
+    entry's buffers). Keeping is an optimisation: a failure is logged, never allowed to end the engine."""
+    if request.use_prompt_cache and cache and cache[0].offset > reused:
         try:
             loaded.prompt_cache.store(history[: cache[0].offset], cache, request.session_id)
         except Exception:

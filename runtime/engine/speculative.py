@@ -58,6 +58,7 @@ class SpeculativeStream:
         self.first_token_at: float | None = None
         self.done = False
         self._prefilled = False
+        self._stopped_by_text = False
         job.emit(PromptStarted())
 
     def can_hand_over(self) -> bool:
@@ -80,7 +81,8 @@ class SpeculativeStream:
             self._end("error", describe_failure(exc))
             return
         if reason is not None:
-            self._end(reason)
+            # A stop the assembler found (stop token or sequence) has had its final text sent.
+            self._end(reason, flush=not self._stopped_by_text)
 
     def end(self, reason: FinishReason) -> None:
         self._end(reason)
@@ -167,6 +169,7 @@ class SpeculativeStream:
             self.history.append(token)
             self.generated += 1
             self.drafting.accepted += from_draft
+        self._stopped_by_text = reason is not None
         return reason
 
     def _after_round(self, drafts: list[int], kept: int) -> None:
@@ -180,11 +183,11 @@ class SpeculativeStream:
         all_kept = bool(drafts) and kept == len(drafts)  # then the last draft was never fed to the draft
         self._draft_pending = drafts[-1:] + self.history[-1:] if all_kept else self.history[-1:]
 
-    def _end(self, reason: FinishReason, error: str | None = None) -> None:
+    def _end(self, reason: FinishReason, error: str | None = None, flush: bool = True) -> None:
         if self.done:
             return
         self.done = True
-        if reason != "error":
+        if flush and reason != "error":
             for event in self.assembler.finish():
                 self.job.emit(event)
         job, now = self.job, time.perf_counter()

@@ -177,6 +177,8 @@ class EngineWorker:
         try:
             log.debug("stream %s starts %s", job.stream_id, "solo" if solo else "in the batch")
             draft = job.request.draft
+            if draft is not None and not draft.loaded.alive.is_set():
+                draft = None  # the draft was unloaded while this job waited: decode without it
             if job.loaded.kind == "vision":  # mlx-vlm's own generate_step, beside the batch loop
                 from runtime.engine.vision import VisionStream
 

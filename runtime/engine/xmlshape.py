@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +51,29 @@ XSD_BUILTINS = {
     "dateTime": "dateTime",
 }
 UNBOUNDED = -1
+# A shape expands (a named type used ten times, each using another ten times, ...): these bound the
+# grammar it becomes, whatever the size of the text that describes it.
+MAX_ELEMENTS = 1000
+MAX_DEPTH = 32
+
+
+class _Budget:
+    def __init__(self) -> None:
+        self.elements = self.depth = 0
+
+    @contextmanager
+    def nested(self, path: str, element: bool) -> Iterator[None]:
+        """Inside an element (counted) or a group: both deepen the nesting."""
+        self.elements += element
+        if self.elements > MAX_ELEMENTS:
+            raise ShapeError(f"{path}: the shape expands to more than {MAX_ELEMENTS} elements")
+        if self.depth >= MAX_DEPTH:
+            raise ShapeError(f"{path}: elements and groups nest deeper than {MAX_DEPTH} levels (no recursive types)")
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
 
 
 class ShapeError(ValueError):
@@ -155,10 +180,15 @@ def to_lark(root: Element) -> str:
 
 
 def from_description(description: dict[str, Any]) -> Element:
-    return _element(description, "")
+    return _element(description, "", _Budget())
 
 
-def _element(spec: Any, path: str) -> Element:
+def _element(spec: Any, path: str, budget: _Budget) -> Element:
+    with budget.nested(path or "/", element=True):
+        return _element_body(spec, path, budget)
+
+
+def _element_body(spec: Any, path: str, budget: _Budget) -> Element:
     if not isinstance(spec, dict) or not isinstance(spec.get("element"), str):
         raise ShapeError(f"{path or '/'}: an element is an object with an 'element' name")
     unknown = set(spec) - {"element", "attributes", "children", "choice", "text", "min_occurs", "max_occurs"}
@@ -172,7 +202,7 @@ def _element(spec: Any, path: str) -> Element:
         raise ShapeError(f"{path or '/'}: give 'children' (a sequence) or 'choice', not both")
     for key, kind in (("children", "sequence"), ("choice", "choice")):
         if key in spec:
-            element.content = _group(spec[key], kind, f"{path}/{key}")
+            element.content = _group(spec[key], kind, f"{path}/{key}", budget)
     if "text" in spec:
         if element.content is not None:
             raise ShapeError(f"{path or '/'}: an element has child elements or text, not both")
@@ -180,14 +210,21 @@ def _element(spec: Any, path: str) -> Element:
     return element
 
 
-def _group(items: Any, kind: str, path: str) -> Group:
+def _group(items: Any, kind: str, path: str, budget: _Budget) -> Group:
     if not isinstance(items, list) or not items:
         raise ShapeError(f"{path}: must be a non-empty list of elements")
+    with budget.nested(path, element=False):
+        return _group_items(items, kind, path, budget)
+
+
+def _group_items(items: list[Any], kind: str, path: str, budget: _Budget) -> Group:
     group = Group(kind)
     for index, item in enumerate(items):
         where = f"{path}/{index}"
         nested = next((k for k in ("sequence", "choice") if isinstance(item, dict) and k in item), None)
-        child: Element | Group = _group(item[nested], nested, f"{where}/{nested}") if nested else _element(item, where)
+        child: Element | Group = (
+            _group(item[nested], nested, f"{where}/{nested}", budget) if nested else _element(item, where, budget)
+        )
         group.particles.append(_occurs(child, item, "min_occurs", "max_occurs", where))
     return group
 
@@ -248,15 +285,16 @@ def _local(node: ET.Element, where: str) -> str:
 class _XsdReader:
     def __init__(self, types: dict[str, ET.Element]) -> None:
         self.types = types
-        self.depth = 0
+        self.budget = _Budget()
 
     def element(self, node: ET.Element, path: str) -> Element:
         for attr in node.attrib:
             if attr not in ("name", "type", "minOccurs", "maxOccurs"):
                 raise ShapeError(f"{path}: attribute {attr!r} of xs:element is not supported")
-        self.depth += 1
-        if self.depth > 32:
-            raise ShapeError(f"{path}: elements nest deeper than 32 levels (recursive types are not supported)")
+        with self.budget.nested(path, element=True):
+            return self._element_body(node, path)
+
+    def _element_body(self, node: ET.Element, path: str) -> Element:
         element = Element(_name(node.get("name"), path))
         body = [c for c in node if _local(c, "element") != "annotation"]
         type_name = node.get("type")
@@ -267,7 +305,6 @@ class _XsdReader:
             element.text = Leaf(_builtin_or_fail(type_name, path))
         for node_type in body if body else ([definition] if definition is not None else []):
             self._apply_type(element, node_type, path)
-        self.depth -= 1
         return element
 
     def _named(self, type_name: str, path: str) -> ET.Element:
@@ -312,6 +349,10 @@ class _XsdReader:
             element.attributes.append(self.attribute(child, f"{path}/xs:extension/xs:attribute"))
 
     def group(self, node: ET.Element, path: str) -> Group:
+        with self.budget.nested(path, element=False):
+            return self._group_body(node, path)
+
+    def _group_body(self, node: ET.Element, path: str) -> Group:
         group = Group(_local(node, "complexType"))
         for index, child in enumerate(node):
             local = _local(child, group.kind)

@@ -139,6 +139,8 @@ def open_stream(services: Services, params: dict[str, Any], ctx: CallContext) ->
     if loaded.model_id in services.unloading:
         raise faults.ModelNotLoaded(f"Model is being unloaded: {loaded.model_id}", model_id=loaded.model_id)
     request = build_request(services, loaded, params)
+    if request_key(ctx.request_id) in services.cancelled_while_preparing:  # while its images loaded
+        raise faults.Cancelled("the request was cancelled before its stream started")
     stream_id = params.get("stream_id") or str(uuid.uuid4())
     submitted_at = time.perf_counter()
     timeout_ms = params.get("timeout_ms")
@@ -295,7 +297,7 @@ def generate(services: Services, params: dict[str, Any], ctx: CallContext) -> Re
         result, enqueue = open_stream(services, params, ctx)
         return result, [enqueue]
 
-    return _when_prepared(services, [params], start)
+    return _when_prepared(services, [params], start, ctx)
 
 
 def generate_with_image(services: Services, params: dict[str, Any], ctx: CallContext) -> Reply:
@@ -316,13 +318,13 @@ def batch_generate(services: Services, params: dict[str, Any], ctx: CallContext)
 
         return {"results": run_entries("generate", params["requests"], start_one)}, queued
 
-    return _when_prepared(services, params["requests"], start)
+    return _when_prepared(services, params["requests"], start, ctx)
 
 
 Start = Callable[[], tuple[dict[str, Any], list[AfterSend]]]
 
 
-def _when_prepared(services: Services, entries: list[Any], start: Start) -> Reply:
+def _when_prepared(services: Services, entries: list[Any], start: Start, ctx: CallContext) -> Reply:
     """Handlers answer at once, so a request that needs preparing (a grammar its model has not
     compiled yet, images to load and decode: milliseconds to seconds) is prepared on the preparer
     thread, and answered from there."""
@@ -331,6 +333,8 @@ def _when_prepared(services: Services, entries: list[Any], start: Start) -> Repl
         return Reply(result, after_send=_run_all(hooks))
     future: Future[Any] = Future()
     hooks: list[AfterSend] = []
+    key = request_key(ctx.request_id)
+    services.preparing.add(key)
 
     def compile_then_start() -> None:
         try:
@@ -339,6 +343,9 @@ def _when_prepared(services: Services, entries: list[Any], start: Start) -> Repl
             future.set_result(result)
         except BaseException as exc:
             future.set_exception(exc)
+        finally:
+            services.preparing.discard(key)
+            services.cancelled_while_preparing.discard(key)
 
     services.preparer.submit(compile_then_start)
     return Reply(future=future, after_send=_run_all(hooks))
@@ -350,8 +357,7 @@ def _prepared(services: Services, entry: Any) -> bool:
         if prompts.has_images(entry):
             return False
         loaded = services.store.get(entry["model_id"])
-        spec = guidance.spec_of(entry, entry["model_id"], services.limits.max_guidance_bytes) if loaded else None
-        return loaded is None or guidance.is_compiled(loaded, spec)
+        return loaded is None or guidance.ready_without_work(entry, loaded)
     except Exception:
         return True  # a malformed entry: start() reports it
 
@@ -372,8 +378,16 @@ def cancel(services: Services, params: dict[str, Any], ctx: CallContext) -> dict
 
 
 def cancel_request(services: Services, params: dict[str, Any], ctx: CallContext) -> None:
-    """`$/cancelRequest`: cancel the streams that request `id` started."""
+    """`$/cancelRequest`: cancel the streams that request `id` started, or, while that request is
+    still being prepared (images, a grammar), keep its streams from starting at all."""
+    key = request_key(params["id"])
+    if key in services.preparing:
+        services.cancelled_while_preparing.add(key)
     services.cancel_streams(services.streams.cancel_where(request_id=params["id"]))
+
+
+def request_key(request_id: Any) -> str:
+    return json.dumps(request_id, sort_keys=True)
 
 
 def methods(services: Services) -> list[Method]:

@@ -7,8 +7,9 @@ registered: a bad one gets -32004 (GuidanceFailed) with the reason, and nothing 
 
 from __future__ import annotations
 
-import functools
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,13 +35,7 @@ class GuidanceSpec:
 
 def spec_of(params: dict[str, Any], model_id: str, max_bytes: int) -> GuidanceSpec | None:
     """The request's constraint, or None; `response_format` is the OpenAI-style alias."""
-    guidance_params, response_format = params.get("guidance"), params.get("response_format")
-    if guidance_params is not None and response_format is not None:
-        raise faults.InvalidInput.at("/response_format", "give guidance or response_format, not both")
-    if response_format is not None:
-        guidance_params = _from_response_format(response_format)
-        if guidance_params is None:
-            return None
+    guidance_params = _guidance_params(params)
     if guidance_params is None:
         return None
     mode = guidance_params["mode"]
@@ -56,23 +51,54 @@ def spec_of(params: dict[str, Any], model_id: str, max_bytes: int) -> GuidanceSp
         raise faults.GuidanceFailed(str(exc), model_id=model_id, mode=mode, reason=str(exc), **exc.details) from None
 
 
-@functools.lru_cache(maxsize=256)
+def _guidance_params(params: dict[str, Any]) -> dict[str, Any] | None:
+    guidance_params, response_format = params.get("guidance"), params.get("response_format")
+    if guidance_params is not None and response_format is not None:
+        raise faults.InvalidInput.at("/response_format", "give guidance or response_format, not both")
+    if response_format is not None:
+        return _from_response_format(response_format)
+    return guidance_params
+
+
+_SPECS: OrderedDict[bytes, GuidanceSpec] = OrderedDict()
+_SPECS_LOCK = threading.Lock()
+SPEC_CACHE_SIZE = 256
+
+
 def _spec_for(key: bytes) -> GuidanceSpec:
     """Checking a schema costs milliseconds, so a repeated one (the same JSON) is not checked again."""
+    with _SPECS_LOCK:
+        if key in _SPECS:
+            _SPECS.move_to_end(key)
+            return _SPECS[key]
     guidance_params = orjson.loads(key)
-    return GuidanceSpec(guidance_params["mode"], _grammar(guidance_params["mode"], guidance_params))
+    spec = GuidanceSpec(guidance_params["mode"], _grammar(guidance_params["mode"], guidance_params))
+    with _SPECS_LOCK:
+        _SPECS[key] = spec
+        while len(_SPECS) > SPEC_CACHE_SIZE:
+            _SPECS.popitem(last=False)
+    return spec
+
+
+def ready_without_work(params: dict[str, Any], loaded: LoadedModel) -> bool:
+    """Whether the request's constraint is checked and compiled already (or there is none): only
+    then may it start on the reader thread. Checking a schema can take long (a small XSD can expand
+    a lot), so anything not seen before goes to the preparer thread."""
+    guidance_params = _guidance_params(params)
+    if guidance_params is None:
+        return True
+    with _SPECS_LOCK:
+        spec = _SPECS.get(orjson.dumps(guidance_params))
+    return spec is not None and (spec.mode, spec.grammar) in loaded.guides
 
 
 def guide_for(loaded: LoadedModel, spec: GuidanceSpec) -> Guide:
+    """The compiled guide, cached per (mode, grammar): two modes can yield one grammar."""
     try:
         return loaded.guides.get(spec.mode, spec.grammar, loaded.model_id)
     except faults.GuidanceFailed as exc:
         exc.details["mode"] = spec.mode
         raise
-
-
-def is_compiled(loaded: LoadedModel, spec: GuidanceSpec | None) -> bool:
-    return spec is None or spec.grammar in loaded.guides
 
 
 class _Invalid(ValueError):

@@ -12,7 +12,10 @@ import base64
 import binascii
 import io
 import os
+import posixpath
 import re
+import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +23,8 @@ from typing import Any
 
 from runtime import faults
 
-FORMATS = {"PNG", "JPEG", "WEBP", "GIF", "BMP"}
+# The decoders allowed to parse image bytes (JPEG's also opens the MPO files many cameras write).
+FORMATS = ("BMP", "GIF", "JPEG", "PNG", "WEBP")
 DATA_URI = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^;,]+)*),(?P<data>.*)$", re.DOTALL)
 FETCH_TIMEOUT_S = 10.0
 
@@ -110,37 +114,69 @@ def _from_file(value: str, path: str, policy: ImagePolicy) -> bytes:
     return resolved.read_bytes()
 
 
+def url_allowed(url: str, prefixes: tuple[str, ...]) -> bool:
+    """Scheme, host and port equal to an allowed prefix's, and the normalised path under its path.
+    (A plain string prefix would let https://img.example.com.evil.net or user@host tricks through.)"""
+    target = urllib.parse.urlsplit(url)
+    if target.scheme not in ("http", "https") or target.username or target.password or not target.hostname:
+        return False
+    path = posixpath.normpath(urllib.parse.unquote(target.path) or "/")
+    for prefix in prefixes:
+        allowed = urllib.parse.urlsplit(prefix)
+        same_origin = (target.scheme, target.hostname, target.port) == (allowed.scheme, allowed.hostname, allowed.port)
+        base = allowed.path or "/"
+        if same_origin and (path == base.rstrip("/") or path.startswith(base if base.endswith("/") else base + "/")):
+            return True
+    return False
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # a redirect could lead anywhere: it is an error, not followed
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def _from_url(value: str, path: str, policy: ImagePolicy) -> bytes:
-    if not any(value.startswith(prefix) for prefix in policy.url_prefixes):
+    if not url_allowed(value, policy.url_prefixes):
         raise faults.InvalidInput.at(path, "this image URL is not allowed (start the runtime with --allow-image-url)")
+    deadline = time.monotonic() + FETCH_TIMEOUT_S
+    chunks, size = [], 0
     try:
-        with urllib.request.urlopen(value, timeout=FETCH_TIMEOUT_S) as response:  # noqa: S310 (prefix-checked)
-            data = response.read(policy.max_bytes + 1)
-    except Exception as exc:
-        raise faults.InvalidInput.at(path, f"the image could not be fetched: {type(exc).__name__}: {exc}") from None
-    if len(data) > policy.max_bytes:
+        with _OPENER.open(value, timeout=FETCH_TIMEOUT_S) as response:
+            if response.status != 200:
+                raise OSError(f"status {response.status}")
+            while size <= policy.max_bytes and (chunk := response.read(64 * 1024)):
+                chunks.append(chunk)
+                size += len(chunk)
+                if time.monotonic() > deadline:
+                    raise TimeoutError("too slow")
+    except Exception:
+        # Not the reason: the host must not learn what lies behind addresses it cannot reach itself.
+        raise faults.InvalidInput.at(path, "the image could not be fetched") from None
+    if size > policy.max_bytes:
         raise faults.InvalidInput.at(path, f"the image is larger than the {policy.max_bytes}-byte limit")
-    return data
+    return b"".join(chunks)
 
 
 def _decode(data: bytes, path: str, policy: ImagePolicy) -> Any:
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     if len(data) > policy.max_bytes:
         raise faults.InvalidInput.at(path, f"the image is larger than the {policy.max_bytes}-byte limit")
     try:
-        image = Image.open(io.BytesIO(data))
-        if image.format not in FORMATS:
-            raise faults.InvalidInput.at(
-                path, f"image format {image.format} is not supported ({', '.join(sorted(FORMATS))})"
-            )
-        if image.width * image.height > policy.max_pixels:
-            raise faults.InvalidInput.at(
-                path, f"the image has {image.width}x{image.height} pixels; the limit is {policy.max_pixels}"
-            )
+        # Only the allowed decoders ever parse the bytes (no exotic format parser is reachable).
+        image = Image.open(io.BytesIO(data), formats=FORMATS)
+    except UnidentifiedImageError:
+        supported = ", ".join(FORMATS)
+        raise faults.InvalidInput.at(path, f"not an image in a supported format ({supported})") from None
+    if image.width * image.height > policy.max_pixels:
+        raise faults.InvalidInput.at(
+            path, f"the image has {image.width}x{image.height} pixels; the limit is {policy.max_pixels}"
+        )
+    try:
         image.load()  # decodes now: a truncated or corrupt file fails here, not in the model
         return image.convert("RGB")
-    except faults.InvalidInput:
-        raise
     except Exception as exc:
         raise faults.InvalidInput.at(path, f"the image cannot be decoded: {type(exc).__name__}: {exc}") from None

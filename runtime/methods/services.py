@@ -41,6 +41,8 @@ class Services:
     drafts: dict[str, Any] = field(default_factory=dict)  # target id -> drafts.Pairing
     draft_checks: dict[tuple[Any, ...], Any] = field(default_factory=dict)  # loaded pair -> Compatibility
     fingerprints: dict[tuple[str, float], str] = field(default_factory=dict)  # loaded model -> weights hash
+    preparing: set[str] = field(default_factory=set)  # request ids (as JSON) on the preparer thread
+    cancelled_while_preparing: set[str] = field(default_factory=set)
     # Prepares requests off the reader thread: compiles new structured-output grammars, loads and
     # decodes images (see methods/generate.py).
     preparer: ThreadPoolExecutor = field(

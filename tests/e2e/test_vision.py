@@ -8,6 +8,7 @@ import functools
 import http.server
 import io
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,19 @@ def image_url(url: str) -> dict[str, Any]:
 TEXT = {"type": "text", "text": QUESTION}
 
 
+class _SlowWhenAsked(http.server.SimpleHTTPRequestHandler):
+    """Serves files; a path ending in ?slow answers after a second (an image still being fetched)."""
+
+    def do_GET(self) -> None:
+        if self.path.endswith("?slow"):
+            time.sleep(1.0)
+            self.path = self.path.removesuffix("?slow")
+        super().do_GET()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     """A directory of images, also served over HTTP on localhost (only /allowed/ is allow-listed)."""
@@ -56,7 +70,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str
     (root / "allowed").mkdir()
     picture(1).save(root / "allowed" / "one.png")
     picture(2).save(root / "two.jpg")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler = functools.partial(_SlowWhenAsked, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -194,8 +208,8 @@ def bad_cases(root: Path, base: str) -> list[tuple[Any, str]]:
     huge = Image.new("RGB", (1100, 1000), (10, 20, 30))  # few bytes as PNG, too many pixels
     return [
         ("!!!not base64!!!", "not valid base64"),
-        (base64.b64encode(b"this is not an image at all").decode(), "cannot be decoded"),
-        (b64(picture(1), "TIFF"), "format TIFF is not supported"),
+        (base64.b64encode(b"this is not an image at all").decode(), "not an image in a supported format"),
+        (b64(picture(1), "TIFF"), "not an image in a supported format"),
         (base64.b64encode(encoded(picture(1))[:200]).decode(), "cannot be decoded"),
         ("data:image/png,rawbytes", "must be base64"),
         (b64(big), "larger than"),
@@ -206,6 +220,8 @@ def bad_cases(root: Path, base: str) -> list[tuple[Any, str]]:
         (f"{base}/two.jpg", "URL is not allowed"),
         ("https://example.com/cat.png", "URL is not allowed"),
         (f"{base}/allowed/missing.png", "could not be fetched"),
+        (f"{base}/allowed/../two.jpg", "URL is not allowed"),
+        ("http://127.0.0.1.evil.example/allowed/one.png", "URL is not allowed"),
     ]
 
 
@@ -268,3 +284,16 @@ def test_paths_and_urls_are_refused_when_nothing_is_allowed(tmp_path: Path) -> N
         assert_schema_clean(client)
     finally:
         client.close()
+
+
+def test_a_request_cancelled_while_its_image_is_fetched_never_starts(
+    rt: RuntimeClient, served: tuple[Path, str]
+) -> None:
+    _, base = served
+    params = {"model_id": VLM, "messages": [user(image_url(f"{base}/allowed/one.png?slow"), TEXT)], "stream_id": "late"}
+    pending = rt.call_async("generate", params, request_id="slow-1")
+    time.sleep(0.2)  # the preparer thread is fetching the image now
+    rt.notify("$/cancelRequest", {"id": "slow-1"})
+    response = pending.result(timeout=30)
+    assert response["error"]["code"] == -32009, response
+    assert not [m for m in rt.messages if isinstance(m, dict) and m.get("params", {}).get("stream_id") == "late"]
