@@ -16,8 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache
-
 from runtime.engine.events import DraftChoice, GenerationRequest, SamplingParams
 from runtime.engine.jobs import StreamJob
 from runtime.engine.models import LoadedModel
@@ -34,6 +32,8 @@ class Compatibility:
 
 
 def check_pair(target: LoadedModel, draft: LoadedModel) -> Compatibility:
+    from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache
+
     errors, warnings = [], []
     vocab_difference = _vocabulary_difference(target.tokenizer, draft.tokenizer)
     if vocab_difference:

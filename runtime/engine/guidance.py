@@ -16,15 +16,18 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import llguidance
-import llguidance.hf
-import llguidance.numpy
 import mlx.core as mx
-import numpy as np
 
 from runtime import faults
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# llguidance (and, through llguidance.hf, transformers) is imported where it is first needed: the
+# runtime starts in a tenth of a second, and a host that never asks for structured output never
+# pays for it.
 
 JSON_OPTIONS: dict[str, Any] = {"item_separator": ", ", "key_separator": ": "}
 # Applied over anything a schema's "x-guidance" says: free whitespace could loop until max_tokens.
@@ -32,14 +35,20 @@ JSON_OVERRIDES: dict[str, Any] = {"whitespace_flexible": False, "whitespace_patt
 
 
 def json_schema_grammar(schema: dict[str, Any] | bool) -> str:
+    import llguidance
+
     return llguidance.LLMatcher.grammar_from_json_schema(schema, defaults=JSON_OPTIONS, overrides=JSON_OVERRIDES)
 
 
 def lark_grammar(lark: str) -> str:
+    import llguidance
+
     return llguidance.LLMatcher.grammar_from_lark(lark)
 
 
 def regex_grammar(pattern: str) -> str:
+    import llguidance
+
     return llguidance.LLMatcher.grammar_from_regex(pattern)
 
 
@@ -92,6 +101,8 @@ class GuideCache:
         return guide
 
     def _compile(self, grammar: str, model_id: str) -> Any:
+        import llguidance
+
         matcher = llguidance.LLMatcher(self._tokenizer(), grammar, log_level=0)
         if matcher.is_error():
             raise compile_error(matcher.get_error(), model_id)
@@ -101,6 +112,8 @@ class GuideCache:
         """Built once (up to a second for a large vocabulary), outside the lock: readers of the
         cache never wait for it."""
         if self._lltokenizer is None:
+            import llguidance.hf
+
             built = llguidance.hf.from_tokenizer(
                 self._hf_tokenizer._tokenizer, n_vocab=self._vocab_size, eos_token=sorted(self._eos_ids)
             )
@@ -180,6 +193,9 @@ class Constraint:
     def _allowed(self, width: int) -> mx.array:
         """The mask for logits `width` wide: llguidance's is the model vocabulary's size; a draft
         with a larger embedding gets its extra ids masked, a smaller one the ids it has."""
+        import llguidance.numpy
+        import numpy as np
+
         if self._bitmask is None:
             self._bitmask = llguidance.numpy.allocate_token_bitmask(1, self.vocab)
         llguidance.numpy.fill_next_token_bitmask(self.matcher, self._bitmask)

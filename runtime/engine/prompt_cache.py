@@ -24,10 +24,10 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from mlx_lm.models.cache import can_trim_prompt_cache, load_prompt_cache, save_prompt_cache
+if TYPE_CHECKING:
+    import numpy as np
 
 FORMAT = "mlx-rpc-runtime/prompt-cache/1"
 
@@ -63,6 +63,8 @@ class PromptCache:
         """
         if not self.enabled or len(tokens) < 2:
             return None, 0
+        import numpy as np
+
         wanted = np.asarray(tokens, dtype=np.int64)
         best, best_len = None, 0
         with self._lock:
@@ -82,6 +84,9 @@ class PromptCache:
 
     def store(self, tokens: list[int], cache: list[Any], session: str | None = None) -> None:
         """Keep `cache` (which holds exactly `tokens`) for later prompts; the caller gives it up."""
+        import numpy as np
+        from mlx_lm.models.cache import can_trim_prompt_cache
+
         if not self.enabled or not tokens or not can_trim_prompt_cache(cache) or cache[0].offset != len(tokens):
             return
         entry = Entry(np.asarray(tokens, dtype=np.int64), cache, _nbytes(cache), time.monotonic(), session)
@@ -135,6 +140,8 @@ class PromptCache:
 
 
 def _shared_prefix(a: np.ndarray, b: np.ndarray) -> int:
+    import numpy as np
+
     n = min(a.size, b.size)
     differ = np.flatnonzero(a[:n] != b[:n])
     return int(differ[0]) if differ.size else n
@@ -200,6 +207,8 @@ def save_session(path: Path, entry: Entry, model_id: str, model_fingerprint: str
         "session_id": entry.session or "",
         "tokens": json.dumps(entry.tokens.tolist()),
     }
+    from mlx_lm.models.cache import save_prompt_cache
+
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")  # MLX insists on .safetensors
     try:
@@ -219,6 +228,8 @@ def load_session(path: Path, model_id: str, model_fingerprint: str) -> tuple[lis
             f"{path.name} was saved from model {header.get('model_id')!r} with other weights or tokenizer; "
             f"it cannot be used with {model_id!r}"
         )
+    from mlx_lm.models.cache import load_prompt_cache
+
     try:
         cache, metadata = load_prompt_cache(str(path), return_metadata=True)
         tokens = json.loads(metadata["tokens"])

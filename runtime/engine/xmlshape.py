@@ -17,8 +17,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from llguidance import regex_to_lark
-
 XS = "{http://www.w3.org/2001/XMLSchema}"
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 ENTITY = r"&(amp|lt|gt|quot|apos);"
@@ -92,6 +90,8 @@ class Leaf:
         if self.enum is not None:
             return "(" + " | ".join(json.dumps(escape(v, in_attribute)) for v in self.enum) + ")"
         if self.pattern is not None:
+            from llguidance import regex_to_lark
+
             return f"/{regex_to_lark(self.pattern)}/"
         regex = LEAF_REGEX[self.kind]
         return "/" + (regex.replace("[^<&]", '[^<&"]') if in_attribute else regex) + "/"

@@ -15,7 +15,6 @@ from typing import Any
 
 import jsonschema
 import orjson
-from llguidance.gbnf_to_lark import gbnf_to_lark
 
 from runtime import faults
 from runtime.engine import guidance, xmlshape
@@ -174,6 +173,8 @@ def _checked_schema(schema: Any) -> dict[str, Any] | bool:
 def _lark(grammar: str, syntax: str) -> str:
     if syntax == "lark":
         return grammar
+    from llguidance.gbnf_to_lark import gbnf_to_lark
+
     try:
         return gbnf_to_lark(grammar)
     except Exception as exc:  # the converter raises plain exceptions for syntax errors
