@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import sys
 import time
 from concurrent.futures import wait
 from typing import Any
 
+from runtime.bench_host import median, timed_stream, timing_medians
 from runtime.blas import preload_blas
 
 NO_EOS_BIAS = -100.0
@@ -87,10 +87,6 @@ def _spawn_to_ready(host_class: Any) -> float:
     return elapsed
 
 
-def _median(values: list[float]) -> float:
-    return round(statistics.median(values), 3)
-
-
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
@@ -104,23 +100,15 @@ def _single_stream(client: Any, raw: _RawMlxLm, args: argparse.Namespace, bias: 
     pairs = [(_stream_through_runtime(client, params), raw.stream(args.tokens)) for _ in range(args.runs)]
     ours, theirs = [p[0] for p in pairs], [p[1] for p in pairs]
     return {
-        "runtime": {
-            "decode_tps": _median([r["decode_tps"] for r in ours]),
-            "ttft_ms": _median([r["ttft_ms"] for r in ours]),
-        },
-        "raw_mlx_lm": {
-            "decode_tps": _median([r["decode_tps"] for r in theirs]),
-            "ttft_ms": _median([r["ttft_ms"] for r in theirs]),
-        },
-        "decode_ratio": _median([a["decode_tps"] / b["decode_tps"] for a, b in pairs]),
-        "ttft_overhead_ms": _median([a["ttft_ms"] - b["ttft_ms"] for a, b in pairs]),
+        "runtime": timing_medians(ours),
+        "raw_mlx_lm": timing_medians(theirs),
+        "decode_ratio": median([a["decode_tps"] / b["decode_tps"] for a, b in pairs]),
+        "ttft_overhead_ms": median([a["ttft_ms"] - b["ttft_ms"] for a, b in pairs]),
         "pairs": pairs,
     }
 
 
 def _stream_through_runtime(client: Any, params: dict[str, Any]) -> dict[str, float]:
-    from runtime.bench_host import timed_stream
-
     timing = timed_stream(client, params)
     return {"ttft_ms": timing["ttft_ms"], "decode_tps": timing["decode_tps"]}
 
@@ -142,14 +130,14 @@ def _concurrency(client: Any, raw: _RawMlxLm, args: argparse.Namespace, bias: di
         ]
         together, theirs, separate = ([r[i] for r in runs] for i in range(3))
         results[str(level)] = {
-            "runtime_tps": _median([r["tps"] for r in together]),
-            "raw_batch_generator_tps": _median([r["tps"] for r in theirs]),
-            "ratio": _median([a["tps"] / b["tps"] for a, b, _ in runs]),
+            "runtime_tps": median([r["tps"] for r in together]),
+            "raw_batch_generator_tps": median([r["tps"] for r in theirs]),
+            "ratio": median([a["tps"] / b["tps"] for a, b, _ in runs]),
             "ttft_p50_ms": _percentile([t for r in together for t in r["ttfts_ms"]], 0.5),
             "ttft_p95_ms": _percentile([t for r in together for t in r["ttfts_ms"]], 0.95),
             "raw_ttft_p50_ms": _percentile([t for r in theirs for t in r["ttfts_ms"]], 0.5),
-            "separate_calls_tps": _median([r["tps"] for r in separate]),
-            "separate_calls_ratio": _median([c["tps"] / b["tps"] for _, b, c in runs]),
+            "separate_calls_tps": median([r["tps"] for r in separate]),
+            "separate_calls_ratio": median([c["tps"] / b["tps"] for _, b, c in runs]),
             "separate_calls_ttft_p95_ms": _percentile([t for r in separate for t in r["ttfts_ms"]], 0.95),
         }
     if "1" in results and str(levels[-1]) in results:
@@ -257,7 +245,7 @@ def _report(
             "device": str(mx.default_device()),
             "blas": blas,
         },
-        "spawn_to_ready_s": {"median": _median(ready), "all": [round(r, 3) for r in ready]},
+        "spawn_to_ready_s": {"median": median(ready), "all": [round(r, 3) for r in ready]},
         "single_stream": single,
         "concurrency": concurrency,
         "targets": {

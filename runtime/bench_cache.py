@@ -9,11 +9,10 @@ suppressed), so the prompt grows by ~110 tokens a turn, to ~1000 at turn 10.
 
 from __future__ import annotations
 
-import statistics
 import time
 from typing import Any
 
-from runtime.bench_host import timed_stream
+from runtime.bench_host import median, timed_stream
 
 TURNS = 10
 ANSWER_TOKENS = 100
@@ -26,9 +25,9 @@ QUESTIONS = [
 def run_cache(client: Any, model: str, runs: int, eos_ids: list[int]) -> dict[str, Any]:
     bias = {str(i): -100.0 for i in eos_ids}
     rounds = [_conversation(client, model, rep, bias) for rep in range(runs)]
-    cached = [_median([r["cached"][t] for r in rounds]) for t in range(TURNS)]
-    uncached = [_median([r["uncached"][t] for r in rounds]) for t in range(TURNS)]
-    resume = {key: _median([r["resume"][key] for r in rounds]) for key in rounds[0]["resume"]}
+    cached = [median([r["cached"][t] for r in rounds]) for t in range(TURNS)]
+    uncached = [median([r["uncached"][t] for r in rounds]) for t in range(TURNS)]
+    resume = {key: median([r["resume"][key] for r in rounds]) for key in rounds[0]["resume"]}
     return {
         "turns": TURNS,
         "answer_tokens": ANSWER_TOKENS,
@@ -93,10 +92,6 @@ def _resume(client: Any, base: dict[str, Any], messages: list[dict[str, Any]], s
 
 def _turn(client: Any, params: dict[str, Any]) -> dict[str, Any]:
     return timed_stream(client, params, exact=False)
-
-
-def _median(values: list[float]) -> float:
-    return round(statistics.median(values), 3)
 
 
 def print_cache(report: dict[str, Any]) -> None:

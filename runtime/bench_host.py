@@ -8,11 +8,12 @@ from __future__ import annotations
 import itertools
 import os
 import queue
+import statistics
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from typing import Any
 
@@ -121,3 +122,12 @@ def timed_stream(client: Any, params: dict[str, Any], exact: bool = True) -> dic
         "text": "".join(text),
         "stats": stats,
     }
+
+
+def median(values: Iterable[float]) -> float:
+    """Every bench figure is a median (of runs, or of per-pair ratios), rounded for the report."""
+    return round(statistics.median(values), 3)
+
+
+def timing_medians(runs: list[dict[str, Any]]) -> dict[str, float]:
+    return {"ttft_ms": median(r["ttft_ms"] for r in runs), "decode_tps": median(r["decode_tps"] for r in runs)}

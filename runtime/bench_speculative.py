@@ -11,13 +11,12 @@ measure: true is asked for its verdict on each pair, to see whether it predicts 
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from runtime.bench_host import timed_stream
+from runtime.bench_host import median, timed_stream
 
 PROMPT = "<|im_start|>user\nTell me a story about a fox.<|im_end|>\n<|im_start|>assistant\n"
 NO_EOS_BIAS = -100.0
@@ -80,14 +79,14 @@ def _measure_pair(
         sweep.append(
             {
                 "num_draft_tokens": count,
-                "runtime_tps": _median([r[1]["tps"] for r in reps]),
-                "raw_tps": _median([r[3]["tps"] for r in reps]),
-                "runtime_vs_raw": _median([r[1]["tps"] / r[3]["tps"] for r in reps]),
-                "runtime_speedup": _median([r[1]["tps"] / r[0]["tps"] for r in reps]),
-                "raw_speedup": _median([r[3]["tps"] / r[2]["tps"] for r in reps]),
-                "acceptance_rate": _median([r[1]["acceptance"] for r in reps]),
-                "runtime_no_draft_tps": _median([r[0]["tps"] for r in reps]),
-                "raw_no_draft_tps": _median([r[2]["tps"] for r in reps]),
+                "runtime_tps": median([r[1]["tps"] for r in reps]),
+                "raw_tps": median([r[3]["tps"] for r in reps]),
+                "runtime_vs_raw": median([r[1]["tps"] / r[3]["tps"] for r in reps]),
+                "runtime_speedup": median([r[1]["tps"] / r[0]["tps"] for r in reps]),
+                "raw_speedup": median([r[3]["tps"] / r[2]["tps"] for r in reps]),
+                "acceptance_rate": median([r[1]["acceptance"] for r in reps]),
+                "runtime_no_draft_tps": median([r[0]["tps"] for r in reps]),
+                "raw_no_draft_tps": median([r[2]["tps"] for r in reps]),
             }
         )
     best = max(sweep, key=lambda row: row["runtime_speedup"])
@@ -131,10 +130,6 @@ class _RawPair:
             first = first or time.perf_counter()
             count += 1
         return {"tps": (count - 1) / (time.perf_counter() - first)}
-
-
-def _median(values: list[float]) -> float:
-    return round(statistics.median(values), 3)
 
 
 def _targets() -> dict[str, str]:

@@ -8,11 +8,10 @@ schema. Runs alternate and ratios are medians of per-round ratios, as in the res
 
 from __future__ import annotations
 
-import statistics
 import uuid
 from typing import Any
 
-from runtime.bench_host import timed_stream
+from runtime.bench_host import median, timed_stream
 
 PROMPT = "<|im_start|>user\nGive me a JSON list of pets.<|im_end|>\n<|im_start|>assistant\n"
 # An array that needs more items than any run writes: the grammar never lets the stream end early.
@@ -45,13 +44,13 @@ def run_structured(client: Any, model: str, tokens: int, runs: int, eos_ids: lis
     return {
         "tokens_per_run": tokens,
         "runs": runs,
-        "unconstrained_decode_tps": _median(free_tps),
-        "constrained_decode_tps": _median(guided_tps),
-        "per_token_overhead": _median([f / g - 1 for f, g in decode_pairs]),
-        "per_token_overhead_ms": _median([(1000 / g - 1000 / f) for f, g in decode_pairs]),
-        "ttft_ms": {key: _median([r[key] for r in ttft_rounds]) for key in ("unconstrained", "cold", "cached")},
-        "cached_ttft_vs_unconstrained": _median([r["cached"] / r["unconstrained"] for r in ttft_rounds]),
-        "cold_ttft_vs_unconstrained": _median([r["cold"] / r["unconstrained"] for r in ttft_rounds]),
+        "unconstrained_decode_tps": median(free_tps),
+        "constrained_decode_tps": median(guided_tps),
+        "per_token_overhead": median([f / g - 1 for f, g in decode_pairs]),
+        "per_token_overhead_ms": median([(1000 / g - 1000 / f) for f, g in decode_pairs]),
+        "ttft_ms": {key: median([r[key] for r in ttft_rounds]) for key in ("unconstrained", "cold", "cached")},
+        "cached_ttft_vs_unconstrained": median([r["cached"] / r["unconstrained"] for r in ttft_rounds]),
+        "cold_ttft_vs_unconstrained": median([r["cold"] / r["unconstrained"] for r in ttft_rounds]),
         "targets": {"per_token_overhead": "<= 0.15", "cached_ttft_vs_unconstrained": "<= 1.10"},
     }
 
@@ -74,10 +73,6 @@ def _ttft_round(client: Any, base: dict[str, Any]) -> dict[str, float]:
 
 def _first_token_ms(client: Any, params: dict[str, Any]) -> float:
     return timed_stream(client, params, exact=False)["ttft_ms"]
-
-
-def _median(values: list[float]) -> float:
-    return round(statistics.median(values), 3)
 
 
 def print_structured(report: dict[str, Any]) -> None:

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import base64
 import io
-import statistics
 import time
 from typing import Any
 
-from runtime.bench_host import timed_stream
+from runtime.bench_host import median, timed_stream, timing_medians
 
 MODEL = "tiny-vlm"
 QUESTION = "Tell me about this picture."
@@ -75,16 +74,10 @@ def _case(
     return {
         "image": name,
         "encoded_bytes": len(data),
-        "runtime": {
-            "ttft_ms": _median([r["ttft_ms"] for r in ours]),
-            "decode_tps": _median([r["decode_tps"] for r in ours]),
-        },
-        "direct_mlx_vlm": {
-            "ttft_ms": _median([r["ttft_ms"] for r in theirs]),
-            "decode_tps": _median([r["decode_tps"] for r in theirs]),
-        },
-        "decode_ratio": _median([a["decode_tps"] / b["decode_tps"] for a, b in pairs]),
-        "ttft_ratio": _median([b["ttft_ms"] / a["ttft_ms"] for a, b in pairs]),
+        "runtime": timing_medians(ours),
+        "direct_mlx_vlm": timing_medians(theirs),
+        "decode_ratio": median([a["decode_tps"] / b["decode_tps"] for a, b in pairs]),
+        "ttft_ratio": median([b["ttft_ms"] / a["ttft_ms"] for a, b in pairs]),
     }
 
 
@@ -127,10 +120,6 @@ class _Direct:
             first = first or time.perf_counter()
             count += 1
         return {"ttft_ms": (first - started) * 1000, "decode_tps": (count - 1) / (time.perf_counter() - first)}
-
-
-def _median(values: list[float]) -> float:
-    return round(statistics.median(values), 3)
 
 
 def print_vision(report: dict[str, Any]) -> None:

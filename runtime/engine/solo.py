@@ -20,7 +20,7 @@ from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_p
 
 from runtime.engine.events import Finished, FinishReason, PromptProcessed, PromptStarted
 from runtime.engine.jobs import StreamJob
-from runtime.engine.sampling import make_processors, make_sampler
+from runtime.engine.sampling import PENALTY_CONTEXT, make_processors, make_sampler
 from runtime.engine.text import TextAssembler, describe_failure
 
 log = logging.getLogger(__name__)
@@ -197,10 +197,16 @@ def keep_cache(loaded: Any, request: Any, history: list[int], cache: list[Any] |
 
 
 def with_prefix(processors: list[Any], prefix: list[int]) -> list[Any]:
-    """Processors that see the whole history although the prompt cache served its start."""
+    """Processors that see the history the prompt cache served, as far back as any of them reads.
+
+    The penalties look back PENALTY_CONTEXT tokens, logit_bias not at all, and the structured-output
+    constraint takes whatever it sees first as the prompt; so a fixed head of PENALTY_CONTEXT tokens
+    gives every processor what the whole prefix would, without concatenating a long prompt into
+    the history at every token.
+    """
     if not prefix or not processors:
         return processors
-    head = mx.array(prefix)
+    head = mx.array(prefix[-PENALTY_CONTEXT:])
     return [_prefixed(p, head) for p in processors]
 
 
