@@ -1,4 +1,4 @@
-"""Domain errors shared by every layer; they carry no wire codes (runtime.errors maps them).
+"""Domain errors shared by every layer; they carry no wire codes (runtime.protocol.errors maps them).
 
 The engine raises these, the methods raise these, and exactly one function turns them into
 JSON-RPC errors. Keeping them in a dependency-free module lets the engine stay ignorant of the

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from runtime.blas import preload_blas
+from runtime.server.blas import preload_blas
 
 preload_blas()  # before any test imports mlx, so in-process references run as fast as the runtime
 
-from runtime.client import RuntimeClient  # noqa: E402
+from tests.support.harness import RuntimeClient  # noqa: E402
 from tests.support.schema_check import problems_in  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

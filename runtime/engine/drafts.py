@@ -83,8 +83,8 @@ def _special_token_difference(a: Any, b: Any) -> str:
 
 def probe(target: LoadedModel, choice: DraftChoice | None, tokens: int) -> dict[str, float]:
     """One greedy decode of the probe prompt (engine thread): tokens/s after the first token."""
-    from runtime.engine.solo import SoloStream
-    from runtime.engine.speculative import SpeculativeStream
+    from runtime.engine.paths.solo import SoloStream
+    from runtime.engine.paths.speculative import SpeculativeStream
 
     prompt = target.tokenizer.encode(PROBE_PROMPT)
     no_eos = {i: -100.0 for i in target.tokenizer.eos_token_ids}

@@ -73,7 +73,7 @@ class ModelStore:
     def load(self, model_id: str, resolved: ResolvedModel, context_length: int | None) -> LoadedModel:
         from mlx_lm.utils import load as mlx_lm_load
 
-        from runtime.engine.vision import is_vision_config, load_vision
+        from runtime.engine.paths.vision import is_vision_config, load_vision
 
         started, before = time.perf_counter(), mx.get_active_memory()
         processor = None

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from runtime import faults
 
-EMBEDDED_DIR = Path(__file__).resolve().parents[1] / "models"
+EMBEDDED_DIR = Path(__file__).resolve().parents[1] / "assets" / "models"
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken", "*.jinja"]
 
 

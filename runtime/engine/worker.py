@@ -171,8 +171,8 @@ class EngineWorker:
         return bool(batch and len(batch)) or any(s.job.loaded.model_id == model_id for s in self._solos)
 
     def _admit(self, job: StreamJob, solo: bool) -> None:
-        from runtime.engine.solo import SoloStream
-        from runtime.engine.speculative import SpeculativeStream
+        from runtime.engine.paths.solo import SoloStream
+        from runtime.engine.paths.speculative import SpeculativeStream
 
         try:
             log.debug("stream %s starts %s", job.stream_id, "solo" if solo else "in the batch")
@@ -180,7 +180,7 @@ class EngineWorker:
             if draft is not None and not draft.loaded.alive.is_set():
                 draft = None  # the draft was unloaded while this job waited: decode without it
             if job.loaded.kind == "vision":  # mlx-vlm's own generate_step, beside the batch loop
-                from runtime.engine.vision import VisionStream
+                from runtime.engine.paths.vision import VisionStream
 
                 self._solos.append(VisionStream(job, self.prefill_step))
             elif draft is not None:  # beside the batch loop: one round per turn, never handed over
@@ -201,7 +201,7 @@ class EngineWorker:
                 batch.add_handover(stream.hand_over())
 
     def _batch_for(self, job: StreamJob) -> Any:
-        from runtime.engine.batching import ModelBatch
+        from runtime.engine.paths.batching import ModelBatch
 
         batch = self._batches.get(job.loaded.model_id)
         if batch is None or batch.loaded is not job.loaded:

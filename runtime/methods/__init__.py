@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from runtime.dispatch import Method, build_method_table
 from runtime.methods import drafts, generate, models, runtime, sessions, tokenize
-from runtime.methods.services import Services
+from runtime.methods.context import Services
+from runtime.protocol.dispatch import Method, build_method_table
 
 METHOD_NAMES = [
     "runtime/info",

@@ -14,11 +14,11 @@ from functools import partial
 from typing import Any
 
 from runtime import faults
-from runtime.dispatch import CallContext, Method, Reply
 from runtime.engine.drafts import Compatibility, check_pair, measure
 from runtime.engine.events import DraftChoice
 from runtime.engine.models import LoadedModel
-from runtime.methods.services import Services
+from runtime.methods.context import Services
+from runtime.protocol.dispatch import CallContext, Method, Reply
 
 DEFAULT_DRAFT_TOKENS = 3
 SWEEP = [1, 2, 3, 4, 6]

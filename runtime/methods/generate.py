@@ -11,7 +11,6 @@ from functools import partial
 from typing import Any
 
 from runtime import faultinject, faults
-from runtime.dispatch import AfterSend, CallContext, Method, Reply
 from runtime.engine.events import (
     DraftStats,
     Event,
@@ -25,11 +24,13 @@ from runtime.engine.events import (
 )
 from runtime.engine.jobs import StreamJob
 from runtime.engine.models import LoadedModel
-from runtime.methods import drafts, guidance, images, prompts
-from runtime.methods.batches import run_entries
-from runtime.methods.prompts import prompt_tokens
-from runtime.methods.services import Services
-from runtime.protocol import notification
+from runtime.methods import drafts
+from runtime.methods.context import Services
+from runtime.protocol.batches import run_entries
+from runtime.protocol.dispatch import AfterSend, CallContext, Method, Reply
+from runtime.protocol.envelope import notification
+from runtime.requests import guidance, images, prompts
+from runtime.requests.prompts import prompt_tokens
 from runtime.scheduler.breaker import CircuitOpen
 from runtime.scheduler.queue import QueueFull
 from runtime.scheduler.registry import DuplicateStream, RegistryClosed, StreamRecord, StreamState

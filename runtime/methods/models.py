@@ -16,11 +16,11 @@ from typing import Any
 
 from runtime import faults
 from runtime.config import memory_budget_bytes
-from runtime.dispatch import CallContext, Method, Reply
 from runtime.engine.models import LoadedModel, estimate_bytes
 from runtime.engine.resolve import resolve
 from runtime.methods import drafts
-from runtime.methods.services import Services
+from runtime.methods.context import Services
+from runtime.protocol.dispatch import CallContext, Method, Reply
 
 UNLOAD_STREAM_WAIT_S = 5.0
 LOAD_WAIT_S = 600.0

@@ -9,10 +9,10 @@ from functools import partial
 from typing import Any
 
 from runtime import PROTOCOL, __version__
-from runtime.dispatch import CallContext, Method, Reply
 from runtime.engine.models import LoadedModel
 from runtime.methods import drafts
-from runtime.methods.services import Services
+from runtime.methods.context import Services
+from runtime.protocol.dispatch import CallContext, Method, Reply
 
 FEATURES = [
     "logprobs",

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from runtime import faults
-from runtime.dispatch import CallContext, Method, Reply
 from runtime.engine.models import LoadedModel
 from runtime.engine.prompt_cache import SessionFileError, fingerprint, load_session, read_header, save_session
-from runtime.methods.services import Services
+from runtime.methods.context import Services
+from runtime.protocol.dispatch import CallContext, Method, Reply
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 SUFFIX = ".safetensors"

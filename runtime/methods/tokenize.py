@@ -6,9 +6,9 @@ from functools import partial
 from typing import Any
 
 from runtime import faults
-from runtime.dispatch import CallContext, Method
-from runtime.methods.batches import run_entries
-from runtime.methods.services import Services
+from runtime.methods.context import Services
+from runtime.protocol.batches import run_entries
+from runtime.protocol.dispatch import CallContext, Method
 
 
 def tokenize(services: Services, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:

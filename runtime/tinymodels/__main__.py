@@ -22,10 +22,12 @@ def main(argv: list[str] | None = None) -> int:
     fixture_cmd.add_argument("--seed", type=int, default=0)
     vlm_cmd = sub.add_parser("vlm", help="build the tiny vision model (LLaVA) around a trained language model")
     vlm_cmd.add_argument("--out", type=Path, required=True)
-    vlm_cmd.add_argument("--lm-from", type=Path, default=Path(__file__).resolve().parents[1] / "models" / "tiny-chat")
+    vlm_cmd.add_argument(
+        "--lm-from", type=Path, default=Path(__file__).resolve().parents[1] / "assets" / "models" / "tiny-chat"
+    )
     args = parser.parse_args(argv)
 
-    from runtime.blas import preload_blas
+    from runtime.server.blas import preload_blas
 
     preload_blas()
     if args.command == "train":

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from runtime.tinymodels.tokenizer import CHATML_TEMPLATE
 
-DEFAULT_TOKENIZER_SOURCE = Path(__file__).resolve().parents[1] / "models" / "tiny-chat"
+DEFAULT_TOKENIZER_SOURCE = Path(__file__).resolve().parents[1] / "assets" / "models" / "tiny-chat"
 
 
 def build_random_model(

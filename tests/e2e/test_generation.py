@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from runtime.client import RpcFailure, RuntimeClient
 from runtime.engine.resolve import EMBEDDED_DIR
 from tests.conftest import MODEL
+from tests.support.harness import RpcFailure, RuntimeClient
 
 STORY = "Once upon a time"
 CHAT = [{"role": "user", "content": "Tell me a story about a cat."}]

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.client import RuntimeClient
 from tests.conftest import MODEL, assert_schema_clean, spawn_runtime
+from tests.support.harness import RuntimeClient
 
 NO_EOS = {"0": -100, "2": -100}
 LONG = {"model_id": MODEL, "prompt": "Once upon a time", "max_tokens": 20000, "temperature": 0, "logit_bias": NO_EOS}
@@ -169,7 +169,7 @@ def test_a_stray_print_from_a_library_never_reaches_the_wire(tmp_path: Path) -> 
 
 @pytest.mark.parametrize("flag, loaded", [([], True), (["--no-blas"], False)])
 def test_the_runtime_uses_a_real_blas_when_one_is_installed(flag: list[str], loaded: bool) -> None:
-    from runtime.blas import _candidate_paths
+    from runtime.server.blas import _candidate_paths
 
     if loaded and not any(os.path.exists(p) for p in _candidate_paths()):
         pytest.skip("no OpenBLAS or MKL on this machine")

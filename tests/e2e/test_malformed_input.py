@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from runtime.client import RuntimeClient
 from tests.conftest import MODEL, assert_schema_clean, spawn_runtime
+from tests.support.harness import RuntimeClient
 
 LIMIT = 4096
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from runtime.client import RpcFailure, RuntimeClient
 from runtime.engine.resolve import EMBEDDED_DIR
 from tests.conftest import MODEL, TIMEOUT, assert_schema_clean, spawn_runtime
+from tests.support.harness import RpcFailure, RuntimeClient
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 

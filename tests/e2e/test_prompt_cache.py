@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from runtime.client import RpcFailure, RuntimeClient
 from tests.conftest import MODEL, assert_schema_clean, runtime_with, spawn_runtime
+from tests.support.harness import RpcFailure, RuntimeClient
 
 QUESTIONS = [f"Tell me about the {animal}." for animal in ("fox", "owl", "cat", "dog", "bird")]
 

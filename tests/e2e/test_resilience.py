@@ -13,9 +13,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from runtime.client import RpcFailure, RuntimeClient
 from runtime.faultinject import STREAM_FAULT_MARKER
 from tests.conftest import MODEL, REPO, assert_schema_clean, spawn_runtime
+from tests.support.harness import RpcFailure, RuntimeClient
 
 NO_EOS = {"0": -100, "2": -100}
 

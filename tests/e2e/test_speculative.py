@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from runtime.client import RpcFailure, RuntimeClient
 from runtime.tinymodels.fixtures import build_random_model
 from tests.conftest import MODEL, assert_schema_clean, checked, runtime_with, spawn_runtime
+from tests.support.harness import RpcFailure, RuntimeClient
 
 DRAFT = "tiny-draft"
 PROMPTS = [

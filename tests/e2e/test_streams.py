@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from runtime.client import RpcFailure, RuntimeClient
 from tests.conftest import MODEL, TIMEOUT, assert_schema_clean, spawn_runtime
+from tests.support.harness import RpcFailure, RuntimeClient
 
 STORY = "Once upon a time"
 NO_EOS = {"0": -100, "2": -100}

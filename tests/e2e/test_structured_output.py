@@ -13,8 +13,8 @@ import jsonschema
 import lark
 import pytest
 
-from runtime.client import RpcFailure, RuntimeClient
 from tests.conftest import MODEL
+from tests.support.harness import RpcFailure, RuntimeClient
 
 PROMPT = "<|im_start|>user\nDescribe a dog as data.<|im_end|>\n<|im_start|>assistant\n"
 NAME = {"type": "string", "minLength": 1, "maxLength": 12}

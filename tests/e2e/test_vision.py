@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from runtime.client import RpcFailure, RuntimeClient
 from tests.conftest import MODEL, assert_schema_clean, checked, runtime_with, spawn_runtime
+from tests.support.harness import RpcFailure, RuntimeClient
 
 VLM = "tiny-vlm"
 QUESTION = "Tell me about this picture."
@@ -107,8 +107,8 @@ def run(client: RuntimeClient, method: str = "generate", **params: Any) -> dict[
 
 @functools.cache
 def direct_model() -> tuple[Any, Any, Any]:
+    from runtime.engine.paths.vision import load_vision
     from runtime.engine.resolve import resolve
-    from runtime.engine.vision import load_vision
 
     return load_vision(resolve(VLM).path, [2, 0])
 

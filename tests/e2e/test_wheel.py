@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.client import RuntimeClient
 from tests.conftest import REPO, assert_schema_clean
+from tests.support.harness import RuntimeClient
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def test_the_wheel_contains_the_schemas_and_the_embedded_model(wheel: Path) -> N
     for schema in (REPO / "schemas").rglob("*.json"):
         assert f"runtime/schemas/{schema.relative_to(REPO / 'schemas')}" in names
     for name in ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json"):
-        assert f"runtime/models/tiny-chat/{name}" in names
+        assert f"runtime/assets/models/tiny-chat/{name}" in names
 
 
 def test_the_installed_wheel_serves_from_a_fresh_venv(wheel: Path, tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime import schemas
+from runtime.protocol import schemas
 
 
 def problems_in(messages: list[Any], sent_methods: dict[Any, str]) -> list[str]:

@@ -9,8 +9,8 @@ import orjson
 import pytest
 
 from runtime import faults
-from runtime.dispatch import CallContext, Dispatcher, Method, Reply, build_method_table
-from runtime.framing import OversizedLine
+from runtime.protocol.dispatch import CallContext, Dispatcher, Method, Reply, build_method_table
+from runtime.transport.framing import OversizedLine
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def pending() -> dict[str, Future[Any]]:
 
 @pytest.fixture
 def dispatcher(sent: list[Any], pending: dict[str, Future[Any]], monkeypatch: pytest.MonkeyPatch) -> Dispatcher:
-    monkeypatch.setattr("runtime.schemas.validate_params", lambda method, params: None)
+    monkeypatch.setattr("runtime.protocol.schemas.validate_params", lambda method, params: None)
 
     def echo(params: dict[str, Any], ctx: CallContext) -> Any:
         return params

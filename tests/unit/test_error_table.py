@@ -6,8 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from runtime import errors, faults, schemas
-from runtime.errors import to_wire_error
+from runtime import faults
+from runtime.protocol import errors, schemas
+from runtime.protocol.errors import to_wire_error
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "errors.md"
 

@@ -9,7 +9,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime.framing import LineReader, OversizedLine, decode, encode, recover_id
+from runtime.transport.framing import LineReader, OversizedLine, decode, encode, recover_id
 
 
 def read_all(data: bytes, chunks: list[int] | None = None, limit: int = 1 << 20) -> list[bytes | OversizedLine]:

@@ -23,6 +23,6 @@ def test_starting_the_runtime_imports_no_heavy_library() -> None:
     import sys
 
     heavy = ("mlx_lm", "transformers", "llguidance", "mlx_vlm", "PIL", "numpy")
-    code = f"import runtime.app, runtime.methods, sys; print([m for m in {heavy!r} if m in sys.modules])"
+    code = f"import runtime.server.app, runtime.methods, sys; print([m for m in {heavy!r} if m in sys.modules])"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "[]", result.stdout

@@ -17,8 +17,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from runtime import faults
 from runtime.engine.events import Finished, GenerationRequest, PromptProcessed, PromptStarted, TokenEvent
 from runtime.engine.jobs import StreamJob
+from runtime.methods.context import Services
 from runtime.methods.generate import StreamPublisher, _admit
-from runtime.methods.services import Services
 from runtime.scheduler.breaker import CircuitBreaker
 from runtime.scheduler.queue import AdmissionQueue
 from runtime.scheduler.registry import StreamRegistry

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from runtime import faults, schemas
+from runtime import faults
 from runtime.methods import METHOD_NAMES
+from runtime.protocol import schemas
 
 ROOT = Path(__file__).resolve().parents[2]
 

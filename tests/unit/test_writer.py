@@ -8,7 +8,7 @@ import time
 
 import orjson
 
-from runtime.writer import Writer
+from runtime.transport.writer import Writer
 
 
 def chunk(key: str, entries: list[dict]) -> dict:

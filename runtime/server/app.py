@@ -15,23 +15,23 @@ from concurrent.futures import Future
 from dataclasses import asdict
 
 from runtime import PROTOCOL, __version__
-from runtime.blas import BlasStatus
 from runtime.config import Limits
-from runtime.dispatch import Dispatcher
 from runtime.engine.events import Finished
 from runtime.engine.jobs import StreamJob
 from runtime.engine.models import ModelStore
 from runtime.engine.worker import EngineWorker
-from runtime.errors import INTERNAL_ERROR
-from runtime.framing import LineReader, OversizedLine
 from runtime.methods import METHOD_NAMES, build
-from runtime.methods.services import Services
-from runtime.protocol import notification
+from runtime.methods.context import Services
+from runtime.protocol.dispatch import Dispatcher
+from runtime.protocol.envelope import notification
+from runtime.protocol.errors import INTERNAL_ERROR
 from runtime.scheduler.breaker import CircuitBreaker, Transition
 from runtime.scheduler.queue import AdmissionQueue
 from runtime.scheduler.registry import StreamRegistry
-from runtime.stdio import ProtocolFds
-from runtime.writer import Writer
+from runtime.server.blas import BlasStatus
+from runtime.transport.framing import LineReader, OversizedLine
+from runtime.transport.stdio import ProtocolFds
+from runtime.transport.writer import Writer
 
 log = logging.getLogger(__name__)
 READY_LINE = "MLX Runtime ready"

@@ -13,11 +13,11 @@ from runtime.config import Limits
 from runtime.engine.jobs import StreamJob
 from runtime.engine.models import ModelStore
 from runtime.engine.worker import EngineWorker
-from runtime.protocol import notification
+from runtime.protocol.envelope import notification
 from runtime.scheduler.breaker import CircuitBreaker
 from runtime.scheduler.queue import AdmissionQueue
 from runtime.scheduler.registry import StreamRegistry
-from runtime.writer import Writer
+from runtime.transport.writer import Writer
 
 
 @dataclass

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from runtime.bench_host import median, timed_stream
+from runtime.bench.host import median, timed_stream
 
 TURNS = 10
 ANSWER_TOKENS = 100

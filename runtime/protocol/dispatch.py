@@ -15,10 +15,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from runtime import faults, schemas
-from runtime.errors import INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, RpcError, to_wire_error
-from runtime.framing import OversizedLine, decode, recover_id
-from runtime.protocol import InvalidEnvelope, Request, error_response, parse_request, response
+from runtime import faults
+from runtime.protocol import schemas
+from runtime.protocol.envelope import InvalidEnvelope, Request, error_response, parse_request, response
+from runtime.protocol.errors import INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, RpcError, to_wire_error
+from runtime.transport.framing import OversizedLine, decode, recover_id
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from runtime import faults, schemas
-from runtime.errors import to_wire_error
+from runtime import faults
+from runtime.protocol import schemas
+from runtime.protocol.errors import to_wire_error
 
 
 def run_entries(method: str, entries: list[Any], run: Callable[[dict[str, Any]], Any]) -> list[dict[str, Any]]:

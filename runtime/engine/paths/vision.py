@@ -15,7 +15,7 @@ from typing import Any
 
 import mlx.core as mx
 
-from runtime.engine.solo import SoloStream
+from runtime.engine.paths.solo import SoloStream
 
 
 def is_vision_config(config: dict[str, Any]) -> bool:

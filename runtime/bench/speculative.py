@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runtime.bench_host import median, timed_stream
+from runtime.bench.host import median, timed_stream
 
 PROMPT = "<|im_start|>user\nTell me a story about a fox.<|im_end|>\n<|im_start|>assistant\n"
 NO_EOS_BIAS = -100.0

@@ -8,7 +8,7 @@ import time
 
 
 def run_doctor(args: argparse.Namespace) -> int:
-    from runtime.blas import preload_blas
+    from runtime.server.blas import preload_blas
 
     blas = preload_blas(enabled=not args.no_blas)
     import mlx.core as mx

@@ -21,8 +21,8 @@ from mlx_lm.generate import BatchGenerator, StopSequences
 from runtime.engine.events import Finished, FinishReason, PromptProcessed, PromptStarted
 from runtime.engine.jobs import StreamJob
 from runtime.engine.models import LoadedModel
+from runtime.engine.paths.solo import HandOver, keep_cache, reuse_prefix
 from runtime.engine.sampling import greedy, make_processors, make_sampler
-from runtime.engine.solo import HandOver, keep_cache, reuse_prefix
 from runtime.engine.text import TextAssembler, describe_failure
 
 log = logging.getLogger(__name__)

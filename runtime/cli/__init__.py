@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.stdio:
         return serve(args)
     if args.command == "demo":
-        from runtime.demo import run_demo
+        from runtime.cli.demo import run_demo
 
         return run_demo(args)
     if args.command == "bench":
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_bench(args)
     if args.command == "doctor":
-        from runtime.doctor import run_doctor
+        from runtime.cli.doctor import run_doctor
 
         return run_doctor(args)
     _parser().print_help()
@@ -115,16 +115,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from runtime.stdio import claim_stdio
+    from runtime.transport.stdio import claim_stdio
 
     fds = claim_stdio()
-    from runtime import logsetup
-    from runtime.blas import preload_blas
+    from runtime.server import logs
+    from runtime.server.blas import preload_blas
 
-    logsetup.configure(args.log_format, args.log_level)
+    logs.configure(args.log_format, args.log_level)
     blas = preload_blas(enabled=not args.no_blas)
-    from runtime.app import App
     from runtime.config import ConfigError, Limits, load_limits
+    from runtime.server.app import App
 
     names = [f for f in Limits.__dataclass_fields__]
     try:

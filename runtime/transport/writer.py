@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.framing import encode
+from runtime.transport.framing import encode
 
 log = logging.getLogger(__name__)
 

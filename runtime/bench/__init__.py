@@ -16,8 +16,8 @@ import time
 from concurrent.futures import wait
 from typing import Any
 
-from runtime.bench_host import median, timed_stream, timing_medians
-from runtime.blas import preload_blas
+from runtime.bench.host import median, timed_stream, timing_medians
+from runtime.server.blas import preload_blas
 
 NO_EOS_BIAS = -100.0
 PROMPT = "Once upon a time, there was a little fox named Ruby. One day"
@@ -35,11 +35,11 @@ PROMPTS = [
 
 def run_bench(args: argparse.Namespace) -> int:
     blas = preload_blas()
-    from runtime.bench_cache import print_cache, run_cache
-    from runtime.bench_host import LeanHost
-    from runtime.bench_speculative import print_speculative, run_speculative
-    from runtime.bench_structured import print_structured, run_structured
-    from runtime.bench_vision import print_vision, run_vision
+    from runtime.bench.cache import print_cache, run_cache
+    from runtime.bench.host import LeanHost
+    from runtime.bench.speculative import print_speculative, run_speculative
+    from runtime.bench.structured import print_structured, run_structured
+    from runtime.bench.vision import print_vision, run_vision
 
     ready = [_spawn_to_ready(LeanHost) for _ in range(3)]
     client = LeanHost(ready_timeout=60)

@@ -17,9 +17,10 @@ import jsonschema
 import orjson
 
 from runtime import faults
-from runtime.engine import guidance, xmlshape
+from runtime.engine import guidance
 from runtime.engine.guidance import Guide
 from runtime.engine.models import LoadedModel
+from runtime.requests import xmlshape
 
 MODES = ("json_schema", "json_object", "regex", "choice", "grammar", "xml")
 PAYLOAD = {"json_schema": "schema", "regex": "pattern", "choice": "choices", "grammar": "grammar"}

@@ -17,8 +17,8 @@ from referencing import Registry, Resource
 
 from runtime import faults
 
-PACKAGED = Path(__file__).resolve().parent / "schemas"
-SOURCE_TREE = Path(__file__).resolve().parents[1] / "schemas"
+PACKAGED = Path(__file__).resolve().parents[1] / "schemas"
+SOURCE_TREE = Path(__file__).resolve().parents[2] / "schemas"
 
 
 def schema_dir() -> Path:

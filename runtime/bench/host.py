@@ -1,6 +1,6 @@
 """The leanest possible host, for `runtime bench` only: a measuring instrument should cost the
 machine as little as it can (on 2 cores the host shares a core with the runtime's engine thread).
-Hosts use the bindings (mlx_rpc_client, bindings/node); the tests use runtime.client over the binding.
+Hosts use the bindings (mlx_rpc_client, bindings/node); the tests use tests.support.harness over the binding.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from runtime.framing import decode
+from runtime.transport.framing import decode
 
 
 class LeanHost:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from runtime.bench_host import median, timed_stream
+from runtime.bench.host import median, timed_stream
 
 PROMPT = "<|im_start|>user\nGive me a JSON list of pets.<|im_end|>\n<|im_start|>assistant\n"
 # An array that needs more items than any run writes: the grammar never lets the stream end early.

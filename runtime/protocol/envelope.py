@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.errors import INVALID_REQUEST, RpcError
+from runtime.protocol.errors import INVALID_REQUEST, RpcError
 
 JSONRPC = "2.0"
 

@@ -24,7 +24,7 @@ from typing import Any
 from mlx_rpc_client import RuntimeClient as AsyncRuntimeClient
 from mlx_rpc_client import RuntimeExited
 
-from runtime.framing import encode
+from runtime.transport.framing import encode
 
 DEFAULT_TIMEOUT = 60.0
 _CLOSED: Any = {"method": "__closed__"}  # put in stream queues when the runtime has exited
