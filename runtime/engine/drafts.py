@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.engine.events import DraftChoice, GenerationRequest, SamplingParams
 from runtime.engine.jobs import StreamJob
 from runtime.engine.models import LoadedModel
+from runtime.engine.request import DraftChoice, GenerationRequest, SamplingParams
 
 PROBE_PROMPT = "<|im_start|>user\nTell me a story about a fox.<|im_end|>\n<|im_start|>assistant\n"
 

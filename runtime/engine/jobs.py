@@ -6,8 +6,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from runtime.engine.events import Event, FinishReason, GenerationRequest
+from runtime.engine.events import Event, FinishReason
 from runtime.engine.models import LoadedModel
+from runtime.engine.request import GenerationRequest
 
 
 @dataclass

@@ -10,8 +10,9 @@ from typing import Any
 
 import mlx.core as mx
 
-from runtime.engine.events import FinishReason, GenerationRequest, GuidanceOutcome, TokenEvent
+from runtime.engine.events import FinishReason, GuidanceOutcome, TokenEvent
 from runtime.engine.guidance import Constraint
+from runtime.engine.request import GenerationRequest
 from runtime.engine.stops import StopFilter
 
 

@@ -13,6 +13,7 @@ from runtime.config import Limits
 from runtime.engine.jobs import StreamJob
 from runtime.engine.models import ModelStore
 from runtime.engine.worker import EngineWorker
+from runtime.protocol.dispatch import Reply
 from runtime.protocol.envelope import notification
 from runtime.scheduler.breaker import CircuitBreaker
 from runtime.scheduler.queue import AdmissionQueue
@@ -48,6 +49,15 @@ class Services:
     preparer: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
     )
+    # Work a handler must not do on the reader thread and that waits on others (loads, unloads,
+    # draft checks, session files): the future it returns is the reply.
+    background: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=8, thread_name_prefix="background")
+    )
+
+    def in_background(self, work: Callable[[], Any]) -> Reply:
+        """Run `work` off the reader thread; its result or exception is the response."""
+        return Reply(future=self.background.submit(work))
 
     def notify(self, method: str, params: dict[str, Any]) -> None:
         self.writer.send(notification(method, params))

@@ -15,8 +15,8 @@ from typing import Any
 
 from runtime import faults
 from runtime.engine.drafts import Compatibility, check_pair, measure
-from runtime.engine.events import DraftChoice
 from runtime.engine.models import LoadedModel
+from runtime.engine.request import DraftChoice
 from runtime.methods.context import Services
 from runtime.protocol.dispatch import CallContext, Method, Reply
 

@@ -10,16 +10,14 @@ from concurrent.futures import Future
 from functools import partial
 from typing import Any
 
-from runtime import faultinject, faults
+from runtime import faults
 from runtime.engine.events import (
     DraftStats,
     Event,
     Finished,
-    GenerationRequest,
     GuidanceOutcome,
     PromptProcessed,
     PromptStarted,
-    SamplingParams,
     TokenEvent,
 )
 from runtime.engine.jobs import StreamJob
@@ -29,103 +27,13 @@ from runtime.methods.context import Services
 from runtime.protocol.batches import run_entries
 from runtime.protocol.dispatch import AfterSend, CallContext, Method, Reply
 from runtime.protocol.envelope import notification
-from runtime.requests import guidance, images, prompts
-from runtime.requests.prompts import prompt_tokens
+from runtime.requests import guidance, prompts
+from runtime.requests.build import build_request
 from runtime.scheduler.breaker import CircuitOpen
 from runtime.scheduler.queue import QueueFull
 from runtime.scheduler.registry import DuplicateStream, RegistryClosed, StreamRecord, StreamState
 
-SAMPLING_FIELDS = (
-    "temperature",
-    "top_p",
-    "top_k",
-    "min_p",
-    "repetition_penalty",
-    "presence_penalty",
-    "frequency_penalty",
-    "seed",
-)
 OUTCOMES = {"error": "fault", "stop": "ok", "length": "ok"}  # breaker outcome of each finish reason
-
-
-def build_request(services: Services, loaded: LoadedModel, params: dict[str, Any]) -> GenerationRequest:
-    draft = drafts.draft_for(services, loaded, params)
-    spec = guidance.spec_of(params, loaded.model_id, services.limits.max_guidance_bytes)
-    prompt_text, pictures = None, ()
-    if loaded.kind == "vision":
-        prompt_text, pictures, tokens = _vision_inputs(services, loaded, params)
-    elif params.get("image") is not None:
-        raise faults.InvalidInput.at("/image", f"model {loaded.model_id} is not a vision model: it takes no images")
-    else:
-        tokens = prompt_tokens(loaded, params, services.limits.max_prompt_tokens)
-    max_tokens = params.get("max_tokens", services.limits.default_max_tokens)
-    if max_tokens > services.limits.max_tokens:
-        raise faults.InvalidInput.at("/max_tokens", f"must be <= {services.limits.max_tokens} (the runtime's limit)")
-    sampling = {k: params[k] for k in SAMPLING_FIELDS if k in params}
-    return GenerationRequest(
-        prompt_tokens=tokens,
-        max_tokens=max_tokens,
-        sampling=SamplingParams(**sampling, logit_bias=_logit_bias(loaded, params.get("logit_bias"))),
-        stop_sequences=tuple(params.get("stop_sequences", ())),
-        stop_token_ids=frozenset(params.get("stop_token_ids", ())),
-        logprobs=params.get("logprobs", False),
-        top_logprobs=params.get("top_logprobs", 0),
-        guide=guidance.guide_for(loaded, spec) if spec else None,
-        draft=draft,
-        images=pictures,
-        prompt_text=prompt_text,
-        session_id=params.get("session_id"),
-        use_prompt_cache=params.get("prompt_cache", True) and draft is None,
-        inject_fault_at=_injected_fault(params),
-    )
-
-
-def _vision_inputs(
-    services: Services, loaded: LoadedModel, params: dict[str, Any]
-) -> tuple[str, tuple[Any, ...], list[int]]:
-    """The prompt as text (chat template applied to messages) and its decoded images, in order."""
-    token = getattr(loaded.processor, "image_token", "<image>")
-    if "messages" in params:
-        messages, sources = prompts.image_sources(params)
-        text, where = prompts.render_vision_prompt(loaded, messages), "/messages"
-    elif "prompt" in params:
-        image = params.get("image")
-        sources = [] if image is None else [(image, "/image")]
-        text, where = params["prompt"], "/image"
-        if sources and token not in text:
-            text = f"{token}\n{text}"  # as the peer does: the image first
-    else:
-        raise faults.InvalidInput.at("/prompt_tokens", "vision models take prompt or messages")
-    policy = images.policy_from(services.limits)
-    if len(sources) > policy.max_images:
-        raise faults.InvalidInput.at(where, f"{len(sources)} images; the limit is {policy.max_images}")
-    if text.count(token) != len(sources):
-        raise faults.InvalidInput.at(
-            where, f"the prompt has {text.count(token)} {token} tokens for {len(sources)} images"
-        )
-    pictures = tuple(images.load_image(source, path, policy) for source, path in sources)
-    tokens = loaded.tokenizer.encode(text, add_special_tokens=False)
-    if len(tokens) >= loaded.context_length:
-        raise faults.InvalidInput.at(
-            where, f"the prompt has {len(tokens)} tokens; the model's context is {loaded.context_length}"
-        )
-    return text, pictures, tokens
-
-
-def _logit_bias(loaded: LoadedModel, bias: dict[str, float] | None) -> dict[int, float] | None:
-    if not bias:
-        return None
-    for key in bias:
-        if int(key) >= loaded.vocab_size:
-            raise faults.InvalidInput.at(f"/logit_bias/{key}", f"token id must be < {loaded.vocab_size}")
-    return {int(k): float(v) for k, v in bias.items()}
-
-
-def _injected_fault(params: dict[str, Any]) -> int | None:
-    """Test-only: with RUNTIME_INJECT_FAULTS=stream_fault, a prompt holding the marker faults at step 3."""
-    if faultinject.armed("stream_fault") and faultinject.STREAM_FAULT_MARKER in str(params.get("prompt", "")):
-        return 3
-    return None
 
 
 def open_stream(services: Services, params: dict[str, Any], ctx: CallContext) -> tuple[dict[str, Any], AfterSend]:
@@ -139,7 +47,7 @@ def open_stream(services: Services, params: dict[str, Any], ctx: CallContext) ->
     loaded = services.store.require(params["model_id"])
     if loaded.model_id in services.unloading:
         raise faults.ModelNotLoaded(f"Model is being unloaded: {loaded.model_id}", model_id=loaded.model_id)
-    request = build_request(services, loaded, params)
+    request = build_request(services.limits, loaded, params, drafts.draft_for(services, loaded, params))
     if request_key(ctx.request_id) in services.cancelled_while_preparing:  # while its images loaded
         raise faults.Cancelled("the request was cancelled before its stream started")
     stream_id = params.get("stream_id") or str(uuid.uuid4())

@@ -9,6 +9,7 @@ from runtime import faults
 from runtime.methods.context import Services
 from runtime.protocol.batches import run_entries
 from runtime.protocol.dispatch import CallContext, Method
+from runtime.requests.prompts import check_token_ids
 
 
 def tokenize(services: Services, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
@@ -31,9 +32,7 @@ def batch_tokenize(services: Services, params: dict[str, Any], ctx: CallContext)
 def detokenize(services: Services, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
     loaded = services.store.require(params["model_id"])
     tokens = params["tokens"]
-    bad = next((i for i, t in enumerate(tokens) if t >= loaded.vocab_size), None)
-    if bad is not None:
-        raise faults.InvalidInput.at(f"/tokens/{bad}", f"token id must be < {loaded.vocab_size}")
+    check_token_ids(loaded, tokens, "/tokens")
     text = loaded.tokenizer.decode(tokens, skip_special_tokens=params.get("skip_special_tokens", False))
     return {"text": text}
 

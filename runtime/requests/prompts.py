@@ -16,24 +16,35 @@ def prompt_tokens(loaded: LoadedModel, params: dict[str, Any], limit: int) -> li
         raise faults.InvalidInput.at("", "exactly one of prompt, messages or prompt_tokens is required")
     if "prompt_tokens" in params:
         tokens = list(params["prompt_tokens"])
-        bad = next((i for i, t in enumerate(tokens) if t >= loaded.vocab_size), None)
-        if bad is not None:
-            raise faults.InvalidInput.at(f"/prompt_tokens/{bad}", f"token id must be < {loaded.vocab_size}")
+        check_token_ids(loaded, tokens, "/prompt_tokens")
     elif "messages" in params:
-        tokens = _chat_tokens(loaded, text_only_messages(loaded, params["messages"]))
+        _require_chat_template(loaded)
+        rendered = render_chat(loaded, text_only_messages(loaded, params["messages"]))
+        tokens = loaded.tokenizer.encode(rendered, add_special_tokens=False)
     else:
         tokens = encode_like_mlx_lm(loaded.tokenizer, params["prompt"])
+    check_prompt_length(loaded, tokens, limit, f"/{given[0]}")
+    return tokens
+
+
+def check_prompt_length(loaded: LoadedModel, tokens: list[int], limit: int, where: str) -> None:
+    """The one rule for every prompt, text or vision: not empty, within the runtime's limit and the context."""
     if not tokens:
-        raise faults.InvalidInput.at(f"/{given[0]}", "the prompt has no tokens")
+        raise faults.InvalidInput.at(where, "the prompt has no tokens")
     if len(tokens) > limit:
-        raise faults.InvalidInput.at(
-            f"/{given[0]}", f"the prompt has {len(tokens)} tokens; the runtime's limit is {limit}"
-        )
+        raise faults.InvalidInput.at(where, f"the prompt has {len(tokens)} tokens; the runtime's limit is {limit}")
     if len(tokens) >= loaded.context_length:
         raise faults.InvalidInput.at(
-            f"/{given[0]}", f"the prompt has {len(tokens)} tokens; the model's context is {loaded.context_length}"
+            where, f"the prompt has {len(tokens)} tokens; the model's context is {loaded.context_length}"
         )
-    return tokens
+
+
+def check_token_ids(loaded: LoadedModel, tokens: list[int], where: str | list[str]) -> None:
+    """Every id the host gives must name a token of the model; `where` is a list path or one path per id."""
+    bad = next((i for i, t in enumerate(tokens) if t >= loaded.vocab_size), None)
+    if bad is not None:
+        path = where[bad] if isinstance(where, list) else f"{where}/{bad}"
+        raise faults.InvalidInput.at(path, f"token id must be < {loaded.vocab_size}")
 
 
 def encode_like_mlx_lm(tokenizer: Any, prompt: str) -> list[int]:
@@ -42,19 +53,21 @@ def encode_like_mlx_lm(tokenizer: Any, prompt: str) -> list[int]:
     return tokenizer.encode(prompt, add_special_tokens=bos is None or not prompt.startswith(bos))
 
 
-def _chat_tokens(loaded: LoadedModel, messages: list[dict[str, Any]]) -> list[int]:
-    tokenizer = loaded.tokenizer
-    if not getattr(tokenizer, "chat_template", None):
+def _require_chat_template(loaded: LoadedModel) -> None:
+    if not getattr(loaded.tokenizer, "chat_template", None):
         raise faults.InvalidInput.at(
             "/messages", f"model {loaded.model_id} has no chat template; send a prompt instead"
         )
+
+
+def render_chat(loaded: LoadedModel, messages: list[dict[str, Any]]) -> str:
+    """The chat template applied to messages, as text (with the generation prompt)."""
     try:
-        rendered = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return loaded.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     except Exception as exc:
         raise faults.TokenizerFailed(
             f"chat template failed: {type(exc).__name__}: {exc}", model_id=loaded.model_id
         ) from None
-    return tokenizer.encode(rendered, add_special_tokens=False)
 
 
 # --- vision models ---------------------------------------------------------------------------------
@@ -116,12 +129,3 @@ def text_only_messages(loaded: LoadedModel, messages: list[dict[str, Any]]) -> l
             content = "".join(part.get("text", "") for part in content)
         flat.append({**message, "content": content})
     return flat
-
-
-def render_vision_prompt(loaded: LoadedModel, messages: list[dict[str, Any]]) -> str:
-    try:
-        return loaded.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    except Exception as exc:
-        raise faults.TokenizerFailed(
-            f"chat template failed: {type(exc).__name__}: {exc}", model_id=loaded.model_id
-        ) from None

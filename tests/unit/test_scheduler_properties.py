@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from runtime import faults
-from runtime.engine.events import Finished, GenerationRequest, PromptProcessed, PromptStarted, TokenEvent
+from runtime.engine.events import Finished, PromptProcessed, PromptStarted, TokenEvent
 from runtime.engine.jobs import StreamJob
+from runtime.engine.request import GenerationRequest
 from runtime.methods.context import Services
 from runtime.methods.generate import StreamPublisher, _admit
 from runtime.scheduler.breaker import CircuitBreaker

@@ -1,0 +1,103 @@
+"""From a `generate` request's params to the engine's GenerationRequest (reader or preparer thread).
+
+Every prompt, text or vision, passes the same limits (`check_prompt_length`); every token id the
+host gives is checked against the vocabulary in one place (`check_token_ids`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runtime import faultinject, faults
+from runtime.config import Limits
+from runtime.engine.models import LoadedModel
+from runtime.engine.request import DraftChoice, GenerationRequest, SamplingParams
+from runtime.requests import guidance, images, prompts
+
+SAMPLING_FIELDS = (
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "repetition_penalty",
+    "presence_penalty",
+    "frequency_penalty",
+    "seed",
+)
+
+
+def build_request(
+    limits: Limits, loaded: LoadedModel, params: dict[str, Any], draft: DraftChoice | None
+) -> GenerationRequest:
+    spec = guidance.spec_of(params, loaded.model_id, limits.max_guidance_bytes)
+    prompt_text, pictures = None, ()
+    if loaded.kind == "vision":
+        prompt_text, pictures, tokens = _vision_inputs(limits, loaded, params)
+    elif params.get("image") is not None:
+        raise faults.InvalidInput.at("/image", f"model {loaded.model_id} is not a vision model: it takes no images")
+    else:
+        tokens = prompts.prompt_tokens(loaded, params, limits.max_prompt_tokens)
+    max_tokens = params.get("max_tokens", limits.default_max_tokens)
+    if max_tokens > limits.max_tokens:
+        raise faults.InvalidInput.at("/max_tokens", f"must be <= {limits.max_tokens} (the runtime's limit)")
+    sampling = {k: params[k] for k in SAMPLING_FIELDS if k in params}
+    return GenerationRequest(
+        prompt_tokens=tokens,
+        max_tokens=max_tokens,
+        sampling=SamplingParams(**sampling, logit_bias=_logit_bias(loaded, params.get("logit_bias"))),
+        stop_sequences=tuple(params.get("stop_sequences", ())),
+        stop_token_ids=frozenset(params.get("stop_token_ids", ())),
+        logprobs=params.get("logprobs", False),
+        top_logprobs=params.get("top_logprobs", 0),
+        guide=guidance.guide_for(loaded, spec) if spec else None,
+        draft=draft,
+        images=pictures,
+        prompt_text=prompt_text,
+        session_id=params.get("session_id"),
+        use_prompt_cache=params.get("prompt_cache", True) and draft is None,
+        inject_fault_at=_injected_fault(params),
+    )
+
+
+def _vision_inputs(
+    limits: Limits, loaded: LoadedModel, params: dict[str, Any]
+) -> tuple[str, tuple[Any, ...], list[int]]:
+    """The prompt as text (chat template applied to messages) and its decoded images, in order."""
+    token = getattr(loaded.processor, "image_token", "<image>")
+    if "messages" in params:
+        messages, sources = prompts.image_sources(params)
+        text, where = prompts.render_chat(loaded, messages), "/messages"
+    elif "prompt" in params:
+        image = params.get("image")
+        sources = [] if image is None else [(image, "/image")]
+        text, where = params["prompt"], "/image"
+        if sources and token not in text:
+            text = f"{token}\n{text}"  # as the peer does: the image first
+    else:
+        raise faults.InvalidInput.at("/prompt_tokens", "vision models take prompt or messages")
+    policy = images.policy_from(limits)
+    if len(sources) > policy.max_images:
+        raise faults.InvalidInput.at(where, f"{len(sources)} images; the limit is {policy.max_images}")
+    if text.count(token) != len(sources):
+        raise faults.InvalidInput.at(
+            where, f"the prompt has {text.count(token)} {token} tokens for {len(sources)} images"
+        )
+    tokens = loaded.tokenizer.encode(text, add_special_tokens=False)
+    prompts.check_prompt_length(loaded, tokens, limits.max_prompt_tokens, where)  # before any image is decoded
+    pictures = tuple(images.load_image(source, path, policy) for source, path in sources)
+    return text, pictures, tokens
+
+
+def _logit_bias(loaded: LoadedModel, bias: dict[str, float] | None) -> dict[int, float] | None:
+    if not bias:
+        return None
+    ids = [int(key) for key in bias]
+    prompts.check_token_ids(loaded, ids, [f"/logit_bias/{key}" for key in bias])
+    return {int(k): float(v) for k, v in bias.items()}
+
+
+def _injected_fault(params: dict[str, Any]) -> int | None:
+    """Test-only: with RUNTIME_INJECT_FAULTS=stream_fault, a prompt holding the marker faults at step 3."""
+    if faultinject.armed("stream_fault") and faultinject.STREAM_FAULT_MARKER in str(params.get("prompt", "")):
+        return 3
+    return None
