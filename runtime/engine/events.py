@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from runtime.engine.jobs import StreamJob
 
 FinishReason = Literal["stop", "length", "cancelled", "timeout", "error"]
+DecodePath = Literal["solo", "batch", "speculative", "vision"]
 
 
 @dataclass(frozen=True, slots=True)
 class PromptStarted:
-    """The stream left the queue: its prompt is being processed."""
+    """The stream left the queue on one decode path: its prompt is being processed."""
+
+    path: DecodePath
+
+
+@dataclass(frozen=True, slots=True)
+class HandedOver:
+    """The stream moved to another decode path between two tokens (solo -> batch)."""
+
+    path: DecodePath
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,17 +62,32 @@ class DraftStats:
     accepted: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Finished:
+    """The stream's end: exactly one per stream. `failure` is the exception of an errored stream
+    (the protocol maps it to the wire; its text never goes out as it is)."""
+
     reason: FinishReason
     prompt_tokens: int
-    generated_tokens: int
-    ttft_s: float
-    total_s: float
-    error: str | None = None
+    generated_tokens: int = 0
+    ttft_s: float = 0.0
+    total_s: float = 0.0
+    failure: BaseException | None = None
     guidance: GuidanceOutcome | None = None
     draft: DraftStats | None = None
     cached_tokens: int = 0  # prompt tokens served from the prompt cache (not prefilled)
 
+    @classmethod
+    def unstarted(
+        cls, job: StreamJob, reason: FinishReason, now: float, failure: BaseException | None = None
+    ) -> Finished:
+        """A stream that ends before the engine produced anything (queued, refused, cut off)."""
+        return cls(
+            reason=reason,
+            prompt_tokens=len(job.request.prompt_tokens),
+            total_s=now - job.submitted_at,
+            failure=failure,
+        )
 
-Event = PromptStarted | PromptProcessed | TokenEvent | Finished
+
+Event = PromptStarted | HandedOver | PromptProcessed | TokenEvent | Finished

@@ -8,21 +8,45 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Protocol
 
 import mlx.core as mx
 from mlx_lm.sample_utils import apply_min_p, apply_top_k, apply_top_p, make_logits_processors
 
+from runtime import faults
 from runtime.engine.request import SamplingParams
 
-Sampler = Callable[[mx.array], mx.array]
 LogitsProcessor = Callable[[mx.array, mx.array], mx.array]
 PENALTY_CONTEXT = 64
 KEY_STRIDE = 0x9E3779B97F4A7C15  # spreads seeds apart so (seed, step) pairs never share a key
 KEY_MASK = (1 << 64) - 1
 
 
-def greedy(logprobs: mx.array) -> mx.array:
-    return mx.argmax(logprobs, axis=-1)
+class Sampler(Protocol):
+    """One callable shape for every sampler (mlx-lm's: logprobs in, token out), plus what the
+    decode paths need: the draw for a given step (speculative verify) and a rewind (hand-over)."""
+
+    def __call__(self, logprobs: mx.array) -> mx.array: ...
+
+    def sample_at(self, logprobs: mx.array, step: int) -> mx.array: ...
+
+    def rewind(self, steps: int) -> None: ...
+
+
+class Greedy:
+    """Argmax: stateless, so every step's draw is the same function and rewinding is a no-op."""
+
+    def __call__(self, logprobs: mx.array) -> mx.array:
+        return mx.argmax(logprobs, axis=-1)
+
+    def sample_at(self, logprobs: mx.array, step: int) -> mx.array:
+        return mx.argmax(logprobs, axis=-1)
+
+    def rewind(self, steps: int) -> None:
+        return None
+
+
+greedy = Greedy()  # one shared instance: a batch of greedy streams samples in one call
 
 
 class SeededSampler:
@@ -67,10 +91,6 @@ def make_sampler(params: SamplingParams, vocab_size: int, fault_at: int | None =
     return sampler if fault_at is None else FaultySampler(sampler, fault_at)
 
 
-class InjectedStreamFault(RuntimeError):
-    pass
-
-
 class FaultySampler:
     """Test-only (runtime.faultinject "stream_fault"): raises at step `fault_at`."""
 
@@ -80,13 +100,17 @@ class FaultySampler:
     def __call__(self, logprobs: mx.array) -> mx.array:
         self.step += 1
         if self.step >= self.fault_at:
-            raise InjectedStreamFault("injected: stream_fault")
+            raise faults.GenerationFailed("injected: stream_fault")
         return self.inner(logprobs)
+
+    def sample_at(self, logprobs: mx.array, step: int) -> mx.array:
+        if step + 1 >= self.fault_at:
+            raise faults.GenerationFailed("injected: stream_fault")
+        return self.inner.sample_at(logprobs, step)
 
     def rewind(self, steps: int) -> None:
         self.step -= steps
-        if hasattr(self.inner, "rewind"):
-            self.inner.rewind(steps)
+        self.inner.rewind(steps)
 
 
 def make_processors(params: SamplingParams, constraint: LogitsProcessor | None = None) -> list[LogitsProcessor]:

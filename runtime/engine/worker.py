@@ -14,13 +14,18 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from runtime.engine.events import Finished
 from runtime.engine.jobs import StreamJob
+
+if TYPE_CHECKING:
+    from runtime.engine.paths.base import DecodeStream
+    from runtime.engine.paths.batching import ModelBatch
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +56,9 @@ class EngineWorker:
         # Called before and after each turn (the app gathers the turn's output into one write);
         # after_turn(True) means the engine is going idle and nothing may stay behind.
         self._before_turn, self._after_turn = around_turn or (lambda: None, lambda _idle: None)
-        self._calls: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]] | None] = (
-            queue.SimpleQueue()
-        )
-        self._batches: dict[str, Any] = {}  # model_id -> ModelBatch
-        self._solos: list[Any] = []  # SoloStream
-        self._stopping = False
-        import threading
-
+        self._calls: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]]] = queue.SimpleQueue()
+        self._batches: dict[str, ModelBatch] = {}
+        self._solos: list[DecodeStream] = []  # solo, vision and speculative streams
         self._thread = threading.Thread(target=self._run, name="engine", daemon=True)
 
     def start(self) -> None:
@@ -84,8 +84,7 @@ class EngineWorker:
             stream.end("cancelled")
         self._solos = [s for s in self._solos if s.job.loaded.model_id != model_id]
         for stream in self._solos:  # speculative streams drafting with it go on without a draft
-            if getattr(stream, "draft_id", None) == model_id:
-                stream.drop_draft()
+            stream.drop_model(model_id)
 
     def running_streams(self) -> int:
         return sum(len(b) for b in self._batches.values()) + len(self._solos)
@@ -93,14 +92,10 @@ class EngineWorker:
     def pending_calls(self) -> int:
         return self._calls.qsize()
 
-    def stop(self, timeout: float = 2.0) -> None:
-        self._stopping = True
-        self._calls.put(None)
-
     def _run(self) -> None:
         try:
             self._setup()
-            while not self._stopping:
+            while True:
                 if self._drain_calls(block=self.running_streams() == 0 and self._source.waiting() == 0):
                     self._after_turn(True)  # a call's answer was sent from here: do not hold it
                 self._before_turn()
@@ -122,7 +117,7 @@ class EngineWorker:
     def _turn(self, now: float) -> None:
         if self._source.waiting():
             for job in self._source.expired(now):
-                job.emit(Finished("timeout", len(job.request.prompt_tokens), 0, 0.0, now - job.submitted_at))
+                job.emit(Finished.unstarted(job, "timeout", now))
             self._admit_all(self._source.take(now))
         busy_batches = [b for b in self._batches.values() if len(b)]
         if self._solos and busy_batches and self.batching:
@@ -145,8 +140,6 @@ class EngineWorker:
             try:
                 item = self._calls.get(block=block)
             except queue.Empty:
-                return ran
-            if item is None:
                 return ran
             fn, args, future = item
             ran += 1
@@ -171,6 +164,7 @@ class EngineWorker:
         return bool(batch and len(batch)) or any(s.job.loaded.model_id == model_id for s in self._solos)
 
     def _admit(self, job: StreamJob, solo: bool) -> None:
+        # Imported here, not at the top: the paths import mlx-lm, which the runtime loads on first use.
         from runtime.engine.paths.solo import SoloStream
         from runtime.engine.paths.speculative import SpeculativeStream
 
@@ -190,7 +184,7 @@ class EngineWorker:
             else:
                 self._batch_for(job).add(job)
         except Exception as exc:
-            job.emit(Finished("error", len(job.request.prompt_tokens), 0, 0.0, 0.0, f"{type(exc).__name__}: {exc}"))
+            job.emit(Finished.unstarted(job, "error", time.perf_counter(), failure=exc))
 
     def _move_solos(self) -> None:
         """A solo stream whose model now has a busy batch joins it, between two tokens."""
@@ -200,7 +194,7 @@ class EngineWorker:
                 log.debug("stream %s joins the batch of %s", stream.job.stream_id, stream.job.loaded.model_id)
                 batch.add_handover(stream.hand_over())
 
-    def _batch_for(self, job: StreamJob) -> Any:
+    def _batch_for(self, job: StreamJob) -> ModelBatch:
         from runtime.engine.paths.batching import ModelBatch
 
         batch = self._batches.get(job.loaded.model_id)

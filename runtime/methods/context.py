@@ -16,6 +16,7 @@ from runtime.engine.worker import EngineWorker
 from runtime.protocol.dispatch import Reply
 from runtime.protocol.envelope import notification
 from runtime.scheduler.breaker import CircuitBreaker
+from runtime.scheduler.lifecycle import StreamLifecycle
 from runtime.scheduler.queue import AdmissionQueue
 from runtime.scheduler.registry import StreamRegistry
 from runtime.transport.writer import Writer
@@ -29,6 +30,7 @@ class Services:
     streams: StreamRegistry
     queue: AdmissionQueue[StreamJob]
     breaker: CircuitBreaker
+    lifecycle: StreamLifecycle  # every stream's open, start, events, finish and cancel
     writer: Writer
     # Begins shutdown (drain?, timeout s) and resolves when streams are ended and models unloaded.
     begin_shutdown: Callable[[bool, float], Future[None]]
@@ -61,16 +63,3 @@ class Services:
 
     def notify(self, method: str, params: dict[str, Any]) -> None:
         self.writer.send(notification(method, params))
-
-    def cancel_streams(self, stream_ids: list[str]) -> None:
-        """Cancel flags are already set; streams still waiting in the queue end here at once."""
-        for stream_id in stream_ids:
-            job = self.queue.remove(stream_id)
-            if job is not None:
-                from runtime.engine.events import Finished
-
-                job.emit(
-                    Finished(
-                        "cancelled", len(job.request.prompt_tokens), 0, 0.0, time.perf_counter() - job.submitted_at
-                    )
-                )

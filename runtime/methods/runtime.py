@@ -61,6 +61,8 @@ def state(services: Services, params: dict[str, Any], ctx: CallContext) -> dict[
                 "model_id": r.model_id,
                 "state": r.state.value,
                 "tokens_generated": r.tokens_generated,
+                "path": r.path,
+                "handovers": r.handovers,
                 "age_ms": round((now - r.created_at) * 1000),
             }
             for r in streams

@@ -61,6 +61,26 @@ def to_wire_error(exc: BaseException) -> dict[str, Any]:
     return _error(INTERNAL_ERROR, "Internal error", {"type": "InternalError"})
 
 
+def to_stream_error(
+    exc: BaseException, message: str = "generation failed", code: int = GENERATION_FAILED
+) -> dict[str, Any]:
+    """The same mapping for what ends a stream (`stream.event`) or the process (`runtime/fatal`):
+    a fault's own message, else the mapped `message`; the exception's type and a code; the traceback
+    goes to stderr only, so library text never reaches the wire."""
+    if isinstance(exc, faults.Fault):
+        return {"error": exc.message, "error_type": type(exc).__name__, "error_code": to_wire_error(exc)["code"]}
+    log.error("%s", message, exc_info=(type(exc), exc, exc.__traceback__))
+    if _out_of_memory(exc):
+        return {"error": "out of memory", "error_type": "OutOfMemory", "error_code": OUT_OF_MEMORY}
+    return {"error": message, "error_type": type(exc).__name__, "error_code": code}
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """MLX reports a failed allocation as a RuntimeError (std::bad_alloc, "[malloc] ..."), not MemoryError."""
+    text = str(exc).lower()
+    return isinstance(exc, MemoryError) or any(hint in text for hint in ("out of memory", "bad_alloc", "malloc"))
+
+
 def _error(code: int, message: str, data: dict[str, Any] | None) -> dict[str, Any]:
     error: dict[str, Any] = {"code": code, "message": message}
     if data:

@@ -53,8 +53,8 @@ class StreamRecord:
     created_at: float = field(default_factory=time.monotonic)
     cancel: threading.Event = field(default_factory=threading.Event)
     tokens_generated: int = 0
-    finish_reason: str | None = None
-    sink: Any = None  # whoever publishes this stream's events (used to end it at shutdown)
+    path: str | None = None  # the decode path it is on (solo, batch, speculative, vision); None while queued
+    handovers: int = 0  # moves between decode paths (solo -> batch)
 
 
 class StreamRegistry:
@@ -96,7 +96,7 @@ class StreamRegistry:
             record = self._active.get(stream_id)
             if record is None or record.state is StreamState.FINISHED:
                 return None
-            record.state, record.finish_reason = StreamState.FINISHED, reason
+            record.state = StreamState.FINISHED
             self.finished_total += 1
             return record
 

@@ -16,16 +16,16 @@ from dataclasses import asdict
 
 from runtime import PROTOCOL, __version__
 from runtime.config import Limits
-from runtime.engine.events import Finished
 from runtime.engine.jobs import StreamJob
 from runtime.engine.models import ModelStore
 from runtime.engine.worker import EngineWorker
 from runtime.methods import METHOD_NAMES, build
 from runtime.methods.context import Services
 from runtime.protocol.dispatch import Dispatcher
-from runtime.protocol.envelope import notification
-from runtime.protocol.errors import INTERNAL_ERROR
+from runtime.protocol.envelope import error_response, notification
+from runtime.protocol.errors import INTERNAL_ERROR, to_stream_error, to_wire_error
 from runtime.scheduler.breaker import CircuitBreaker, Transition
+from runtime.scheduler.lifecycle import StreamLifecycle
 from runtime.scheduler.queue import AdmissionQueue
 from runtime.scheduler.registry import StreamRegistry
 from runtime.server.blas import BlasStatus
@@ -67,13 +67,15 @@ class App:
             limits.breaker_cooldown_ms / 1000,
             on_transition=self._breaker_moved,
         )
+        registry = StreamRegistry()
         self.services = Services(
             limits=limits,
             store=ModelStore(limits.guide_cache_size, limits.prompt_cache_bytes, limits.prompt_cache_entries),
             worker=self.worker,
-            streams=StreamRegistry(),
+            streams=registry,
             queue=queue,
             breaker=breaker,
+            lifecycle=StreamLifecycle(registry, queue, breaker, self.worker.wake),
             writer=self.writer,
             begin_shutdown=self.begin_shutdown,
             request_exit=self.request_exit,
@@ -124,10 +126,8 @@ class App:
         """One line; whatever goes wrong with it, the reader goes on to the next."""
         try:
             self.dispatcher.handle_line(line)
-        except Exception:
-            log.exception("unexpected failure handling a line")
-            error = {"code": INTERNAL_ERROR, "message": "Internal error", "data": {"type": "InternalError"}}
-            self.writer.send({"jsonrpc": "2.0", "id": None, "error": error})
+        except Exception as exc:
+            self.writer.send(error_response(None, to_wire_error(exc)))
 
     def begin_shutdown(self, drain: bool = False, timeout_s: float = 30.0) -> Future[None]:
         """Idempotent: stop admitting, end streams, unload models. Resolves when done."""
@@ -144,22 +144,15 @@ class App:
         try:
             if drain:
                 streams.wait_idle(timeout_s)
-            self.services.cancel_streams(streams.cancel_where())
+            self.services.lifecycle.cancel_where()
             if not streams.wait_idle(CANCEL_GRACE_S):
-                self._end_stragglers()
+                self.services.lifecycle.end_stragglers()
             self.worker.call(self._unload_all).result(timeout=CANCEL_GRACE_S)
         except Exception:
             log.warning("shutdown did not finish cleanly", exc_info=True)
         finally:
             assert self._shutdown is not None
             self._shutdown.set_result(None)
-
-    def _end_stragglers(self) -> None:
-        """Streams the engine could not end in time (a long prefill chunk, a load) end here."""
-        for record in self.services.streams.active():
-            log.warning("stream %s did not stop in time; ending it", record.stream_id)
-            if record.sink is not None:
-                record.sink(Finished("cancelled", 0, record.tokens_generated, 0.0, 0.0))
 
     def _unload_all(self) -> None:
         for loaded in self.services.store.all():
@@ -193,5 +186,6 @@ class App:
         self._exit_after_shutdown("protocol output closed")
 
     def _fatal(self, exc: BaseException) -> None:
-        self.writer.send_now(notification("runtime/fatal", {"error": f"{type(exc).__name__}: {exc}", "exit_code": 1}))
+        error = to_stream_error(exc, "the engine thread failed", INTERNAL_ERROR)
+        self.writer.send_now(notification("runtime/fatal", {**error, "exit_code": 1}))
         self.request_exit(1)

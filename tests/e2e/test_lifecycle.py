@@ -123,7 +123,8 @@ def test_a_fatal_engine_error_sends_a_final_notification_then_exits_non_zero() -
     client.call_async("unload_model", {"model_id": MODEL})
     assert client.process.wait(10) == 1
     assert client.messages[-1]["method"] == "runtime/fatal"
-    assert "engine_crash_on_unload" in client.messages[-1]["params"]["error"]
+    fatal = client.messages[-1]["params"]
+    assert fatal["error_type"] == "InjectedCrash" and fatal["error"] == "the engine thread failed"
 
 
 def test_fault_injection_is_off_unless_the_spawning_host_turns_it_on(fresh_runtime: RuntimeClient) -> None:

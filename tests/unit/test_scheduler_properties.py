@@ -1,7 +1,8 @@
 """Random interleavings of submit, step, cancel, timeout and fault keep the scheduler's books straight.
 
-The real admission queue, stream registry, circuit breaker and StreamPublisher run against a fake
-engine (pure Python, no MLX) that mimics the engine thread's turn. Invariants: each stream ends with
+The real stream lifecycle (admission queue, stream registry, circuit breaker) and StreamPublisher
+run against a fake engine (pure Python, no MLX) that steps streams with the engine's own stop rule
+(`StreamJob.stop_reason`). Invariants: each stream ends with
 exactly one terminal event, nothing leaks, and the counts add up.
 """
 
@@ -18,11 +19,11 @@ from runtime import faults
 from runtime.engine.events import Finished, PromptProcessed, PromptStarted, TokenEvent
 from runtime.engine.jobs import StreamJob
 from runtime.engine.request import GenerationRequest
-from runtime.methods.context import Services
-from runtime.methods.generate import StreamPublisher, _admit
 from runtime.scheduler.breaker import CircuitBreaker
+from runtime.scheduler.lifecycle import StreamLifecycle
 from runtime.scheduler.queue import AdmissionQueue
 from runtime.scheduler.registry import StreamRegistry
+from runtime.streams.publisher import StreamPublisher
 
 
 class FakeWriter:
@@ -39,19 +40,20 @@ class FakeWriter:
 class FakeStream:
     def __init__(self, job: StreamJob, fault: bool) -> None:
         self.job, self.fault, self.produced = job, fault, 0
-        job.emit(PromptStarted())
+        job.emit(PromptStarted("solo"))
 
     def step(self, now: float) -> bool:
         """One token; True when the stream has ended."""
         job = self.job
-        reason = "cancelled" if job.cancel.is_set() else "timeout" if job.deadline and now >= job.deadline else None
+        reason = job.stop_reason(now)
         if reason is None and self.fault and self.produced == 1:
-            job.emit(Finished("error", 1, self.produced, 0.0, 0.0, "injected"))
+            failure = faults.GenerationFailed("injected")
+            job.emit(Finished(reason="error", prompt_tokens=1, generated_tokens=self.produced, failure=failure))
             return True
         if reason is None and self.produced == job.request.max_tokens:
             reason = "length"
         if reason is not None:
-            job.emit(Finished(reason, 1, self.produced, 0.0, 0.0))
+            job.emit(Finished(reason=reason, prompt_tokens=1, generated_tokens=self.produced))
             return True
         if self.produced == 0:
             job.emit(PromptProcessed(1, 0.0))
@@ -65,14 +67,10 @@ class SchedulerMachine(RuleBasedStateMachine):
         super().__init__()
         self.now = 0.0
         self.writer = FakeWriter()
-        self.services = SimpleNamespace(
-            streams=StreamRegistry(),
-            queue=AdmissionQueue(max_active=3, max_queued=4),
-            writer=self.writer,
-            breaker=CircuitBreaker(threshold=2, window_s=10, cooldown_s=3, clock=lambda: self.now),
-            notify=lambda method, params: self.writer.send({"method": method, "params": params}),
-        )
-        self.services.cancel_streams = lambda ids: Services.cancel_streams(self.services, ids)
+        self.registry = StreamRegistry()
+        self.queue: AdmissionQueue[StreamJob] = AdmissionQueue(max_active=3, max_queued=4)
+        breaker = CircuitBreaker(threshold=2, window_s=10, cooldown_s=3, clock=lambda: self.now)
+        self.lifecycle = StreamLifecycle(self.registry, self.queue, breaker, wake=lambda: None)
         self.running: list[FakeStream] = []
         self.accepted: list[str] = []
         self.refused = 0
@@ -82,33 +80,31 @@ class SchedulerMachine(RuleBasedStateMachine):
     def submit(self, tokens: int, timeout: float | None, fault: bool) -> None:
         self.count += 1
         stream_id = f"s{self.count}"
-        record = self.services.streams.register(stream_id, "m")
+        output = StreamPublisher(self.writer, stream_id, SimpleNamespace(tokenizer=None), None, 0)  # type: ignore[arg-type]
         try:
-            _admit(self.services, stream_id)
+            handle = self.lifecycle.open(stream_id, "m", None, output)
         except (faults.Busy, faults.CircuitOpen) as refusal:
             assert refusal.details["retry_after_ms"] > 0
-            self.services.streams.discard(stream_id)
             self.refused += 1
             return
-        publisher = StreamPublisher(self.services, record, SimpleNamespace(tokenizer=None), None)
         job = StreamJob(
             stream_id,
-            SimpleNamespace(model_id="m"),
+            SimpleNamespace(model_id="m"),  # type: ignore[arg-type]
             GenerationRequest([1], tokens),
-            publisher,
-            record.cancel,
+            handle,
+            handle.record.cancel,
             self.now,
             self.now + timeout if timeout else None,
         )
         job.fault = fault  # type: ignore[attr-defined]
-        self.services.queue.submit(stream_id, job, "normal", job.deadline)
+        self.lifecycle.start(handle, job, "normal", job.deadline)
         self.accepted.append(stream_id)
 
     @rule()
     def engine_turn(self) -> None:
-        for job in self.services.queue.expired(self.now):
-            job.emit(Finished("timeout", 1, 0, 0.0, 0.0))
-        for job in self.services.queue.take(self.now):
+        for job in self.queue.expired(self.now):
+            self.lifecycle.end_unstarted(job, "timeout")
+        for job in self.queue.take(self.now):
             self.running.append(FakeStream(job, job.fault))
         self.running = [s for s in self.running if not s.step(self.now)]
 
@@ -116,8 +112,7 @@ class SchedulerMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def cancel(self, data: st.DataObject) -> None:
         stream_id = data.draw(st.sampled_from(self.accepted))
-        if self.services.streams.cancel(stream_id):
-            self.services.cancel_streams([stream_id])
+        self.lifecycle.cancel(stream_id)
 
     @rule(seconds=st.floats(0.1, 4))
     def time_passes(self, seconds: float) -> None:
@@ -132,7 +127,7 @@ class SchedulerMachine(RuleBasedStateMachine):
 
     @invariant()
     def books_balance(self) -> None:
-        registry, queue = self.services.streams, self.services.queue
+        registry, queue = self.registry, self.queue
         assert all(n == 1 for n in self.terminal_events().values())
         assert len(registry.active()) + registry.finished_total == len(self.accepted)
         assert queue.active() <= queue.max_active
@@ -150,12 +145,11 @@ class SchedulerMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         for stream_id in self.accepted:
-            if self.services.streams.cancel(stream_id):
-                self.services.cancel_streams([stream_id])
+            self.lifecycle.cancel(stream_id)
         for _ in range(50):
             self.engine_turn()
         assert sorted(self.terminal_events()) == sorted(self.accepted)  # exactly one each, none leaked
-        assert self.services.streams.wait_idle(0.0) and self.services.queue.snapshot()["active"] == 0
+        assert self.registry.wait_idle(0.0) and self.queue.snapshot()["active"] == 0
 
 
 TestSchedulerMachine = SchedulerMachine.TestCase

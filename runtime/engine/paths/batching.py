@@ -18,12 +18,12 @@ from typing import Any
 import mlx.core as mx
 from mlx_lm.generate import BatchGenerator, StopSequences
 
-from runtime.engine.events import Finished, FinishReason, PromptProcessed, PromptStarted
+from runtime.engine.events import FinishReason, HandedOver
 from runtime.engine.jobs import StreamJob
 from runtime.engine.models import LoadedModel
-from runtime.engine.paths.solo import HandOver, keep_cache, reuse_prefix
-from runtime.engine.sampling import greedy, make_processors, make_sampler
-from runtime.engine.text import TextAssembler, describe_failure
+from runtime.engine.paths.base import HandOver, StreamProgress
+from runtime.engine.paths.solo import keep_cache, reuse_prefix
+from runtime.engine.sampling import LogitsProcessor, Sampler, greedy, make_processors, make_sampler
 
 log = logging.getLogger(__name__)
 DEFAULT_PREFILL_BATCH = 8
@@ -31,13 +31,13 @@ DEFAULT_PREFILL_BATCH = 8
 
 @dataclass
 class _Member:
-    job: StreamJob
-    assembler: TextAssembler
+    progress: StreamProgress
     uid: int = -1
-    first_token_at: float | None = None
-    generated: int = 0
-    fault: str | None = None
-    cached_tokens: int = 0
+    failure: BaseException | None = None  # a sampler or processor of this stream raised
+
+    @property
+    def job(self) -> StreamJob:
+        return self.progress.job
 
 
 class ModelBatch:
@@ -60,24 +60,18 @@ class ModelBatch:
     def add(self, job: StreamJob) -> None:
         """A new stream: its prompt is processed in chunks beside the other streams' decoding."""
         request = job.request
-        member = _Member(job, TextAssembler(self.loaded.tokenizer, request))
+        member = _Member(StreamProgress(job, "batch"))
         sampler = make_sampler(request.sampling, self.loaded.vocab_size, request.inject_fault_at)
-        processors = make_processors(request.sampling, member.assembler.constraint)
-        cache, member.cached_tokens = reuse_prefix(self.loaded, request)
-        prompt, reused = request.prompt_tokens, member.cached_tokens
+        processors = make_processors(request.sampling, member.progress.assembler.constraint)
+        cache, reused = reuse_prefix(self.loaded, request)
+        member.progress.cached_tokens = reused
+        prompt = request.prompt_tokens
         context = prompt[:reused] if cache else None
         self._insert(member, prompt[reused:], sampler, processors, request.max_tokens, cache=cache, context=context)
-        job.emit(PromptStarted())
 
     def add_handover(self, moving: HandOver) -> None:
         """A stream that ran solo continues here, from its KV cache, with the same sampler state."""
-        member = _Member(
-            moving.job,
-            moving.assembler,
-            first_token_at=moving.first_token_at,
-            generated=moving.generated,
-            cached_tokens=moving.cached_tokens,
-        )
+        member = _Member(moving.progress)
         self._insert(
             member,
             [moving.next_input],
@@ -87,20 +81,21 @@ class ModelBatch:
             cache=moving.cache,
             context=moving.context,
         )
+        member.job.emit(HandedOver("batch"))
 
     def _insert(
         self,
         member: _Member,
         prompt: list[int],
-        sampler: Any,
-        processors: list[Any],
+        sampler: Sampler,
+        processors: list[LogitsProcessor],
         max_tokens: int,
         cache: list[Any] | None = None,
         context: list[int] | None = None,
     ) -> None:
-        stops = StopSequences([[token] for token in sorted(member.assembler.stop_ids)])
-        guarded_processors = [_guarded(member, p, lambda _tokens, logits: logits) for p in processors]
-        # The shared greedy function stays unwrapped so a batch of greedy streams samples in one call.
+        stops = StopSequences([[token] for token in sorted(member.progress.assembler.stop_ids)])
+        guarded_processors = [_guarded(member, p, _unchanged) for p in processors]
+        # The shared greedy sampler stays unwrapped so a batch of greedy streams samples in one call.
         guarded_sampler = sampler if sampler is greedy else _guarded(member, sampler, greedy)
         (member.uid,) = self.generator.insert(
             [prompt],
@@ -124,32 +119,27 @@ class ModelBatch:
         try:
             _prompt_responses, responses = self.generator.next()
         except Exception as exc:  # the batched forward failed: these streams cannot continue
-            self._fail_all(describe_failure(exc))
+            self._fail_all(exc)
             return
         now = time.perf_counter()
+        members = self.members
         for response in responses:
-            member = self.members.get(response.uid)
+            member = members.get(response.uid)
             if member is not None:
                 self._on_token(member, response, now)
-        for member in [m for m in self.members.values() if m.fault]:
-            self._remove(member, "error", member.fault)
+        for member in [m for m in members.values() if m.failure is not None]:
+            self._remove(member, "error", member.failure)
 
     def _on_token(self, member: _Member, response: Any, now: float) -> None:
-        if member.first_token_at is None:
-            member.first_token_at = now
-            member.job.emit(PromptProcessed(len(member.job.request.prompt_tokens), now - member.job.submitted_at))
-        if member.fault:
+        progress = member.progress
+        if member.failure is not None:
+            progress.token_arrived(now)
             return
-        events, reason = member.assembler.add(response.token, response.logprobs)
-        if reason is None:
-            member.generated += 1
-        for event in events:
-            member.job.emit(event)
+        reason = progress.token(response.token, response.logprobs, now)
         if reason is not None:
             self._finish(member, reason, in_generator=response.finish_reason is None, ended=response)
         elif response.finish_reason == "length":
-            for event in member.assembler.finish():
-                member.job.emit(event)
+            progress.flush()
             self._finish(member, "length", in_generator=False, ended=response)
 
     def end_all(self, reason: FinishReason) -> None:
@@ -157,14 +147,18 @@ class ModelBatch:
         for member in list(self.members.values()):
             self._remove(member, reason)
 
-    def _remove(self, member: _Member, reason: FinishReason, error: str | None = None) -> None:
+    def _remove(self, member: _Member, reason: FinishReason, failure: BaseException | None = None) -> None:
         if reason != "error":
-            for event in member.assembler.finish():
-                member.job.emit(event)
-        self._finish(member, reason, in_generator=True, error=error)
+            member.progress.flush()
+        self._finish(member, reason, in_generator=True, failure=failure)
 
     def _finish(
-        self, member: _Member, reason: FinishReason, in_generator: bool, error: str | None = None, ended: Any = None
+        self,
+        member: _Member,
+        reason: FinishReason,
+        in_generator: bool,
+        failure: BaseException | None = None,
+        ended: Any = None,
     ) -> None:
         """`ended`: the generator's last response for a stream it finished itself (it carries the cache)."""
         self.members.pop(member.uid, None)
@@ -173,24 +167,19 @@ class ModelBatch:
         else:
             cache, tokens = getattr(ended, "prompt_cache", None), getattr(ended, "all_tokens", None)
         if reason != "error" and cache and tokens is not None:
-            keep_cache(self.loaded, member.job.request, list(tokens), cache, member.cached_tokens)
-        member.job.emit(_finished(member, reason, error))
+            keep_cache(self.loaded, member.job.request, list(tokens), cache, member.progress.cached_tokens)
+        member.progress.finish(reason, failure)
 
-    def _fail_all(self, error: str) -> None:
-        log.error("batch step failed for model %s: %s", self.loaded.model_id, error)
+    def _fail_all(self, failure: BaseException) -> None:
+        log.error("batch step failed for model %s", self.loaded.model_id, exc_info=failure)
         members, self.members = list(self.members.values()), {}
         self.generator = self._new_generator()
         for member in members:
-            member.job.emit(_finished(member, "error", error))
+            member.progress.finish("error", failure)
 
 
-def _finished(member: _Member, reason: FinishReason, error: str | None) -> Finished:
-    job, now = member.job, time.perf_counter()
-    ttft = (member.first_token_at - job.submitted_at) if member.first_token_at else 0.0
-    total = now - job.submitted_at
-    outcome = member.assembler.guidance_outcome(reason)
-    prompt = len(job.request.prompt_tokens)
-    return Finished(reason, prompt, member.generated, ttft, total, error, outcome, cached_tokens=member.cached_tokens)
+def _unchanged(_tokens: mx.array, logits: mx.array) -> mx.array:
+    return logits
 
 
 def _guarded(
@@ -199,11 +188,11 @@ def _guarded(
     """Run fn; if it raises, mark the member faulted and let the batch step go on with fallback."""
 
     def call(*args: mx.array) -> mx.array:
-        if member.fault is None:
+        if member.failure is None:
             try:
                 return fn(*args)
             except Exception as exc:
-                member.fault = describe_failure(exc)
+                member.failure = exc
         return fallback(*args)
 
     return call

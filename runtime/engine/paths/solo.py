@@ -11,17 +11,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import mlx.core as mx
 from mlx_lm.generate import generate_step
 from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache
 
-from runtime.engine.events import Finished, FinishReason, PromptProcessed, PromptStarted
+from runtime.engine.events import DecodePath, FinishReason
 from runtime.engine.jobs import StreamJob
-from runtime.engine.sampling import PENALTY_CONTEXT, make_processors, make_sampler
-from runtime.engine.text import TextAssembler, describe_failure
+from runtime.engine.models import LoadedModel
+from runtime.engine.paths.base import HandOver, StreamProgress
+from runtime.engine.request import GenerationRequest
+from runtime.engine.sampling import PENALTY_CONTEXT, LogitsProcessor, make_processors, make_sampler
 
 log = logging.getLogger(__name__)
 
@@ -32,50 +33,39 @@ class _Stop(Exception):
         self.reason = reason
 
 
-@dataclass
-class HandOver:
-    """What a batch needs to continue a stream: its state and where its KV cache stands."""
-
-    job: StreamJob
-    assembler: TextAssembler
-    sampler: Any
-    processors: list[Any]
-    next_input: int  # the last token sent, which the batch feeds to the model first
-    cache: list[Any]
-    context: list[int]  # every token before next_input (for the logits processors)
-    remaining_tokens: int
-    generated: int
-    first_token_at: float | None
-    cached_tokens: int
-
-
 class SoloStream:
+    """A DecodeStream on mlx-lm's generate_step (paths/vision.py reuses it with mlx-vlm's)."""
+
+    path: DecodePath = "solo"
+
     def __init__(self, job: StreamJob, prefill_step: int) -> None:
         self.job, request, loaded = job, job.request, job.loaded
-        self.assembler = TextAssembler(loaded.tokenizer, request)
+        self.progress = StreamProgress(job, self.path)
         self.sampler = make_sampler(request.sampling, loaded.vocab_size, request.inject_fault_at)
-        self.processors = make_processors(request.sampling, self.assembler.constraint)
+        self.processors = make_processors(request.sampling, self.progress.assembler.constraint)
         self.generated: list[int] = []
         self.sampled: list[int] = []  # every token drawn, stop tokens included (the cache may hold them)
-        self.first_token_at: float | None = None
-        self.done = False
-        self.prompt_count = len(request.prompt_tokens)
-        self.cached_tokens = 0
+        self.cache: list[Any] = []
+        self._done = False
         self._steps = self._start(prefill_step)
-        job.emit(PromptStarted())
+
+    @property
+    def done(self) -> bool:
+        return self._done
 
     def _start(self, prefill_step: int) -> Iterator[tuple[int, mx.array]]:
         """The token generator: mlx-lm's generate_step over the prompt, or over what the prompt
-        cache does not hold of it (engine/vision.py overrides this)."""
+        cache does not hold of it (paths/vision.py overrides this)."""
         request, loaded = self.job.request, self.job.loaded
-        cache, self.cached_tokens = reuse_prefix(loaded, request)
+        cache, cached = reuse_prefix(loaded, request)
+        self.progress.cached_tokens = cached
         self.cache = cache or make_prompt_cache(loaded.model)
         return generate_step(
-            mx.array(request.prompt_tokens[self.cached_tokens :]),
+            mx.array(request.prompt_tokens[cached:]),
             loaded.model,
             max_tokens=request.max_tokens,
             sampler=self.sampler,
-            logits_processors=with_prefix(self.processors, request.prompt_tokens[: self.cached_tokens]) or None,
+            logits_processors=with_prefix(self.processors, request.prompt_tokens[:cached]) or None,
             prompt_cache=self.cache,
             prefill_step_size=prefill_step,
             prompt_progress_callback=self._check_stop,
@@ -87,7 +77,6 @@ class SoloStream:
             raise _Stop(reason)
 
     def step(self) -> None:
-        """Advance by one token (the first call runs the whole prefill, checking for cancel)."""
         try:
             token, logprobs = next(self._steps)
         except StopIteration:
@@ -97,29 +86,25 @@ class SoloStream:
             self._end(stopped.reason)
             return
         except Exception as exc:  # a fault ends this stream only
-            self._end("error", describe_failure(exc))
+            self._end("error", exc)
             return
         now = time.perf_counter()
-        if self.first_token_at is None:
-            self.first_token_at = now
-            self.job.emit(PromptProcessed(self.prompt_count, now - self.job.submitted_at))
         reason = self.job.stop_reason(now)
         if reason is not None:
+            self.progress.token_arrived(now)
             self._end(reason)
             return
         self.sampled.append(token)
-        events, reason = self.assembler.add(token, logprobs)
+        reason = self.progress.token(token, logprobs, now)
         if reason is None:
             self.generated.append(token)
-        for event in events:
-            self.job.emit(event)
-        if reason is not None:
+        else:
             self._end(reason, flush=False)
 
     def can_hand_over(self) -> bool:
         return (
-            not self.done
-            and self.first_token_at is not None
+            not self._done
+            and self.progress.first_token_at is not None
             and bool(self.generated)
             and len(self.generated) < self.job.request.max_tokens
             and can_trim_prompt_cache(self.cache)
@@ -127,65 +112,50 @@ class SoloStream:
 
     def hand_over(self) -> HandOver:
         """Stop here and give the stream to a batch (see the module docstring)."""
-        self.done = True
+        self._done = True
         self._steps.close()
         trim_prompt_cache(self.cache, 1)
-        if hasattr(self.sampler, "rewind"):
-            self.sampler.rewind(1)
+        self.sampler.rewind(1)
         mx.eval([c.state for c in self.cache])
         return HandOver(
-            self.job,
-            self.assembler,
-            self.sampler,
-            self.processors,
-            self.generated[-1],
-            self.cache,
-            list(self.job.request.prompt_tokens) + self.generated[:-1],
-            self.job.request.max_tokens - len(self.generated),
-            len(self.generated),
-            self.first_token_at,
-            self.cached_tokens,
+            progress=self.progress,
+            sampler=self.sampler,
+            processors=self.processors,
+            next_input=self.generated[-1],
+            cache=self.cache,
+            context=list(self.job.request.prompt_tokens) + self.generated[:-1],
+            remaining_tokens=self.job.request.max_tokens - len(self.generated),
         )
 
     def end(self, reason: FinishReason) -> None:
-        """End from outside (the model is being dropped)."""
         self._end(reason)
 
-    def _end(self, reason: FinishReason, error: str | None = None, flush: bool = True) -> None:
-        if self.done:
+    def drop_model(self, model_id: str) -> None:
+        return None  # a solo stream uses its own model only
+
+    def _end(self, reason: FinishReason, failure: BaseException | None = None, flush: bool = True) -> None:
+        if self._done:
             return
-        self.done = True
+        self._done = True
         self._steps.close()
         if flush and reason != "error":
-            for event in self.assembler.finish():
-                self.job.emit(event)
+            self.progress.flush()
         if reason != "error":
             history = list(self.job.request.prompt_tokens) + self.sampled
-            keep_cache(self.job.loaded, self.job.request, history, self.cache, self.cached_tokens)
-        job, now = self.job, time.perf_counter()
-        ttft = self.first_token_at - job.submitted_at if self.first_token_at else 0.0
-        job.emit(
-            Finished(
-                reason,
-                self.prompt_count,
-                len(self.generated),
-                ttft,
-                now - job.submitted_at,
-                error,
-                self.assembler.guidance_outcome(reason),
-                cached_tokens=self.cached_tokens,
-            )
-        )
+            keep_cache(self.job.loaded, self.job.request, history, self.cache, self.progress.cached_tokens)
+        self.progress.finish(reason, failure)
 
 
-def reuse_prefix(loaded: Any, request: Any) -> tuple[list[Any] | None, int]:
+def reuse_prefix(loaded: LoadedModel, request: GenerationRequest) -> tuple[list[Any] | None, int]:
     """The prompt cache's best copy for this request, and how many prompt tokens it holds."""
     if not request.use_prompt_cache:
         return None, 0
     return loaded.prompt_cache.lookup(request.prompt_tokens, request.session_id)
 
 
-def keep_cache(loaded: Any, request: Any, history: list[int], cache: list[Any] | None, reused: int = 0) -> None:
+def keep_cache(
+    loaded: LoadedModel, request: GenerationRequest, history: list[int], cache: list[Any] | None, reused: int = 0
+) -> None:
     """Offer a finished stream's KV cache (holding the first `offset` tokens of its history).
     A copy that holds nothing beyond the prefix it was given is not kept again (it shares that
     entry's buffers). Keeping is an optimisation: a failure is logged, never allowed to end the engine."""
@@ -196,7 +166,7 @@ def keep_cache(loaded: Any, request: Any, history: list[int], cache: list[Any] |
             log.exception("could not keep a stream's KV cache for %s", loaded.model_id)
 
 
-def with_prefix(processors: list[Any], prefix: list[int]) -> list[Any]:
+def with_prefix(processors: list[LogitsProcessor], prefix: list[int]) -> list[LogitsProcessor]:
     """Processors that see the history the prompt cache served, as far back as any of them reads.
 
     The penalties look back PENALTY_CONTEXT tokens, logit_bias not at all, and the structured-output
@@ -210,7 +180,7 @@ def with_prefix(processors: list[Any], prefix: list[int]) -> list[Any]:
     return [_prefixed(p, head) for p in processors]
 
 
-def _prefixed(processor: Any, head: mx.array) -> Any:
+def _prefixed(processor: LogitsProcessor, head: mx.array) -> LogitsProcessor:
     def call(tokens: mx.array, logits: mx.array) -> mx.array:
         return processor(mx.concatenate([head, tokens.reshape(-1).astype(head.dtype)]), logits)
 

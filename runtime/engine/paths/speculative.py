@@ -25,11 +25,11 @@ from dataclasses import dataclass
 import mlx.core as mx
 from mlx_lm.models.cache import make_prompt_cache, trim_prompt_cache
 
-from runtime.engine.events import DraftStats, Finished, FinishReason, PromptProcessed, PromptStarted
+from runtime.engine.events import DecodePath, DraftStats, FinishReason
 from runtime.engine.jobs import StreamJob
 from runtime.engine.models import LoadedModel
+from runtime.engine.paths.base import HandOver, StreamProgress
 from runtime.engine.sampling import make_processors, make_sampler
-from runtime.engine.text import TextAssembler, describe_failure
 
 
 @dataclass
@@ -40,33 +40,44 @@ class Drafting:
 
 
 class SpeculativeStream:
-    """Same surface as SoloStream (step, end, done), but never handed over to a batch."""
+    """A DecodeStream that is never handed over to a batch."""
+
+    path: DecodePath = "speculative"
 
     def __init__(self, job: StreamJob, draft: LoadedModel, num_draft: int, prefill_step: int) -> None:
         self.job, request, loaded = job, job.request, job.loaded
         self.draft: LoadedModel | None = draft
         self.draft_id = draft.model_id
         self.num_draft, self.prefill_step = num_draft, prefill_step
-        self.assembler = TextAssembler(loaded.tokenizer, request)
+        self.progress = StreamProgress(job, self.path)
         self.sampler = make_sampler(request.sampling, loaded.vocab_size, request.inject_fault_at)
-        self.processors = make_processors(request.sampling, self.assembler.constraint)
+        self.processors = make_processors(request.sampling, self.progress.assembler.constraint)
         self.cache = make_prompt_cache(loaded.model)
         self.draft_cache = make_prompt_cache(draft.model)
         self.history: list[int] = list(request.prompt_tokens)  # prompt, then every kept token
-        self.generated = 0
         self.drafting = Drafting()
-        self.first_token_at: float | None = None
-        self.done = False
+        self._done = False
         self._prefilled = False
         self._stopped_by_text = False
-        job.emit(PromptStarted())
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    @property
+    def generated(self) -> int:
+        return self.progress.generated
 
     def can_hand_over(self) -> bool:
         return False
 
-    def drop_draft(self) -> None:
+    def hand_over(self) -> HandOver:
+        raise RuntimeError("a speculative stream is never handed over")
+
+    def drop_model(self, model_id: str) -> None:
         """The draft model is being unloaded: go on with the target alone (rounds of one token)."""
-        self.draft, self.draft_cache = None, []
+        if self.draft is not None and model_id == self.draft_id:
+            self.draft, self.draft_cache = None, []
 
     def step(self) -> None:
         """The first call prefills both models; each later call runs one round (1 to k+1 tokens)."""
@@ -78,7 +89,7 @@ class SpeculativeStream:
             if reason is None:
                 reason = self._round()
         except Exception as exc:  # a fault ends this stream only
-            self._end("error", describe_failure(exc))
+            self._end("error", exc)
             return
         if reason is not None:
             # A stop the assembler found (stop token or sequence) has had its final text sent.
@@ -146,8 +157,7 @@ class SpeculativeStream:
 
     def _sample(self, logprobs: mx.array, position: int) -> mx.array:
         """The target's draw for generated token number `position`, as one-at-a-time decoding draws it."""
-        sampler = self.sampler
-        return sampler.sample_at(logprobs, position) if hasattr(sampler, "sample_at") else sampler(logprobs)
+        return self.sampler.sample_at(logprobs, position)
 
     def _process(self, history: mx.array | None, drafts: list[mx.array], logits: mx.array) -> mx.array:
         if history is None:
@@ -158,16 +168,9 @@ class SpeculativeStream:
         return logits
 
     def _emit(self, token: int, logprobs: mx.array, from_draft: bool) -> FinishReason | None:
-        now = time.perf_counter()
-        if self.first_token_at is None:
-            self.first_token_at = now
-            self.job.emit(PromptProcessed(len(self.job.request.prompt_tokens), now - self.job.submitted_at))
-        events, reason = self.assembler.add(token, logprobs, from_draft=from_draft)
-        for event in events:
-            self.job.emit(event)
+        reason = self.progress.token(token, logprobs, time.perf_counter(), from_draft)
         if reason is None:
             self.history.append(token)
-            self.generated += 1
             self.drafting.accepted += from_draft
         self._stopped_by_text = reason is not None
         return reason
@@ -183,24 +186,11 @@ class SpeculativeStream:
         all_kept = bool(drafts) and kept == len(drafts)  # then the last draft was never fed to the draft
         self._draft_pending = drafts[-1:] + self.history[-1:] if all_kept else self.history[-1:]
 
-    def _end(self, reason: FinishReason, error: str | None = None, flush: bool = True) -> None:
-        if self.done:
+    def _end(self, reason: FinishReason, failure: BaseException | None = None, flush: bool = True) -> None:
+        if self._done:
             return
-        self.done = True
+        self._done = True
         if flush and reason != "error":
-            for event in self.assembler.finish():
-                self.job.emit(event)
-        job, now = self.job, time.perf_counter()
-        ttft = self.first_token_at - job.submitted_at if self.first_token_at else 0.0
-        job.emit(
-            Finished(
-                reason,
-                len(job.request.prompt_tokens),
-                self.generated,
-                ttft,
-                now - job.submitted_at,
-                error,
-                self.assembler.guidance_outcome(reason),
-                DraftStats(self.draft_id, self.num_draft, self.drafting.drafted, self.drafting.accepted),
-            )
-        )
+            self.progress.flush()
+        drafting = DraftStats(self.draft_id, self.num_draft, self.drafting.drafted, self.drafting.accepted)
+        self.progress.finish(reason, failure, drafting)

@@ -15,6 +15,7 @@ from typing import Any
 
 import mlx.core as mx
 
+from runtime.engine.events import DecodePath
 from runtime.engine.paths.solo import SoloStream
 
 
@@ -57,6 +58,8 @@ class _KnownKwargsOnly:
 
 
 class VisionStream(SoloStream):
+    path: DecodePath = "vision"
+
     def _start(self, prefill_step: int) -> Iterator[tuple[int, mx.array]]:
         from mlx_vlm.generate.ar import generate_step
         from mlx_vlm.generate.dispatch import _prepare_generation_inputs
@@ -67,7 +70,7 @@ class VisionStream(SoloStream):
         input_ids, pixel_values, mask, extra = _prepare_generation_inputs(
             loaded.model, loaded.processor, request.prompt_text, list(request.images), None, None, {}
         )
-        self.prompt_count = int(input_ids.size)
+        self.progress.prompt_count = int(input_ids.size)
         self.cache = cache.make_prompt_cache(loaded.model.language_model)
         return generate_step(
             input_ids,
