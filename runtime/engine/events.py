@@ -76,6 +76,8 @@ class Finished:
     guidance: GuidanceOutcome | None = None
     draft: DraftStats | None = None
     cached_tokens: int = 0  # prompt tokens served from the prompt cache (not prefilled)
+    path: DecodePath | None = None  # the decode path it ended on; None if it never started
+    handovers: int = 0
 
     @classmethod
     def unstarted(

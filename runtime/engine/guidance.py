@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import mlx.core as mx
 
@@ -24,20 +24,25 @@ from runtime import faults
 
 if TYPE_CHECKING:
     import numpy as np
+    from llguidance._lib import JsonCompileOptions  # only its stub defines it
 
 # llguidance (and, through llguidance.hf, transformers) is imported where it is first needed: the
 # runtime starts in a tenth of a second, and a host that never asks for structured output never
 # pays for it.
 
-JSON_OPTIONS: dict[str, Any] = {"item_separator": ", ", "key_separator": ": "}
+JSON_OPTIONS: JsonCompileOptions = {"item_separator": ", ", "key_separator": ": "}
 # Applied over anything a schema's "x-guidance" says: free whitespace could loop until max_tokens.
-JSON_OVERRIDES: dict[str, Any] = {"whitespace_flexible": False, "whitespace_pattern": None}
+JSON_OVERRIDES: JsonCompileOptions = {"whitespace_flexible": False, "whitespace_pattern": None}
 
 
 def json_schema_grammar(schema: dict[str, Any] | bool) -> str:
     import llguidance
 
-    return llguidance.LLMatcher.grammar_from_json_schema(schema, defaults=JSON_OPTIONS, overrides=JSON_OVERRIDES)
+    return llguidance.LLMatcher.grammar_from_json_schema(
+        schema,  # type: ignore[arg-type]  # a boolean schema compiles too; the stub says str or dict
+        defaults=JSON_OPTIONS,
+        overrides=JSON_OVERRIDES,
+    )
 
 
 def lark_grammar(lark: str) -> str:
@@ -167,7 +172,7 @@ class Constraint:
             self.prompt_len = flat.size
         generated = flat.size - self.prompt_len
         start = max(0, min(generated, len(self.consumed)) - SYNC_WINDOW)
-        self._follow(start, flat[self.prompt_len + start :].tolist() if generated > start else [])
+        self._follow(start, cast("list[int]", flat[self.prompt_len + start :].tolist()) if generated > start else [])
         if not self.follows:
             return logits  # a rejected draft position: what is sampled here is never kept
         return mx.where(self._allowed(logits.shape[-1]), logits, -mx.inf)

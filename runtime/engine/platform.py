@@ -16,6 +16,11 @@ def version_of(distribution: str) -> str | None:
         return None
 
 
+def mlx_version() -> str:
+    version: str = mx.__version__  # type: ignore[attr-defined]  # mlx.core's stubs leave it out
+    return version
+
+
 def backend() -> str:
     if mx.default_device() == mx.cpu:
         return "cpu"
@@ -24,7 +29,7 @@ def backend() -> str:
 
 def describe() -> dict[str, Any]:
     return {
-        "mlx_version": mx.__version__,
+        "mlx_version": mlx_version(),
         "mlx_lm_version": version_of("mlx-lm") or "unknown",
         "backend": backend(),
         "device": str(mx.default_device()),

@@ -7,6 +7,7 @@ Validation failures become `[{path, message}]` lists written by us, never librar
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,8 @@ def notification_schemas() -> dict[str, dict[str, Any]]:
 
 
 def error_table() -> list[dict[str, Any]]:
-    return _documents()["errors.json"]["x-codes"]
+    codes: list[dict[str, Any]] = _documents()["errors.json"]["x-codes"]
+    return codes
 
 
 @cache
@@ -96,7 +98,7 @@ def _describe(error: ValidationError) -> list[dict[str, str]]:
 
 
 def _message(kind: str, expected: Any, error: ValidationError) -> str:
-    simple = {
+    simple: dict[str, Callable[[], str]] = {
         "type": lambda: f"must be of type {_type_words(expected)}",
         "minimum": lambda: f"must be >= {expected}",
         "maximum": lambda: f"must be <= {expected}",
@@ -118,7 +120,8 @@ def _message(kind: str, expected: Any, error: ValidationError) -> str:
     if kind in simple:
         return simple[kind]()
     if kind in ("oneOf", "anyOf"):
-        return error.schema.get("x-error", "does not match any of the allowed forms")
+        message: str = error.schema.get("x-error", "does not match any of the allowed forms")
+        return message
     return f"is invalid ({kind})"
 
 

@@ -71,6 +71,8 @@ class StreamPublisher:
             "prefill_tokens": event.prompt_tokens - event.cached_tokens,
             "finish_reason": event.reason,
         }
+        if event.path is not None:
+            stats["path"], stats["handovers"] = event.path, event.handovers
         if event.draft is not None:
             stats["draft"] = _draft_fields(event.draft)
         if self.images:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import cast
 
 
 def grow(source: Path, out_dir: Path, total_layers: int, seed: int = 0) -> dict:
@@ -26,7 +27,8 @@ def grow(source: Path, out_dir: Path, total_layers: int, seed: int = 0) -> dict:
     mx.random.seed(seed)
     model = llama.Model(llama.ModelArgs.from_dict(grown))
     weights = dict(tree_flatten(model.parameters()))
-    weights.update(mx.load(str(source / "model.safetensors")))  # the source's layers and embeddings
+    source_weights = cast("dict[str, mx.array]", mx.load(str(source / "model.safetensors")))
+    weights.update(source_weights)  # the source's layers and embeddings
     for layer in range(config["num_hidden_layers"], total_layers):
         for name in ("self_attn.o_proj.weight", "mlp.down_proj.weight"):
             key = f"model.layers.{layer}.{name}"

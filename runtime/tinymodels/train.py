@@ -67,6 +67,7 @@ def _encode_corpus(out_dir: Path, cfg: TrainConfig):
     train_tokenizer(docs, out_dir, vocab_size=cfg.vocab_size)
     tokenizer = Tokenizer.from_file(str(out_dir / "tokenizer.json"))
     separator = tokenizer.token_to_id("<|endoftext|>")
+    assert separator is not None, "the trained tokenizer has <|endoftext|>"
     ids: list[int] = []
     for encoding in tokenizer.encode_batch(docs):
         ids.extend(encoding.ids)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 from runtime.tinymodels.tokenizer import CHATML_TEMPLATE
 
@@ -39,6 +40,7 @@ def build_vlm(out_dir: Path, lm_from: Path, seed: int = 0) -> dict:
     tokenizer.add_special_tokens([AddedToken(IMAGE_TOKEN, special=True, normalized=False)])
     tokenizer.save(str(out_dir / "tokenizer.json"))
     image_id = tokenizer.token_to_id(IMAGE_TOKEN)
+    assert image_id is not None, f"{IMAGE_TOKEN} was just added"
     lm_config = json.loads((lm_from / "config.json").read_text())
     if image_id >= lm_config["vocab_size"]:
         raise ValueError(f"no free embedding row for {IMAGE_TOKEN} (id {image_id})")
@@ -49,7 +51,7 @@ def build_vlm(out_dir: Path, lm_from: Path, seed: int = 0) -> dict:
     model_config.text_config = TextConfig.from_dict(config["text_config"])
     model_config.vision_config = VisionConfig.from_dict(config["vision_config"])
     weights = dict(tree_flatten(llava.Model(model_config).parameters()))
-    for name, value in mx.load(str(lm_from / "model.safetensors")).items():
+    for name, value in cast("dict[str, mx.array]", mx.load(str(lm_from / "model.safetensors"))).items():
         weights[f"language_model.{name}"] = value  # tiny-chat's trained weights, unchanged
     mx.save_safetensors(str(out_dir / "model.safetensors"), weights, metadata={"format": "mlx"})
 

@@ -40,6 +40,12 @@ def wait_for_state(client: RuntimeClient, stream_id: str, state: str, timeout: f
     raise TimeoutError(f"{stream_id} never reached {state}")
 
 
+def path_of(client: RuntimeClient, stream_id: str) -> tuple[str, int]:
+    """The decode path and hand-over count runtime/state shows for a running stream."""
+    (stream,) = [s for s in client.request("runtime/state")["streams"] if s["stream_id"] == stream_id]
+    return stream["path"], stream["handovers"]
+
+
 def test_eight_concurrent_greedy_streams_equal_the_same_requests_run_alone(runtime: RuntimeClient) -> None:
     alone = [
         runtime.collect(generate(runtime, prompt=p, max_tokens=n, temperature=0))["text"]
@@ -55,14 +61,16 @@ def test_eight_concurrent_greedy_streams_equal_the_same_requests_run_alone(runti
     together = [runtime.collect(f"batch-{i}") for i in range(len(PROMPTS))]
     assert [t["text"] for t in together] == alone
     assert all(t["event"]["finish_reason"] in ("stop", "length") for t in together)
+    assert [t["stats"]["path"] for t in together] == ["batch"] * len(PROMPTS)  # decoded together, not in turn
 
 
 def test_seeded_sampling_is_reproducible_inside_a_batch(runtime: RuntimeClient) -> None:
     params = {"prompt": "Once upon a time", "max_tokens": 40, "temperature": 1.0, "seed": 1234}
     alone = runtime.collect(generate(runtime, **params))["text"]
     ids = [generate(runtime, **params) for _ in range(3)] + [generate(runtime, prompt="The", max_tokens=40, seed=9)]
-    texts = [runtime.collect(sid)["text"] for sid in ids]
-    assert texts[0] == texts[1] == texts[2] == alone
+    outs = [runtime.collect(sid) for sid in ids]
+    assert outs[0]["text"] == outs[1]["text"] == outs[2]["text"] == alone
+    assert {out["stats"]["path"] for out in outs} == {"batch"}
 
 
 def test_a_cancelled_batched_stream_leaves_the_others_unchanged(runtime: RuntimeClient) -> None:
@@ -158,7 +166,9 @@ def test_the_sequential_path_serves_the_same_text_as_the_batched_one() -> None:
         ids = [
             generate(client, prompt=p, max_tokens=n, temperature=0) for p, n in zip(PROMPTS, MAX_TOKENS, strict=True)
         ]
-        texts = [client.collect(sid)["text"] for sid in ids]
+        outs = [client.collect(sid) for sid in ids]
+        texts = [out["text"] for out in outs]
+        assert {out["stats"]["path"] for out in outs} == {"solo"}
     finally:
         client.close()
     batched = spawn_runtime()
@@ -167,7 +177,9 @@ def test_the_sequential_path_serves_the_same_text_as_the_batched_one() -> None:
         ids = [
             generate(batched, prompt=p, max_tokens=n, temperature=0) for p, n in zip(PROMPTS, MAX_TOKENS, strict=True)
         ]
-        assert [batched.collect(sid)["text"] for sid in ids] == texts
+        outs = [batched.collect(sid) for sid in ids]
+        assert [out["text"] for out in outs] == texts
+        assert "batch" in {out["stats"]["path"] for out in outs}
     finally:
         batched.close()
 
@@ -185,7 +197,10 @@ def test_a_stream_joined_mid_decode_keeps_the_text_it_would_have_had_alone(
     ):
         assert time.monotonic() < deadline
         time.sleep(0.005)
+    assert path_of(runtime, first) == ("solo", 0)  # alone on its model: the single-stream path
     others = [generate(runtime, prompt=p, max_tokens=50, temperature=0) for p in PROMPTS[:3]]
-    assert runtime.collect(first)["text"] == alone
+    out = runtime.collect(first)
+    assert out["text"] == alone
+    assert (out["stats"]["path"], out["stats"]["handovers"]) == ("batch", 1)  # it moved into the batch once
     for stream_id in others:
-        runtime.collect(stream_id)
+        assert runtime.collect(stream_id)["stats"]["path"] == "batch"

@@ -147,7 +147,26 @@ def test_control_calls_answer_while_a_long_generation_runs(runtime: RuntimeClien
     runtime.collect(stream_id)
 
 
-def test_every_stream_gets_exactly_one_terminal_event(runtime: RuntimeClient) -> None:
-    finals = [m["params"]["stream_id"] for m in list(runtime.messages) if m.get("method") == "stream.event"]
-    assert len(finals) == len(set(finals))
-    assert runtime.request("runtime/state")["active_streams"] == 0
+def test_every_stream_gets_exactly_one_terminal_event_however_it_ends() -> None:
+    """Completed, cut by max_tokens, cancelled while decoding, cancelled and timed out while
+    queued: each stream's last message is its one stream.event, and nothing stays active."""
+    client = spawn_runtime("--max-active-streams", "1", "--max-queued", "4")
+    try:
+        client.request("load_model", {"model_id": MODEL})
+        short = {"model_id": MODEL, "prompt": STORY, "max_tokens": 8, "temperature": 0}
+        decoding = client.request("generate", LONG)["stream_id"]
+        wait_until(lambda: stream_state(client, decoding) == "decoding")
+        queued = [client.request("generate", short)["stream_id"] for _ in range(2)]
+        timed_out = client.request("generate", {**short, "timeout_ms": 100})["stream_id"]
+        time.sleep(0.3)  # past the queued stream's deadline while the first still holds the only slot
+        assert client.request("cancel", {"stream_id": queued[0]})["cancelled"]
+        assert client.request("cancel", {"stream_id": decoding})["cancelled"]
+        reasons = {sid: client.collect(sid)["event"]["finish_reason"] for sid in [decoding, *queued, timed_out]}
+        assert reasons == {decoding: "cancelled", queued[0]: "cancelled", queued[1]: "length", timed_out: "timeout"}
+        wait_until(lambda: client.request("runtime/state")["active_streams"] == 0, timeout=5)
+        for stream_id in reasons:
+            mine = [m for m in list(client.messages) if m.get("params", {}).get("stream_id") == stream_id]
+            assert [m["method"] for m in mine].count("stream.event") == 1 and mine[-1]["method"] == "stream.event"
+        assert_schema_clean(client)
+    finally:
+        client.close()

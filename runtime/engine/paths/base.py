@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import mlx.core as mx
 
-from runtime.engine.events import DecodePath, DraftStats, Finished, FinishReason, PromptProcessed, PromptStarted
+from runtime.engine.events import (
+    DecodePath,
+    DraftStats,
+    Finished,
+    FinishReason,
+    HandedOver,
+    PromptProcessed,
+    PromptStarted,
+)
 from runtime.engine.jobs import StreamJob
 from runtime.engine.text import TextAssembler
 
@@ -65,7 +73,8 @@ class StreamProgress:
     """One stream's bookkeeping on whatever path decodes it; emits its events in order, once."""
 
     def __init__(self, job: StreamJob, path: DecodePath, assembler: TextAssembler | None = None) -> None:
-        self.job = job
+        self.job, self.path = job, path
+        self.handovers = 0
         self.assembler = assembler or TextAssembler(job.loaded.tokenizer, job.request)
         self.prompt_count = len(job.request.prompt_tokens)  # vision: the processor's expanded count
         self.first_token_at: float | None = None
@@ -73,6 +82,12 @@ class StreamProgress:
         self.cached_tokens = 0
         self.ended = False
         job.emit(PromptStarted(path))
+
+    def moved(self, path: DecodePath) -> None:
+        """The stream continues on another decode path (a solo stream joined its model's batch)."""
+        self.path = path
+        self.handovers += 1
+        self.job.emit(HandedOver(path))
 
     def token_arrived(self, now: float) -> None:
         """A token was sampled: the first one ends the prompt's processing (TTFT)."""
@@ -119,5 +134,7 @@ class StreamProgress:
                 guidance=self.assembler.guidance_outcome(reason),
                 draft=draft,
                 cached_tokens=self.cached_tokens,
+                path=self.path,
+                handovers=self.handovers,
             )
         )

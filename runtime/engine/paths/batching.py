@@ -18,7 +18,7 @@ from typing import Any
 import mlx.core as mx
 from mlx_lm.generate import BatchGenerator, StopSequences
 
-from runtime.engine.events import FinishReason, HandedOver
+from runtime.engine.events import FinishReason
 from runtime.engine.jobs import StreamJob
 from runtime.engine.models import LoadedModel
 from runtime.engine.paths.base import HandOver, StreamProgress
@@ -81,7 +81,7 @@ class ModelBatch:
             cache=moving.cache,
             context=moving.context,
         )
-        member.job.emit(HandedOver("batch"))
+        member.progress.moved("batch")
 
     def _insert(
         self,
