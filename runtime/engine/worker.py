@@ -38,6 +38,23 @@ class JobSource(Protocol):
     def waiting(self) -> int: ...
 
 
+class TurnOutput(Protocol):
+    """Where a turn's output goes: held while the turn runs, then handed on in one piece (the
+    writer's hold/release); `release(True)` when the engine goes idle and nothing may stay behind."""
+
+    def hold(self) -> None: ...
+
+    def release(self, force: bool = False) -> None: ...
+
+
+class _Unheld:
+    def hold(self) -> None:
+        return None
+
+    def release(self, force: bool = False) -> None:
+        return None
+
+
 class EngineWorker:
     def __init__(
         self,
@@ -48,14 +65,12 @@ class EngineWorker:
         prefill_step: int = 512,
         batching: bool = True,
         disable_compile: bool = True,
-        around_turn: tuple[Callable[[], None], Callable[[bool], None]] | None = None,
+        output: TurnOutput | None = None,
     ) -> None:
         self._source, self._on_fatal = source, on_fatal
         self.max_active, self.prefill_step, self.batching = max_active, prefill_step, batching
         self._disable_compile = disable_compile
-        # Called before and after each turn (the app gathers the turn's output into one write);
-        # after_turn(True) means the engine is going idle and nothing may stay behind.
-        self._before_turn, self._after_turn = around_turn or (lambda: None, lambda _idle: None)
+        self._output = output or _Unheld()  # the app gathers each turn's output into one write
         self._calls: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]]] = queue.SimpleQueue()
         self._batches: dict[str, ModelBatch] = {}
         self._solos: list[DecodeStream] = []  # solo, vision and speculative streams
@@ -97,12 +112,12 @@ class EngineWorker:
             self._setup()
             while True:
                 if self._drain_calls(block=self.running_streams() == 0 and self._source.waiting() == 0):
-                    self._after_turn(True)  # a call's answer was sent from here: do not hold it
-                self._before_turn()
+                    self._output.release(True)  # a call's answer was sent from here: do not hold it
+                self._output.hold()
                 try:
                     self._turn(time.perf_counter())
                 finally:
-                    self._after_turn(self.running_streams() == 0 and self._source.waiting() == 0)
+                    self._output.release(self.running_streams() == 0 and self._source.waiting() == 0)
         except BaseException as exc:  # the engine itself broke: the app reports it and exits
             log.critical("engine thread failed", exc_info=True)
             self._on_fatal(exc)

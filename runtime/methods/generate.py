@@ -83,8 +83,8 @@ def _when_prepared(services: Services, entries: list[Any], start: Start, ctx: Ca
     compiled yet, images to load and decode: milliseconds to seconds) is prepared on the preparer
     thread, and answered from there."""
     if all(_prepared(services, entry) for entry in entries):
-        result, hooks = start()
-        return Reply(result, after_send=_run_all(hooks))
+        result, started = start()
+        return Reply(result, after_send=_run_all(started))
     hooks: list[AfterSend] = []
     key = request_key(ctx.request_id)
     services.preparing.add(key)

@@ -59,7 +59,7 @@ class App:
             prefill_step=limits.prefill_step,
             batching=limits.batching,
             disable_compile=disable_compile,
-            around_turn=(self.writer.hold, self.writer.release),
+            output=self.writer,
         )
         breaker = CircuitBreaker(
             limits.breaker_threshold,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Generator
+from typing import Any, cast
 
 import mlx.core as mx
 from mlx_lm.generate import generate_step
@@ -25,6 +25,8 @@ from runtime.engine.request import GenerationRequest
 from runtime.engine.sampling import PENALTY_CONTEXT, LogitsProcessor, make_processors, make_sampler
 
 log = logging.getLogger(__name__)
+# What generate_step yields: the token (mlx-lm yields `y.item()`, typed there as an array) and its logprobs.
+TokenSteps = Generator[tuple[int, mx.array], None, None]
 
 
 class _Stop(Exception):
@@ -53,14 +55,14 @@ class SoloStream:
     def done(self) -> bool:
         return self._done
 
-    def _start(self, prefill_step: int) -> Iterator[tuple[int, mx.array]]:
+    def _start(self, prefill_step: int) -> TokenSteps:
         """The token generator: mlx-lm's generate_step over the prompt, or over what the prompt
         cache does not hold of it (paths/vision.py overrides this)."""
         request, loaded = self.job.request, self.job.loaded
         cache, cached = reuse_prefix(loaded, request)
         self.progress.cached_tokens = cached
         self.cache = cache or make_prompt_cache(loaded.model)
-        return generate_step(
+        steps = generate_step(
             mx.array(request.prompt_tokens[cached:]),
             loaded.model,
             max_tokens=request.max_tokens,
@@ -70,6 +72,7 @@ class SoloStream:
             prefill_step_size=prefill_step,
             prompt_progress_callback=self._check_stop,
         )
+        return cast(TokenSteps, steps)
 
     def _check_stop(self, _done: int, _total: int) -> None:
         reason = self.job.stop_reason(time.perf_counter())

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import cast
 
 import mlx.core as mx
 from mlx_lm.models.cache import make_prompt_cache, trim_prompt_cache
@@ -126,8 +127,8 @@ class SpeculativeStream:
             choices.append(self._sample(row, self.generated + position))
             logprobs.append(row.squeeze(0))
         mx.eval(choices, drafts)
-        chosen = mx.concatenate(choices).tolist()
-        proposed = mx.concatenate(drafts).tolist() if drafts else []
+        chosen = cast("list[int]", mx.concatenate(choices).tolist())
+        proposed = cast("list[int]", mx.concatenate(drafts).tolist()) if drafts else []
         self.drafting.drafted += len(proposed)
         kept = 0
         for position, token in enumerate(chosen):

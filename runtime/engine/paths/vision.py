@@ -9,14 +9,11 @@ progress callback, so a prefill runs to its end: short for the image sizes these
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import mlx.core as mx
+from typing import Any, cast
 
 from runtime.engine.events import DecodePath
-from runtime.engine.paths.solo import SoloStream
+from runtime.engine.paths.solo import SoloStream, TokenSteps
 
 
 def is_vision_config(config: dict[str, Any]) -> bool:
@@ -60,7 +57,7 @@ class _KnownKwargsOnly:
 class VisionStream(SoloStream):
     path: DecodePath = "vision"
 
-    def _start(self, prefill_step: int) -> Iterator[tuple[int, mx.array]]:
+    def _start(self, prefill_step: int) -> TokenSteps:
         from mlx_vlm.generate.ar import generate_step
         from mlx_vlm.generate.dispatch import _prepare_generation_inputs
         from mlx_vlm.models import cache
@@ -72,7 +69,7 @@ class VisionStream(SoloStream):
         )
         self.progress.prompt_count = int(input_ids.size)
         self.cache = cache.make_prompt_cache(loaded.model.language_model)
-        return generate_step(
+        steps = generate_step(
             input_ids,
             loaded.model,
             pixel_values,
@@ -84,6 +81,7 @@ class VisionStream(SoloStream):
             prefill_step_size=prefill_step,
             **extra,
         )
+        return cast(TokenSteps, steps)
 
     def can_hand_over(self) -> bool:
         return False
