@@ -115,20 +115,21 @@ class _RawPair:
 
         if mx.default_device() == mx.cpu:
             mx.disable_compile()  # as the runtime does on CPU
-        self.model, self.tokenizer = load(str(target))
-        self.draft, _ = load(str(draft))
+        self.model, self.tokenizer = load(str(target))[:2]  # typed as 2 or 3 items
+        self.draft = load(str(draft))[0]
         self.processors = make_logits_processors(logit_bias={i: NO_EOS_BIAS for i in eos_ids})
 
     def stream(self, tokens: int, num_draft: int | None) -> dict[str, float]:
         from mlx_lm import stream_generate
 
-        extra = {"draft_model": self.draft, "num_draft_tokens": num_draft} if num_draft else {}
+        extra: dict[str, Any] = {"draft_model": self.draft, "num_draft_tokens": num_draft} if num_draft else {}
         first, count = None, 0
         for _ in stream_generate(
             self.model, self.tokenizer, PROMPT, max_tokens=tokens, logits_processors=self.processors, **extra
         ):
             first = first or time.perf_counter()
             count += 1
+        assert first is not None, "mlx-lm produced no token"
         return {"tps": (count - 1) / (time.perf_counter() - first)}
 
 

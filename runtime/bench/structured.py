@@ -15,7 +15,7 @@ from runtime.bench.host import median, timed_stream
 
 PROMPT = "<|im_start|>user\nGive me a JSON list of pets.<|im_end|>\n<|im_start|>assistant\n"
 # An array that needs more items than any run writes: the grammar never lets the stream end early.
-ENDLESS_PETS = {
+ENDLESS_PETS: dict[str, Any] = {
     "type": "array",
     "items": {
         "type": "object",

@@ -112,13 +112,14 @@ class _Direct:
             self.model,
             self.processor,
             self.prompt,
-            image=[image],
+            image=[image],  # type: ignore[list-item]  # mlx-vlm takes PIL images too; its annotation says paths
             max_tokens=tokens,
             temperature=0.0,
             logit_bias=self.bias,
         ):
             first = first or time.perf_counter()
             count += 1
+        assert first is not None, "mlx-vlm produced no token"
         return {"ttft_ms": (first - started) * 1000, "decode_tps": (count - 1) / (time.perf_counter() - first)}
 
 

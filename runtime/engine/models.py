@@ -8,7 +8,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import mlx.core as mx
 
@@ -70,12 +70,17 @@ class ModelStore:
         with self._lock:
             return list(self._models.values())
 
-    def load(self, model_id: str, resolved: ResolvedModel, context_length: int | None) -> LoadedModel:
+    def load(
+        self, model_id: str, resolved: ResolvedModel, context_length: int | None, started: float | None = None
+    ) -> LoadedModel:
+        """`started` (perf_counter) is when the host's load_model was taken in, so the load time counts
+        what the host waited for: resolving, the memory check, the first load's imports, the weights."""
+        started = time.perf_counter() if started is None else started
         from mlx_lm.utils import load as mlx_lm_load
 
         from runtime.engine.paths.vision import is_vision_config, load_vision
 
-        started, before = time.perf_counter(), mx.get_active_memory()
+        before = mx.get_active_memory()
         processor = None
         try:
             config = json.loads((resolved.path / "config.json").read_text())
@@ -83,7 +88,7 @@ class ModelStore:
                 eos = config.get("eos_token_id")
                 model, processor, tokenizer = load_vision(resolved.path, [eos] if isinstance(eos, int) else eos)
             else:
-                model, tokenizer = mlx_lm_load(str(resolved.path))
+                model, tokenizer = mlx_lm_load(str(resolved.path))[:2]
             mx.eval(model.parameters())
         except Exception as exc:
             raise faults.ModelLoadFailed(
@@ -126,7 +131,7 @@ def _describe(
 ) -> LoadedModel:
     from mlx.utils import tree_flatten
 
-    params = tree_flatten(model.parameters())
+    params = cast("list[tuple[str, mx.array]]", tree_flatten(model.parameters()))
     config = json.loads((resolved.path / "config.json").read_text())
     text_config = config.get("text_config", config)
     vocab_size = text_config.get("vocab_size") or len(tokenizer)

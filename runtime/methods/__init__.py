@@ -22,6 +22,7 @@ METHOD_NAMES = [
     "batch_tokenize",
     "detokenize",
     "check_draft",
+    "batch_check_draft",
     "set_draft",
     "session/save",
     "session/load",

@@ -1,4 +1,5 @@
-"""Speculative decoding from the host's side: check_draft, set_draft, and the draft of a request.
+"""Speculative decoding from the host's side: check_draft, batch_check_draft, set_draft, and the
+draft of a request.
 
 A target can be paired with a draft (set_draft, or load_model with draft_model_id); a request
 then drafts with it unless it names another draft (`draft_model`) or none (`draft_model: null`).
@@ -7,8 +8,6 @@ Every pair is checked before use (engine/drafts.py) and the verdict is kept per 
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -18,6 +17,7 @@ from runtime.engine.drafts import Compatibility, check_pair, measure
 from runtime.engine.models import LoadedModel
 from runtime.engine.request import DraftChoice
 from runtime.methods.context import Services
+from runtime.protocol.batches import run_entries
 from runtime.protocol.dispatch import CallContext, Method, Reply
 
 DEFAULT_DRAFT_TOKENS = 3
@@ -96,26 +96,43 @@ def _require_compatible(services: Services, target: LoadedModel, draft: LoadedMo
 # --- methods -----------------------------------------------------------------------------------------
 def check_draft(services: Services, params: dict[str, Any], ctx: CallContext) -> Reply:
     """The verdict (and with measure: true, a measured speed-up) of a target/draft pair."""
-    target = services.store.require(params["primary_id"])
-    draft = _loaded_draft(services, params["draft_id"])
-    future: Future[Any] = Future()
+    target, draft = _pair_models(services, params)  # a model not loaded is answered at once
+    return services.in_background(partial(_check, services, target, draft, params))
 
-    def run() -> None:
-        try:
-            verdict = compatibility(services, target, draft)
-            result = _verdict_result(target, draft, verdict)
-            if params.get("measure") and verdict.compatible:
-                counts = [params["num_draft_tokens"]] if "num_draft_tokens" in params else SWEEP
-                probe = params.get("probe_tokens", 64)
-                measured = measure(_on_engine(services), target, draft, counts, probe)
-                result["measurement"] = measured
-                result["details"]["performance_estimate"] = _estimate(measured, result["details"]["size_ratio"])
-            future.set_result(result)
-        except BaseException as exc:
-            future.set_exception(exc)
 
-    threading.Thread(target=run, name="check-draft", daemon=True).start()
-    return Reply(future=future)
+def batch_check_draft(services: Services, params: dict[str, Any], ctx: CallContext) -> Reply:
+    """Several check_draft calls, one result per entry in order, each succeeding or failing on its own.
+
+    One background task runs the entries one after another: measurements never overlap (they would
+    slow each other and skew the speed-ups), and the task never waits on the pool it runs in.
+    """
+    return services.in_background(partial(_check_entries, services, params["requests"]))
+
+
+def _check_entries(services: Services, entries: list[Any]) -> dict[str, Any]:
+    return {"results": run_entries("check_draft", entries, partial(_check_entry, services))}
+
+
+def _check_entry(services: Services, params: dict[str, Any]) -> dict[str, Any]:
+    target, draft = _pair_models(services, params)
+    return _check(services, target, draft, params)
+
+
+def _pair_models(services: Services, params: dict[str, Any]) -> tuple[LoadedModel, LoadedModel]:
+    return services.store.require(params["primary_id"]), _loaded_draft(services, params["draft_id"])
+
+
+def _check(services: Services, target: LoadedModel, draft: LoadedModel, params: dict[str, Any]) -> dict[str, Any]:
+    """Off the reader thread: comparing vocabularies and measuring take milliseconds to seconds."""
+    verdict = compatibility(services, target, draft)
+    result = _verdict_result(target, draft, verdict)
+    if params.get("measure") and verdict.compatible:
+        counts = [params["num_draft_tokens"]] if "num_draft_tokens" in params else SWEEP
+        probe = params.get("probe_tokens", 64)
+        measured = measure(_on_engine(services), target, draft, counts, probe)
+        result["measurement"] = measured
+        result["details"]["performance_estimate"] = _estimate(measured, result["details"]["size_ratio"])
+    return result
 
 
 def _on_engine(services: Services) -> Any:
@@ -170,5 +187,6 @@ def set_draft(services: Services, params: dict[str, Any], ctx: CallContext) -> d
 def methods(services: Services) -> list[Method]:
     return [
         Method("check_draft", partial(check_draft, services)),
+        Method("batch_check_draft", partial(batch_check_draft, services)),
         Method("set_draft", partial(set_draft, services)),
     ]

@@ -2,16 +2,13 @@
 
 A session is the prompt-cache entry that `generate` with a `session_id` pins (engine/prompt_cache.py).
 Files live in the configured cache directory only, one per session id (ids are plain names: no
-separators, no traversal). Hashing and file reading run on a thread of their own; reading and
-writing the arrays runs on the engine thread.
+separators, no traversal). Hashing and file reading run on the background pool
+(`Services.background`); reading and writing the arrays runs on the engine thread.
 """
 
 from __future__ import annotations
 
 import re
-import threading
-from collections.abc import Callable
-from concurrent.futures import Future
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -48,19 +45,6 @@ def model_fingerprint(services: Services, loaded: LoadedModel) -> str:
     return services.fingerprints[key]
 
 
-def _in_thread(work: Callable[[], Any]) -> Reply:
-    future: Future[Any] = Future()
-
-    def run() -> None:
-        try:
-            future.set_result(work())
-        except BaseException as exc:
-            future.set_exception(exc)
-
-    threading.Thread(target=run, name="session", daemon=True).start()
-    return Reply(future=future)
-
-
 def _holder(services: Services, session_id: str) -> LoadedModel:
     for loaded in services.store.all():
         if loaded.prompt_cache.session_entry(session_id) is not None:
@@ -85,7 +69,7 @@ def save(services: Services, params: dict[str, Any], ctx: CallContext) -> Reply:
         size, tokens = services.worker.call(write).result()
         return {"session_id": session_id, "model_id": loaded.model_id, "tokens": tokens, "file_bytes": size}
 
-    return _in_thread(work)
+    return services.in_background(work)
 
 
 def load(services: Services, params: dict[str, Any], ctx: CallContext) -> Reply:
@@ -115,7 +99,7 @@ def load(services: Services, params: dict[str, Any], ctx: CallContext) -> Reply:
             raise faults.InvalidInput.at("/session_id", str(exc)) from None
         return {"session_id": session_id, "model_id": loaded.model_id, "tokens": tokens}
 
-    return _in_thread(work)
+    return services.in_background(work)
 
 
 def list_sessions(services: Services, params: dict[str, Any], ctx: CallContext) -> Reply:
@@ -144,7 +128,7 @@ def list_sessions(services: Services, params: dict[str, Any], ctx: CallContext) 
             row.update(on_disk=True, file_bytes=path.stat().st_size)
         return {"sessions": sorted(found.values(), key=lambda r: r["session_id"]), "cache_dir": str(root)}
 
-    return _in_thread(work)
+    return services.in_background(work)
 
 
 def drop(services: Services, params: dict[str, Any], ctx: CallContext) -> Reply:
@@ -163,7 +147,7 @@ def drop(services: Services, params: dict[str, Any], ctx: CallContext) -> Reply:
             deleted = True
         return {"session_id": session_id, "dropped": dropped, "deleted_file": deleted}
 
-    return _in_thread(work)
+    return services.in_background(work)
 
 
 def methods(services: Services) -> list[Method]:

@@ -83,7 +83,8 @@ def _vision_inputs(
             where, f"the prompt has {text.count(token)} {token} tokens for {len(sources)} images"
         )
     tokens = loaded.tokenizer.encode(text, add_special_tokens=False)
-    prompts.check_prompt_length(loaded, tokens, limits.max_prompt_tokens, where)  # before any image is decoded
+    text_field = "/messages" if "messages" in params else "/prompt"
+    prompts.check_prompt_length(loaded, tokens, limits.max_prompt_tokens, text_field)  # before any image is decoded
     pictures = tuple(images.load_image(source, path, policy) for source, path in sources)
     return text, pictures, tokens
 

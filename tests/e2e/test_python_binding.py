@@ -138,6 +138,19 @@ async def test_errors_come_back_as_rpc_errors_with_their_code() -> None:
         assert absent.value.code == -32005
 
 
+async def test_batch_check_draft_gives_one_entry_per_request_and_a_bad_one_fails_alone() -> None:
+    async with await spawn() as rt:
+        await rt.load_model(MODEL)
+        await rt.load_model("tiny-draft")
+        answer = await rt.batch_check_draft(
+            [{"primary_id": MODEL, "draft_id": "tiny-draft"}, {"primary_id": MODEL, "draft_id": "absent"}]
+        )
+        good, missing = answer["results"]
+        assert good["success"] and good["result"]["compatible"] and good["error"] is None
+        assert not missing["success"] and missing["result"] is None
+        assert missing["code"] == -32005 and missing["data"] == {"type": "ModelNotLoaded", "model_id": "absent"}
+
+
 FAKE_READY = (
     "import json, os, sys, time\n"
     'print(json.dumps({"jsonrpc": "2.0", "method": "runtime/ready", "params": {"env": sorted(os.environ)}}),'

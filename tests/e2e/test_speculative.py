@@ -256,3 +256,71 @@ def test_draft_tokens_without_a_draft_are_refused(rt: RuntimeClient) -> None:
     with pytest.raises(RpcFailure) as failure:
         run(rt, prompt="x", num_draft_tokens=3)
     assert failure.value.data["errors"][0]["path"] == "/num_draft_tokens"
+
+
+def test_batch_check_draft_answers_each_entry_on_its_own_in_order(rt: RuntimeClient) -> None:
+    requests = [
+        {"primary_id": MODEL, "draft_id": DRAFT},
+        {"primary_id": MODEL, "draft_id": "not-loaded-draft"},
+        {"primary_id": DRAFT, "draft_id": MODEL},
+        {"primary_id": MODEL},
+    ]
+    results = rt.request("batch_check_draft", {"requests": requests})["results"]
+    assert len(results) == 4
+    good, missing, reversed_pair, malformed = results
+    assert good == {"success": True, "result": rt.request("check_draft", requests[0]), "error": None}
+    assert missing == {
+        "success": False,
+        "result": None,
+        "error": "Draft model not loaded: not-loaded-draft",
+        "code": -32005,
+        "data": {"type": "ModelNotLoaded", "model_id": "not-loaded-draft"},
+    }
+    assert reversed_pair["success"] and reversed_pair["result"]["compatible"]
+    assert "the draft is not smaller than the target" in reversed_pair["result"]["warnings"][0]
+    assert not malformed["success"] and malformed["code"] == -32602
+    assert malformed["data"]["errors"] == [{"path": "/requests/3/draft_id", "message": "is required"}]
+
+
+def test_batch_check_draft_measures_only_the_entries_that_ask(rt: RuntimeClient) -> None:
+    measured, plain = rt.request(
+        "batch_check_draft",
+        {
+            "requests": [
+                {"primary_id": MODEL, "draft_id": DRAFT, "measure": True, "num_draft_tokens": 2, "probe_tokens": 16},
+                {"primary_id": MODEL, "draft_id": DRAFT},
+            ]
+        },
+        timeout=120,
+    )["results"]
+    assert measured["success"] and plain["success"]
+    measurement = measured["result"]["measurement"]
+    assert measurement["num_draft_tokens"] == 2 and measurement["probe_tokens"] == 16
+    assert [row["num_draft_tokens"] for row in measurement["sweep"]] == [2]
+    assert measurement["baseline_tokens_per_second"] > 0 and 0 <= measurement["acceptance_rate"] <= 1
+    estimate = measured["result"]["details"]["performance_estimate"]
+    assert estimate["expected_speedup"] == f"{measurement['speedup']:.2f}x"
+    assert "measurement" not in plain["result"] and "performance_estimate" not in plain["result"]["details"]
+
+
+def test_runtime_info_advertises_batch_check_draft_beside_check_draft(rt: RuntimeClient) -> None:
+    capabilities = rt.request("runtime/info")["capabilities"]
+    assert {"check_draft", "batch_check_draft", "batch_tokenize"} <= set(capabilities)
+
+
+def test_a_load_with_a_draft_shares_the_drafts_load_already_in_flight() -> None:
+    client = spawn_runtime()
+    try:
+        draft_load = client.call_async("load_model", {"model_id": DRAFT})
+        paired_load = client.call_async("load_model", {"model_id": MODEL, "draft_model_id": DRAFT})
+        assert draft_load.result(60)["result"]["model_id"] == DRAFT
+        assert paired_load.result(60)["result"]["draft"] == {"model_id": DRAFT, "num_draft_tokens": 3}
+        stages = [
+            m["params"]["stage"]
+            for m in list(client.messages)
+            if m.get("method") == "model.progress" and m["params"]["model_id"] == DRAFT
+        ]
+        assert stages == ["resolving", "loading", "ready"]
+        assert_schema_clean(client)
+    finally:
+        client.close()

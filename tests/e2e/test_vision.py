@@ -297,3 +297,24 @@ def test_a_request_cancelled_while_its_image_is_fetched_never_starts(
     response = pending.result(timeout=30)
     assert response["error"]["code"] == -32009, response
     assert not [m for m in rt.messages if isinstance(m, dict) and m.get("params", {}).get("stream_id") == "late"]
+
+
+def stream_messages(client: RuntimeClient, stream_id: str) -> list[dict[str, Any]]:
+    return [m for m in client.messages if isinstance(m, dict) and m.get("params", {}).get("stream_id") == stream_id]
+
+
+def test_a_vision_prompt_over_max_prompt_tokens_is_refused_before_its_images_are_read() -> None:
+    long_text = {"type": "text", "text": " ".join([QUESTION] * 40)}
+    with runtime_with("--max-prompt-tokens", "96", models=(VLM,)) as client:
+        for source in (b64(picture(1)), "!!!not base64!!!"):  # the length is checked before any decoding
+            with pytest.raises(RpcFailure) as failure:
+                client.request(
+                    "generate", {"model_id": VLM, "messages": [user(image_url(source), long_text)], "stream_id": "long"}
+                )
+            assert failure.value.code == -32602
+            [error] = failure.value.data["errors"]
+            assert error["path"] == "/messages" and "the runtime's limit is 96" in error["message"], error
+        assert not stream_messages(client, "long")
+        served = run(client, messages=[user(image_url(b64(picture(1))), TEXT)], max_tokens=8)
+        assert served["event"]["event"] == "completed" and served["stats"]["images"] == 1
+        assert_schema_clean(client)

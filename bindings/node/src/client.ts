@@ -5,6 +5,7 @@ import { RuntimeExitedError, RuntimeTimeoutError, type ExitStatus } from "./erro
 import { Generation, type GenerationResult } from "./generation.js";
 import type { ProcessConfig } from "./process.js";
 import type {
+  BatchCheckDraftResult,
   CheckDraftParams,
   CheckDraftResult,
   GenerateParams,
@@ -178,6 +179,14 @@ export class RuntimeClient extends EventEmitter<ClientEvents> {
   /** `check_draft`: can the draft serve the target; with `measure: true`, a measured speed-up and verdict. */
   checkDraft(params: CheckDraftParams): Promise<CheckDraftResult> {
     return this.request("check_draft", params, { timeoutMs: 600_000 });
+  }
+
+  /**
+   * `batch_check_draft`: several checkDraft params at once. `results` holds one
+   * `{success, result, error, code?, data?}` per request, in order: a bad entry fails alone.
+   */
+  batchCheckDraft(params: { requests: CheckDraftParams[] }): Promise<BatchCheckDraftResult> {
+    return this.request("batch_check_draft", params, { timeoutMs: 600_000 });
   }
 
   /** `set_draft`: pair a target with a draft (null unpairs); its requests then decode speculatively. */

@@ -87,6 +87,7 @@ export type ModelInfo = {
   is_vision_model: boolean;
   vocab_size: number;
   memory_bytes: number;
+  /** Milliseconds the host waited for this load: from when the runtime took the load_model request in to when the model was ready (resolving the directory, the memory check, the first load's imports of mlx-lm or mlx-vlm, reading the weights). A load shared with, or answered from, an earlier one reports that load's time. */
   load_time_ms: number;
   source: "embedded" | "local" | "hub";
   eos_token_ids: number[];
@@ -112,6 +113,14 @@ export type ContentPart = {
 };
 
 export type SessionId = string;
+
+/** Several check_draft calls; one result per request, in order. Each entry is check_draft's params (primary_id, draft_id, measure, num_draft_tokens, probe_tokens) and succeeds or fails on its own; entries with measure: true are measured one after another, never side by side. */
+export type BatchCheckDraftParams = {
+  requests: { [key: string]: unknown }[];
+};
+export type BatchCheckDraftResult = {
+  results: BatchResult[];
+};
 
 /** Start several streams; one result per request, in order (the peer host's default path). */
 export type BatchGenerateParams = {
@@ -399,6 +408,7 @@ export type LoadVisionModelResult = {
   is_vision_model: boolean;
   vocab_size: number;
   memory_bytes: number;
+  /** Milliseconds the host waited for this load: from when the runtime took the load_model request in to when the model was ready (resolving the directory, the memory check, the first load's imports of mlx-lm or mlx-vlm, reading the weights). A load shared with, or answered from, an earlier one reports that load's time. */
   load_time_ms: number;
   source: "embedded" | "local" | "hub";
   eos_token_ids: number[];
@@ -476,6 +486,10 @@ export type RuntimeStateResult = {
     model_id: ModelId;
     state: "queued" | "prefilling" | "decoding";
     tokens_generated: number;
+    /** The decode path the stream is on: solo (alone on its model, mlx-lm's generate_step), batch (the model's continuous batch), speculative (with a draft model) or vision (mlx-vlm). null while it waits in the queue. */
+    path: "solo" | "batch" | "speculative" | "vision" | null;
+    /** How many times the stream moved between decode paths (solo to batch, between two tokens). */
+    handovers: number;
     age_ms: number;
   })[];
   queue_depth: number;
@@ -620,7 +634,11 @@ export type RuntimeBreakerParams = {
 
 /** Sent before a non-zero exit. */
 export type RuntimeFatalParams = {
+  /** A fault's own message, or "the engine thread failed"; the traceback goes to stderr only. */
   error: string;
+  /** The failure's type (a fault name or the exception class). */
+  error_type: string;
+  error_code: number;
   exit_code: number;
 };
 
@@ -648,7 +666,12 @@ export type StreamEventParams = {
   event: "completed" | "error";
   is_final: true;
   finish_reason: FinishReason;
+  /** Why the stream failed: a fault's own message, or a mapped one ("generation failed", "out of memory"); library text never appears here (the traceback goes to the runtime's stderr). */
   error?: string;
+  /** The failure's type: a fault name (GenerationFailed, OutOfMemory, ...) or the exception class. */
+  error_type?: string;
+  /** The error code the same failure would have as a response (docs/errors.md). */
+  error_code?: number;
   /** Streams with structured output: whether the output sent is whole (the grammar accepts it). False when max_tokens, a stop sequence, cancel or timeout cut it short. */
   guidance?: {
     mode: "json_schema" | "json_object" | "regex" | "choice" | "grammar" | "xml";
@@ -682,9 +705,14 @@ export type StreamStatsParams = {
   cached_tokens: number;
   /** Prompt tokens prefilled: prompt_tokens - cached_tokens. */
   prefill_tokens: number;
+  /** The decode path the stream ended on (runtime/state shows it while it runs). Absent for a stream that ended before it started (cancelled or timed out in the queue). */
+  path?: "solo" | "batch" | "speculative" | "vision";
+  /** How many times the stream moved between decode paths (solo to batch, between two tokens). */
+  handovers?: number;
 };
 
 export interface Methods {
+  "batch_check_draft": { params: BatchCheckDraftParams; result: BatchCheckDraftResult };
   "batch_generate": { params: BatchGenerateParams; result: BatchGenerateResult };
   "batch_tokenize": { params: BatchTokenizeParams; result: BatchTokenizeResult };
   "cancel": { params: CancelParams; result: CancelResult };

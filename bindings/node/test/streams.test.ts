@@ -185,6 +185,27 @@ describe("streams against the real runtime", () => {
     });
   });
 
+  test("batchCheckDraft: one entry per request, a bad entry fails alone", TEST_TIMEOUT, async () => {
+    await runtime.client.loadModel({ model_id: "tiny-draft" });
+    const { results } = await runtime.client.batchCheckDraft({
+      requests: [
+        { primary_id: MODEL_ID, draft_id: "tiny-draft" },
+        { primary_id: MODEL_ID, draft_id: "absent" },
+      ],
+    });
+    assert.equal(results.length, 2);
+    const [good, missing] = results;
+    assert.equal(good.success, true);
+    assert.equal(good.error, null);
+    assert.equal((good.result as { compatible: boolean }).compatible, true);
+    assert.equal(missing.success, false);
+    assert.equal(missing.result, null);
+    assert.equal(missing.code, ERROR_CODES.ModelNotLoaded);
+    assert.deepEqual(missing.data, { type: "ModelNotLoaded", model_id: "absent" });
+    const info = await runtime.client.info();
+    assert.ok(info.capabilities.includes("batch_check_draft"));
+  });
+
   test("request timeoutMs bounds a call", TEST_TIMEOUT, async () => {
     const state = await runtime.client.request("runtime/state", {}, { timeoutMs: 10_000 });
     assert.equal(state.shutting_down, false);

@@ -269,6 +269,11 @@ class RuntimeClient:
             "check_draft", {"primary_id": primary_id, "draft_id": draft_id, **params}, timeout=600
         )
 
+    async def batch_check_draft(self, requests: list[dict[str, Any]]) -> dict[str, Any]:
+        """`batch_check_draft`: several check_draft params at once; `results` holds one
+        `{success, result, error, code?, data?}` per request, in order (a bad entry fails alone)."""
+        return await self.request("batch_check_draft", {"requests": requests}, timeout=600)
+
     async def set_draft(self, model_id: str, draft_model_id: str | None, **params: Any) -> dict[str, Any]:
         """`set_draft`: pair a target with a draft (None unpairs)."""
         return await self.request("set_draft", {"model_id": model_id, "draft_model_id": draft_model_id, **params})
