@@ -92,8 +92,8 @@ class _Direct:
     def __init__(self, eos: list[int]) -> None:
         import mlx.core as mx
 
-        from runtime.engine.paths.vision import load_vision
         from runtime.engine.resolve import resolve
+        from runtime.engine.vlm import load_vision
 
         if mx.default_device() == mx.cpu:
             mx.disable_compile()  # as the runtime does on CPU

@@ -78,7 +78,7 @@ class ModelStore:
         started = time.perf_counter() if started is None else started
         from mlx_lm.utils import load as mlx_lm_load
 
-        from runtime.engine.paths.vision import is_vision_config, load_vision
+        from runtime.engine.vlm import is_vision_config, load_vision
 
         before = mx.get_active_memory()
         processor = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import resource
+import sys
 from importlib import metadata
 from typing import Any
 
@@ -36,12 +37,18 @@ def describe() -> dict[str, Any]:
     }
 
 
+def _peak_rss_bytes() -> int:
+    """ru_maxrss is in KiB on Linux and already in bytes on macOS."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
 def memory() -> dict[str, int]:
     """MLX allocator counters plus the process's resident set (bytes)."""
     return {
         "rss": _rss_bytes(),
         "vms": _vms_bytes(),
-        "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_rss": _peak_rss_bytes(),
         "mlx_active": mx.get_active_memory(),
         "mlx_peak": mx.get_peak_memory(),
         "mlx_cache": mx.get_cache_memory(),

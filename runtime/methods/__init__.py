@@ -1,45 +1,32 @@
-"""The method table: every wire method, built explicitly (checked 1:1 against schemas/)."""
+"""The method table: each handler module declares its `METHODS`; `build` checks the table 1:1
+against schemas/ at start-up, so no method runs without a schema and no schema names a ghost."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from runtime.methods import drafts, generate, models, runtime, sessions, tokenize
 from runtime.methods.context import Services
+from runtime.protocol import schemas
 from runtime.protocol.dispatch import Method, build_method_table
 
-METHOD_NAMES = [
-    "runtime/info",
-    "runtime/state",
-    "shutdown",
-    "load_model",
-    "load_vision_model",
-    "unload_model",
-    "generate",
-    "generate_with_image",
-    "batch_generate",
-    "cancel",
-    "$/cancelRequest",
-    "tokenize",
-    "batch_tokenize",
-    "detokenize",
-    "check_draft",
-    "batch_check_draft",
-    "set_draft",
-    "session/save",
-    "session/load",
-    "session/list",
-    "session/drop",
-]
+MODULES = (runtime, models, generate, tokenize, drafts, sessions)
+
+
+def method_names() -> list[str]:
+    return [name for module in MODULES for name in module.METHODS]
+
+
+def capabilities() -> list[str]:
+    """What runtime/ready and runtime/info advertise: every method a host may call by name."""
+    return sorted(name for name in method_names() if not name.startswith("$/"))
 
 
 def build(services: Services) -> dict[str, Method]:
     table = build_method_table(
-        runtime.methods(services, METHOD_NAMES)
-        + models.methods(services)
-        + generate.methods(services)
-        + tokenize.methods(services)
-        + drafts.methods(services)
-        + sessions.methods(services)
+        [Method(name, partial(handler, services)) for module in MODULES for name, handler in module.METHODS.items()]
     )
-    if sorted(table) != sorted(METHOD_NAMES):
-        raise RuntimeError(f"method table and METHOD_NAMES differ: {sorted(set(table) ^ set(METHOD_NAMES))}")
+    documented = schemas.method_schemas()
+    if sorted(table) != sorted(documented):  # a method without a schema, or a schema without a method
+        raise RuntimeError(f"the method table and schemas/ differ: {sorted(set(table) ^ set(documented))}")
     return table

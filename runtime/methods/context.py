@@ -7,13 +7,14 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime.config import Limits
+from runtime.engine.drafts import Compatibility
 from runtime.engine.jobs import StreamJob
 from runtime.engine.models import ModelStore
 from runtime.engine.worker import EngineWorker
-from runtime.protocol.dispatch import Reply
+from runtime.protocol.dispatch import CallContext, Reply
 from runtime.protocol.envelope import notification
 from runtime.scheduler.breaker import CircuitBreaker
 from runtime.scheduler.lifecycle import StreamLifecycle
@@ -21,9 +22,14 @@ from runtime.scheduler.queue import AdmissionQueue
 from runtime.scheduler.registry import StreamRegistry
 from runtime.transport.writer import Writer
 
+if TYPE_CHECKING:
+    from runtime.methods.drafts import Pairing
+
 
 @dataclass
 class Services:
+    """Wiring (limits, engine, scheduler, writer, process hooks), then the handlers' shared state."""
+
     limits: Limits
     store: ModelStore
     worker: EngineWorker
@@ -36,13 +42,14 @@ class Services:
     begin_shutdown: Callable[[bool, float], Future[None]]
     request_exit: Callable[[int], None]
     blas: dict[str, Any]
+    capabilities: list[str]  # the wire methods (methods.capabilities()), for runtime/ready and runtime/info
     loads: dict[str, Future[Any]] = field(default_factory=dict)
     loads_lock: threading.Lock = field(default_factory=threading.Lock)
     started_at: float = field(default_factory=time.time)
     shutting_down: bool = False
     unloading: set[str] = field(default_factory=set)  # model ids whose unload has begun
-    drafts: dict[str, Any] = field(default_factory=dict)  # target id -> drafts.Pairing
-    draft_checks: dict[tuple[Any, ...], Any] = field(default_factory=dict)  # loaded pair -> Compatibility
+    drafts: dict[str, Pairing] = field(default_factory=dict)  # target id -> its paired draft
+    draft_checks: dict[tuple[str, float, str, float], Compatibility] = field(default_factory=dict)  # per loaded pair
     fingerprints: dict[tuple[str, float], str] = field(default_factory=dict)  # loaded model -> weights hash
     preparing: set[str] = field(default_factory=set)  # request ids (as JSON) on the preparer thread
     cancelled_while_preparing: set[str] = field(default_factory=set)
@@ -63,3 +70,7 @@ class Services:
 
     def notify(self, method: str, params: dict[str, Any]) -> None:
         self.writer.send(notification(method, params))
+
+
+# A wire method's handler: the shared services, the validated params, the call's context.
+Handler = Callable[[Services, dict[str, Any], CallContext], Any]

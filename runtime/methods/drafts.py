@@ -16,9 +16,9 @@ from runtime import faults
 from runtime.engine.drafts import Compatibility, check_pair, measure
 from runtime.engine.models import LoadedModel
 from runtime.engine.request import DraftChoice
-from runtime.methods.context import Services
+from runtime.methods.context import Handler, Services
 from runtime.protocol.batches import run_entries
-from runtime.protocol.dispatch import CallContext, Method, Reply
+from runtime.protocol.dispatch import CallContext, Reply
 
 DEFAULT_DRAFT_TOKENS = 3
 SWEEP = [1, 2, 3, 4, 6]
@@ -184,9 +184,8 @@ def set_draft(services: Services, params: dict[str, Any], ctx: CallContext) -> d
     return pair(services, params["model_id"], params["draft_model_id"], params.get("num_draft_tokens"))
 
 
-def methods(services: Services) -> list[Method]:
-    return [
-        Method("check_draft", partial(check_draft, services)),
-        Method("batch_check_draft", partial(batch_check_draft, services)),
-        Method("set_draft", partial(set_draft, services)),
-    ]
+METHODS: dict[str, Handler] = {
+    "check_draft": check_draft,
+    "batch_check_draft": batch_check_draft,
+    "set_draft": set_draft,
+}

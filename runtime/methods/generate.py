@@ -12,9 +12,9 @@ from typing import Any
 from runtime import faults
 from runtime.engine.jobs import StreamJob
 from runtime.methods import drafts
-from runtime.methods.context import Services
+from runtime.methods.context import Handler, Services
 from runtime.protocol.batches import run_entries
-from runtime.protocol.dispatch import AfterSend, CallContext, Method, Reply
+from runtime.protocol.dispatch import AfterSend, CallContext, Reply
 from runtime.requests import guidance, prompts
 from runtime.requests.build import build_request
 from runtime.streams.publisher import StreamPublisher
@@ -137,11 +137,10 @@ def request_key(request_id: Any) -> str:
     return json.dumps(request_id, sort_keys=True)
 
 
-def methods(services: Services) -> list[Method]:
-    return [
-        Method("generate", partial(generate, services)),
-        Method("generate_with_image", partial(generate_with_image, services)),
-        Method("batch_generate", partial(batch_generate, services)),
-        Method("cancel", partial(cancel, services)),
-        Method("$/cancelRequest", partial(cancel_request, services)),
-    ]
+METHODS: dict[str, Handler] = {
+    "generate": generate,
+    "generate_with_image": generate_with_image,
+    "batch_generate": batch_generate,
+    "cancel": cancel,
+    "$/cancelRequest": cancel_request,
+}

@@ -26,8 +26,8 @@ from runtime.config import memory_budget_bytes
 from runtime.engine.models import LoadedModel, estimate_bytes
 from runtime.engine.resolve import resolve
 from runtime.methods import drafts
-from runtime.methods.context import Services
-from runtime.protocol.dispatch import CallContext, Method, Reply
+from runtime.methods.context import Handler, Services
+from runtime.protocol.dispatch import CallContext, Reply
 
 UNLOAD_STREAM_WAIT_S = 5.0
 LOAD_WAIT_S = 600.0
@@ -269,9 +269,8 @@ def _first_of(value: Any, keys: tuple[str, ...]) -> int | None:
     return None
 
 
-def methods(services: Services) -> list[Method]:
-    return [
-        Method("load_model", partial(load_model, services)),
-        Method("load_vision_model", partial(load_vision_model, services)),
-        Method("unload_model", partial(unload_model, services)),
-    ]
+METHODS: dict[str, Handler] = {
+    "load_model": load_model,
+    "load_vision_model": load_vision_model,
+    "unload_model": unload_model,
+}

@@ -11,8 +11,8 @@ from typing import Any
 from runtime import PROTOCOL, __version__
 from runtime.engine.models import LoadedModel
 from runtime.methods import drafts
-from runtime.methods.context import Services
-from runtime.protocol.dispatch import CallContext, Method, Reply
+from runtime.methods.context import Handler, Services
+from runtime.protocol.dispatch import CallContext, Reply
 
 FEATURES = [
     "logprobs",
@@ -30,15 +30,28 @@ FEATURES = [
 ]
 
 
-def info(services: Services, method_names: list[str], params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+def identity(services: Services) -> dict[str, Any]:
+    """Who is answering: the same in runtime/ready and runtime/info."""
     from runtime.engine import platform
 
+    described = platform.describe()
     return {
         "version": __version__,
         "protocol": PROTOCOL,
+        "mlx_version": described["mlx_version"],
+        "backend": described["backend"],
+        "device": described["device"],
+        "capabilities": services.capabilities + FEATURES,
+    }
+
+
+def info(services: Services, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+    from runtime.engine import platform
+
+    return {
         **platform.describe(),
-        "capabilities": sorted(n for n in method_names if not n.startswith("$/")) + FEATURES,
-        "mlx_supported": True,
+        **identity(services),
+        "mlx_supported": True,  # peer compatibility: a runtime that answers runs MLX
         "blas": services.blas,
         "memory": platform.memory(),
         "pid": os.getpid(),
@@ -102,9 +115,8 @@ def shutdown(services: Services, params: dict[str, Any], ctx: CallContext) -> Re
     return Reply(future=answered, after_send=partial(services.request_exit, 0))
 
 
-def methods(services: Services, method_names: list[str]) -> list[Method]:
-    return [
-        Method("runtime/info", partial(info, services, method_names)),
-        Method("runtime/state", partial(state, services)),
-        Method("shutdown", partial(shutdown, services)),
-    ]
+METHODS: dict[str, Handler] = {
+    "runtime/info": info,
+    "runtime/state": state,
+    "shutdown": shutdown,
+}

@@ -9,15 +9,14 @@ separators, no traversal). Hashing and file reading run on the background pool
 from __future__ import annotations
 
 import re
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from runtime import faults
 from runtime.engine.models import LoadedModel
 from runtime.engine.prompt_cache import SessionFileError, fingerprint, load_session, read_header, save_session
-from runtime.methods.context import Services
-from runtime.protocol.dispatch import CallContext, Method, Reply
+from runtime.methods.context import Handler, Services
+from runtime.protocol.dispatch import CallContext, Reply
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 SUFFIX = ".safetensors"
@@ -150,10 +149,9 @@ def drop(services: Services, params: dict[str, Any], ctx: CallContext) -> Reply:
     return services.in_background(work)
 
 
-def methods(services: Services) -> list[Method]:
-    return [
-        Method("session/save", partial(save, services)),
-        Method("session/load", partial(load, services)),
-        Method("session/list", partial(list_sessions, services)),
-        Method("session/drop", partial(drop, services)),
-    ]
+METHODS: dict[str, Handler] = {
+    "session/save": save,
+    "session/load": load,
+    "session/list": list_sessions,
+    "session/drop": drop,
+}

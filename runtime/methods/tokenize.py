@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from runtime import faults
-from runtime.methods.context import Services
+from runtime.methods.context import Handler, Services
 from runtime.protocol.batches import run_entries
-from runtime.protocol.dispatch import CallContext, Method
+from runtime.protocol.dispatch import CallContext
 from runtime.requests.prompts import check_token_ids
 
 
@@ -37,9 +36,8 @@ def detokenize(services: Services, params: dict[str, Any], ctx: CallContext) -> 
     return {"text": text}
 
 
-def methods(services: Services) -> list[Method]:
-    return [
-        Method("tokenize", partial(tokenize, services)),
-        Method("batch_tokenize", partial(batch_tokenize, services)),
-        Method("detokenize", partial(detokenize, services)),
-    ]
+METHODS: dict[str, Handler] = {
+    "tokenize": tokenize,
+    "batch_tokenize": batch_tokenize,
+    "detokenize": detokenize,
+}

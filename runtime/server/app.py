@@ -14,13 +14,13 @@ import threading
 from concurrent.futures import Future
 from dataclasses import asdict
 
-from runtime import PROTOCOL, __version__
 from runtime.config import Limits
 from runtime.engine.jobs import StreamJob
 from runtime.engine.models import ModelStore
 from runtime.engine.worker import EngineWorker
-from runtime.methods import METHOD_NAMES, build
+from runtime.methods import build, capabilities
 from runtime.methods.context import Services
+from runtime.methods.runtime import identity
 from runtime.protocol.dispatch import Dispatcher
 from runtime.protocol.envelope import error_response, notification
 from runtime.protocol.errors import INTERNAL_ERROR, to_stream_error, to_wire_error
@@ -80,6 +80,7 @@ class App:
             begin_shutdown=self.begin_shutdown,
             request_exit=self.request_exit,
             blas=asdict(blas),
+            capabilities=capabilities(),
         )
         self.dispatcher = Dispatcher(build(self.services), self.writer.send, limits.max_line_bytes)
 
@@ -95,20 +96,7 @@ class App:
         return self.exit_code
 
     def _announce_ready(self) -> None:
-        from runtime.engine import platform
-
-        described = platform.describe()
-        self.services.notify(
-            "runtime/ready",
-            {
-                "version": __version__,
-                "protocol": PROTOCOL,
-                "mlx_version": described["mlx_version"],
-                "backend": described["backend"],
-                "device": described["device"],
-                "capabilities": sorted(n for n in METHOD_NAMES if not n.startswith("$/")),
-            },
-        )
+        self.services.notify("runtime/ready", identity(self.services))
         print(READY_LINE, file=sys.stderr, flush=True)
 
     def _read(self) -> None:

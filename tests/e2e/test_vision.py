@@ -107,8 +107,8 @@ def run(client: RuntimeClient, method: str = "generate", **params: Any) -> dict[
 
 @functools.cache
 def direct_model() -> tuple[Any, Any, Any]:
-    from runtime.engine.paths.vision import load_vision
     from runtime.engine.resolve import resolve
+    from runtime.engine.vlm import load_vision
 
     return load_vision(resolve(VLM).path, [2, 0])
 

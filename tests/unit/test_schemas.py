@@ -9,14 +9,14 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from runtime import faults
-from runtime.methods import METHOD_NAMES
+from runtime.methods import method_names
 from runtime.protocol import schemas
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_method_table_and_the_method_schemas_match_one_to_one() -> None:
-    assert sorted(schemas.method_schemas()) == sorted(METHOD_NAMES)
+    assert sorted(schemas.method_schemas()) == sorted(method_names())
 
 
 def test_every_notification_the_code_sends_has_a_schema() -> None:

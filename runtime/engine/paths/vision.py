@@ -1,4 +1,4 @@
-"""Vision-language models through mlx-vlm: loading, and a stream that decodes from images and text.
+"""A stream that decodes from images and text through mlx-vlm (engine/vlm.py loads the models).
 
 A vision stream is a SoloStream whose token generator is mlx-vlm's `generate_step` over the
 processor's inputs (token ids with the image tokens expanded, pixel values, mask). Everything
@@ -9,49 +9,10 @@ progress callback, so a prefill runs to its end: short for the image sizes these
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 from runtime.engine.events import DecodePath
 from runtime.engine.paths.solo import SoloStream, TokenSteps
-
-
-def is_vision_config(config: dict[str, Any]) -> bool:
-    return "vision_config" in config
-
-
-def load_vision(path: Path, eos_ids: list[int] | None) -> tuple[Any, Any, Any]:
-    """(model, processor, mlx-lm tokenizer wrapper): the wrapper gives the text path what it uses."""
-    from mlx_lm.tokenizer_utils import load as load_tokenizer
-    from mlx_vlm import load as load_vlm
-
-    model, processor = load_vlm(str(path))
-    image_processor = getattr(processor, "image_processor", None)
-    if image_processor is not None:
-        # mlx-vlm's processors pass tokenizer kwargs (padding, ...) on to the image processor,
-        # which transformers 5 refuses ("unexpected keyword argument 'padding'").
-        object.__setattr__(processor, "image_processor", _KnownKwargsOnly(image_processor))
-    return model, processor, load_tokenizer(path, eos_token_ids=eos_ids)
-
-
-class _KnownKwargsOnly:
-    """An image processor that drops the keyword arguments it does not declare."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-        self._known = set(getattr(getattr(inner, "valid_kwargs", None), "__annotations__", {}))
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._inner(*args, **self._keep(kwargs))
-
-    def preprocess(self, *args: Any, **kwargs: Any) -> Any:
-        return self._inner.preprocess(*args, **self._keep(kwargs))
-
-    def _keep(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in kwargs.items() if not self._known or k in self._known}
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
 
 class VisionStream(SoloStream):
