@@ -1,9 +1,11 @@
 """`runtime bench`: the runtime over stdio against raw mlx-lm in-process, in one run.
 
-Single stream: runtime vs `mlx_lm.stream_generate`. Concurrency: 1, 2, 4 and 8 streams through the
-runtime vs mlx-lm's `BatchGenerator` driven in-process on the same prompts. Runs alternate
-(runtime, raw, runtime, raw, ...) and each ratio is the median of per-pair ratios, so machine noise
-hits both sides alike. EOS is suppressed on both sides so every run makes the same number of tokens.
+Single stream: runtime vs `mlx_lm.stream_generate`, through the lean threaded host and through a
+plain host (main-thread `readline()` + `json.loads`, bench/plain.py: its own runtime process,
+alternating pairs, the ratio's spread and the runtime's cost per token). Concurrency: 1, 2, 4 and 8
+streams through the runtime vs mlx-lm's `BatchGenerator` driven in-process on the same prompts.
+Runs alternate (runtime, raw, runtime, raw, ...) and each ratio is the median of per-pair ratios,
+so machine noise hits both sides alike. EOS is suppressed on both sides so every run makes the same number of tokens.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ def run_bench(args: argparse.Namespace) -> int:
     blas = preload_blas()
     from runtime.bench.cache import print_cache, run_cache
     from runtime.bench.host import LeanHost
+    from runtime.bench.plain import run_plain
     from runtime.bench.speculative import print_speculative, run_speculative
     from runtime.bench.structured import print_structured, run_structured
     from runtime.bench.vision import print_vision, run_vision
@@ -48,6 +51,8 @@ def run_bench(args: argparse.Namespace) -> int:
         raw = _RawMlxLm(args.model, info["eos_token_ids"])
         bias = {str(i): NO_EOS_BIAS for i in info["eos_token_ids"]}
         single = _single_stream(client, raw, args, bias)
+        plain_runs = getattr(args, "plain_runs", args.runs)  # alternating pairs (0 skips)
+        plain = run_plain(raw, args.model, PROMPT, args.tokens, plain_runs, NO_EOS_BIAS) if plain_runs else None
         concurrency = _concurrency(client, raw, args, bias) if args.concurrency else {}
         structured = (
             run_structured(client, args.model, args.structured_tokens, args.structured_runs, info["eos_token_ids"])
@@ -60,6 +65,7 @@ def run_bench(args: argparse.Namespace) -> int:
     finally:
         client.close()
     report = _report(args, blas.name, ready, single, concurrency)
+    report["single_stream_plain_host"] = plain
     report["structured"] = structured
     report["speculative"] = speculative
     report["vision"] = vision
@@ -189,7 +195,7 @@ class _RawMlxLm:
 
         if mx.default_device() == mx.cpu:
             mx.disable_compile()  # the runtime does the same on CPU
-        self.model, self.tokenizer = load(str(resolve(model_id).path))
+        self.model, self.tokenizer = load(str(resolve(model_id).path))[:2]  # typed as 2 or 3 items
         self.eos_ids = eos_ids
 
     def _processors(self) -> list[Any]:
@@ -206,6 +212,7 @@ class _RawMlxLm:
         ):
             first = first or time.perf_counter()
             count += 1
+        assert first is not None, "mlx-lm produced no token"
         return {"ttft_ms": (first - started) * 1000, "decode_tps": (count - 1) / (time.perf_counter() - first)}
 
     def batch(self, level: int, tokens: int) -> dict[str, Any]:
@@ -233,6 +240,8 @@ def _report(
 ) -> dict[str, Any]:
     import mlx.core as mx
 
+    from runtime.engine.platform import mlx_version
+
     return {
         "model": args.model,
         "tokens_per_run": args.tokens,
@@ -241,7 +250,7 @@ def _report(
         "machine": {
             "platform": platform.platform(),
             "python": sys.version.split()[0],
-            "mlx": mx.__version__,
+            "mlx": mlx_version(),
             "device": str(mx.default_device()),
             "blas": blas,
         },
@@ -271,6 +280,14 @@ def _print(report: dict[str, Any]) -> None:
         f"{'time to first token (ms)':<26}{single['runtime']['ttft_ms']:>18}{single['raw_mlx_lm']['ttft_ms']:>14}  "
         f"{single['ttft_overhead_ms']:+.2f} ms (target <= 5)"
     )
+    plain = report.get("single_stream_plain_host")
+    if plain:
+        spread, cost = plain["decode_ratio_spread"], plain["runtime_us_per_token"]
+        print(
+            f"{'decode tok/s, plain host':<26}{plain['runtime_decode_tps']:>18}{plain['raw_decode_tps']:>14}  "
+            f"{plain['decode_ratio']:.3f} (q1..q3 {spread['q1']:.3f}..{spread['q3']:.3f}, "
+            f"{plain['pairs']} pairs), {cost:.1f} us/token (targets >= 0.97, <= 40 us)"
+        )
     print(f"{'spawn to ready (s)':<26}{report['spawn_to_ready_s']['median']:>18}{'-':>14}  target <= 1.0")
     concurrency = report["concurrency"]
     if not concurrency:

@@ -43,7 +43,8 @@ class LeanHost:
             raise TimeoutError(f"runtime not ready in {ready_timeout}s")
 
     def call_async(self, method: str, params: dict[str, Any] | None = None) -> Future[Any]:
-        request_id, future = next(self._ids), Future()
+        request_id = next(self._ids)
+        future: Future[Any] = Future()
         with self._lock:
             self._pending[request_id] = future
         message = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params or {}}
@@ -104,7 +105,9 @@ def timed_stream(client: Any, params: dict[str, Any], exact: bool = True) -> dic
     tokens but the first). `exact`: the stream must make exactly max_tokens tokens."""
     sent = time.perf_counter()
     stream_id = client.request("generate", params)["stream_id"]
-    first, text, stats = None, [], {}
+    first: float | None = None
+    text: list[str] = []
+    stats: dict[str, Any] = {}
     for message in client.stream(stream_id, timeout=600):
         if message["method"] == "stream.chunk":
             first = first or time.perf_counter()

@@ -21,9 +21,18 @@ class StopFilter:
     def push(self, entry: TokenEvent) -> tuple[list[TokenEvent], bool]:
         """Add one entry; return the entries safe to send and whether a stop sequence matched."""
         self._last_token = entry.token_id
-        self._pending.append(entry)
         if not self.stops:
-            return self._release(sum(len(e.text) for e in self._pending)), False
+            # Nothing to look for: all text goes at once. Only entries without text (the rest of a
+            # multi-byte character is still to come) are ever held, and they go with the next text.
+            if not entry.text:
+                self._pending.append(entry)
+                return [], False
+            if self._pending:
+                released, self._pending = self._pending, []
+                released.append(entry)
+                return released, False
+            return [entry], False
+        self._pending.append(entry)
         text = "".join(e.text for e in self._pending)
         match = min((i for i in (text.find(s) for s in self.stops) if i >= 0), default=-1)
         if match >= 0:

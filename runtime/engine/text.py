@@ -27,6 +27,7 @@ class TextAssembler:
         self.constraint: Constraint | None = request.guide.new_constraint() if request.guide else None
         self.emitted: list[int] = []  # every token of the text (stop tokens excluded)
         self.cut_by_stop_sequence = False
+        self._with_logprobs = bool(request.logprobs or request.top_logprobs)
 
     def add(
         self, token: int, logprobs: mx.array | None = None, from_draft: bool | None = None
@@ -35,8 +36,12 @@ class TextAssembler:
         if token in self.stop_ids:
             return self.finish(), "stop"
         self.emitted.append(token)
-        self.detokenizer.add_token(token)
-        event = _token_event(token, self.detokenizer.last_segment, logprobs, self.request, from_draft)
+        detokenizer = self.detokenizer
+        detokenizer.add_token(token)
+        if logprobs is None or not self._with_logprobs:  # every token: no extra call
+            event = TokenEvent(token, detokenizer.last_segment, None, None, from_draft)
+        else:
+            event = _token_event(token, detokenizer.last_segment, logprobs, self.request, from_draft)
         released, matched = self.stops.push(event)
         self.cut_by_stop_sequence = matched
         return released, "stop" if matched else None

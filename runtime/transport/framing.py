@@ -127,7 +127,7 @@ def _strict(value: Any) -> Any:
 def encode(message: dict[str, Any] | list[Any]) -> bytes:
     """One message as one line. JSON escapes newlines inside strings, so it never spans lines."""
     try:
-        return orjson.dumps(message) + b"\n"
+        return orjson.dumps(message, option=orjson.OPT_APPEND_NEWLINE)  # no copy to add the newline
     except TypeError:
         # Integers beyond 64 bits (an echoed id): the stdlib writes them exactly.
         return json.dumps(message, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode() + b"\n"

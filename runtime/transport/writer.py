@@ -6,7 +6,16 @@ reading stdout the producers (the engine thread above all) pause instead of memo
 Coalescing: `send_entry` items that share a key (a stream id) are gathered for at most `window_s`
 or `max_batch` entries and written as one message built by the caller's `build` function. An entry
 for a key that has been quiet for a whole window goes out at once, so the first token of a stream
-never waits.
+never waits. Entries a holding thread hands over together (see `hold`) arrived at the same moment,
+so they are judged together: they go out as one message when their key is due, instead of the first
+going alone and the rest waiting a whole window more (which cost a second wake-up and a second line
+per window).
+
+The queue is two C-level `SimpleQueue`s, one of items and one of free places (created on demand,
+never more than `max_queue`): a put takes a place, blocking while there is none, and the writer
+gives it back as it takes the item. Same bound and blocking as a `queue.Queue(max_queue)`, without
+its Python-level locking on every put and get (the engine thread puts once per window; see
+docs/performance.md for what each wake-up costs on two cores).
 """
 
 from __future__ import annotations
@@ -17,7 +26,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.transport.framing import encode
@@ -31,16 +39,21 @@ DEFAULT_MAX_BATCH = 16
 _STOP = object()
 
 
-@dataclass
 class _Held:
-    items: list[Any]
+    """What a holding thread hands over at once, in order."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
 
 
-@dataclass
 class _Batch:
-    build: BuildFn
-    deadline: float
-    entries: list[dict[str, Any]] = field(default_factory=list)
+    __slots__ = ("build", "deadline", "entries")
+
+    def __init__(self, build: BuildFn, deadline: float) -> None:
+        self.build, self.deadline = build, deadline
+        self.entries: list[dict[str, Any]] = []
 
 
 def _encode_or_explain(message: Any) -> bytes:
@@ -68,7 +81,13 @@ class Writer:
         self.fd, self.window_s, self.max_batch = fd, window_s, max_batch
         self.on_broken = on_broken
         self.broken = False
-        self._queue: queue.Queue[Any] = queue.Queue(max_queue)
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # Free places: at most max_queue ever exist, so at most max_queue items wait (backpressure).
+        # As with queue.Queue, max_queue <= 0 means no bound.
+        self._places: queue.SimpleQueue[None] = queue.SimpleQueue()
+        self._max_queue: int | None = max_queue if max_queue > 0 else None
+        self._issued = 0
+        self._issue_lock = threading.Lock()
         self._pending: dict[str, _Batch] = {}
         self._last_flush: dict[str, float] = {}
         self._local = threading.local()
@@ -92,28 +111,33 @@ class Writer:
         waits); otherwise the held tokens ride with the next turn. So the writer wakes every few
         milliseconds rather than once per token.
         """
-        if getattr(self._local, "held", None) is None:
-            self._local.held, self._local.last_put, self._local.keys = [], 0.0, set()
+        local = self._local
+        if getattr(local, "held", None) is None:
+            local.held, local.last_put, local.keys, local.urgent = [], 0.0, set(), False
 
     def release(self, force: bool = False) -> None:
         """Hand over what this thread holds (see hold); `force` hands it over whatever it is."""
         local = self._local
         held = getattr(local, "held", None)
-        if self.broken and held:
+        if not held:
+            return
+        if self.broken:
             held.clear()  # nobody will read it: holding it would only grow
-        if not held or self.broken:
+            local.urgent = False
             return
         now = time.monotonic()
-        urgent = force or any(not isinstance(item, tuple) or item[0] not in local.keys for item in held)
-        if not urgent and now - local.last_put < self.window_s:
+        # `urgent` was worked out as items were held (see _put), against the keys as of the last
+        # hand-over: a message other than a token, or a token of a stream that has sent none yet.
+        if not (force or local.urgent) and now - local.last_put < self.window_s:
             return
+        keys = local.keys
         for item in held:
             if isinstance(item, tuple):
-                local.keys.add(item[0])
+                keys.add(item[0])
             elif isinstance(item, dict):
-                local.keys.discard(item.get("params", {}).get("stream_id"))
-        local.held, local.last_put = [], now
-        self._queue.put(_Held(held))
+                keys.discard(item.get("params", {}).get("stream_id"))
+        local.held, local.last_put, local.urgent = [], now, False
+        self._enqueue(_Held(held))
 
     def send_now(self, message: dict[str, Any]) -> None:
         """Send at once, after anything this thread holds (for the last words before exiting)."""
@@ -122,11 +146,32 @@ class Writer:
         self.send(message)
 
     def _put(self, item: Any) -> None:
-        held = getattr(self._local, "held", None)
+        local = self._local
+        held = getattr(local, "held", None)
         if held is not None:
             held.append(item)
+            if not local.urgent and (not isinstance(item, tuple) or item[0] not in local.keys):
+                local.urgent = True
         elif not self.broken:
-            self._queue.put(item)
+            self._enqueue(item)
+
+    def _enqueue(self, item: Any, timeout: float | None = None) -> None:
+        """Take a free place (blocking while there is none: backpressure), then queue the item.
+        With a timeout, raises queue.Full when no place came free in time."""
+        places = self._places
+        try:
+            places.get_nowait()
+        except queue.Empty:
+            with self._issue_lock:
+                spare = self._max_queue is None or self._issued < self._max_queue
+                if spare:
+                    self._issued += 1
+            if not spare:
+                try:
+                    places.get(timeout=timeout)
+                except queue.Empty:
+                    raise queue.Full from None
+        self._queue.put(item)
 
     def queued(self) -> int:
         return self._queue.qsize()
@@ -135,24 +180,49 @@ class Writer:
         """Write everything queued, then stop the thread."""
         if self._thread.is_alive():
             try:
-                self._queue.put(_STOP, timeout=timeout)
+                self._enqueue(_STOP, timeout=timeout)
             except queue.Full:
                 return
             self._thread.join(timeout)
 
     def _run(self) -> None:
+        get, give_back = self._queue.get, self._places.put
         while True:
             try:
-                item = self._queue.get(timeout=self._next_timeout())
+                item = get(timeout=self._next_timeout())
             except queue.Empty:
                 self._flush_due(time.monotonic())
                 continue
+            give_back(None)
             if item is _STOP:
                 self._flush_all()
                 return
-            for one in item.items if isinstance(item, _Held) else (item,):
-                self._handle(one)
-            self._flush_due(time.monotonic())
+            if isinstance(item, _Held):
+                self._take_held(item.items)
+            else:
+                self._handle(item)
+            if self._pending:
+                self._flush_due(time.monotonic())
+
+    def _take_held(self, items: list[Any]) -> None:
+        """A hand-over: its entries join their keys' batches (a full batch goes out at once), any
+        other message first writes every batch, in order. Which batches are due is judged after
+        the last item (by `_run`): entries handed over together are not split by the clock."""
+        pending, window, max_batch = self._pending, self.window_s, self.max_batch
+        for item in items:
+            if not isinstance(item, tuple):
+                self._handle(item)
+                continue
+            try:
+                key, entry, build = item
+                batch = pending.get(key)
+                if batch is None:
+                    batch = pending[key] = _Batch(build, self._last_flush.get(key, 0.0) + window)
+                batch.entries.append(entry)
+                if len(batch.entries) >= max_batch:
+                    self._flush(key)
+            except Exception:  # as in _handle: the writer goes on
+                log.exception("could not write a message")
 
     def _handle(self, item: Any) -> None:
         try:
@@ -198,10 +268,12 @@ class Writer:
     def _write(self, data: bytes) -> None:
         if self.broken:
             return
-        view = memoryview(data)
         try:
-            while view:
-                view = view[os.write(self.fd, view) :]
+            written = os.write(self.fd, data)  # a line fits the pipe: almost always whole at once
+            if written < len(data):
+                view = memoryview(data)[written:]
+                while view:
+                    view = view[os.write(self.fd, view) :]
         except OSError as exc:
             log.info("protocol output closed: %s", exc)
             self.broken = True

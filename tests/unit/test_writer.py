@@ -62,6 +62,7 @@ def test_when_nobody_reads_the_queue_fills_and_the_producer_blocks() -> None:
     thread.start()
     thread.join(1.0)
     assert thread.is_alive() and len(produced) < 20  # blocked: memory stays bounded
+    assert writer.queued() <= 8
     received = 0
     while received < 100:
         received += os.read(read_fd, 1 << 20).count(b"\n")
@@ -95,4 +96,37 @@ def test_a_holding_thread_passes_tokens_on_per_window_but_first_tokens_and_ends_
     writer.release()  # an end is urgent: everything goes, in order
     lines = read_lines(read_fd, 2)
     assert [t["i"] for t in lines[0]["params"]["tokens"]] == [1, 2] and lines[1]["method"] == "stream.event"
+    writer.close()
+
+
+def test_closing_with_a_full_queue_gives_up_after_its_timeout() -> None:
+    read_fd, write_fd = os.pipe()
+    writer = Writer(write_fd, max_queue=2)
+    big = {"method": "x", "params": {"blob": "y" * 70000}}  # the writer blocks on the first
+    producer = threading.Thread(target=lambda: [writer.send(big) for _ in range(4)], daemon=True)
+    producer.start()
+    producer.join(0.5)
+    assert producer.is_alive()  # the queue is full
+    closer = threading.Thread(target=writer.close, kwargs={"timeout": 0.2}, daemon=True)
+    closer.start()
+    closer.join(5.0)
+    assert not closer.is_alive()
+    os.close(read_fd)
+
+
+def test_tokens_handed_over_together_go_out_together_when_the_stream_is_due() -> None:
+    read_fd, write_fd = os.pipe()
+    writer = Writer(write_fd, window_s=0.3, max_batch=3)
+    writer.hold()
+    writer.send_entry("s", {"i": 0}, chunk)
+    writer.release()
+    assert read_lines(read_fd, 1)[0]["params"]["tokens"] == [{"i": 0}]
+    time.sleep(0.35)  # quiet for a whole window: the stream is due again
+    writer.hold()
+    for index in range(1, 6):
+        writer.send_entry("s", {"i": index}, chunk)
+    writer.release()
+    # Not the first alone and the rest a window later: one line (max_batch bounds it), then the rest.
+    lines = read_lines(read_fd, 2)
+    assert [[t["i"] for t in line["params"]["tokens"]] for line in lines] == [[1, 2, 3], [4, 5]]
     writer.close()
