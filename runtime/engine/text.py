@@ -60,13 +60,6 @@ class TextAssembler:
         return self.stops.finish(self.detokenizer.last_segment)
 
 
-def describe_failure(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, MemoryError) or "memory" in str(exc).lower() or "alloc" in str(exc).lower():
-        return f"out of memory: {text}"
-    return text
-
-
 def _token_event(
     token: int, text: str, logprobs: mx.array | None, request: GenerationRequest, from_draft: bool | None
 ) -> TokenEvent:

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from runtime.protocol.errors import INTERNAL_ERROR, RpcError, to_wire_error
 from runtime.transport.framing import encode
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def _encode_or_explain(message: Any) -> bytes:
     except (TypeError, ValueError):
         if isinstance(message, dict) and "id" in message and "method" not in message:
             log.exception("response %r could not be encoded", message.get("id"))
-            error = {"code": -32603, "message": "Internal error", "data": {"type": "UnencodableResult"}}
+            error = to_wire_error(RpcError(INTERNAL_ERROR, "Internal error", {"type": "UnencodableResult"}))
             return encode({"jsonrpc": "2.0", "id": message["id"], "error": error})
         raise
 
