@@ -75,3 +75,27 @@ def test_a_stop_sequence_completed_by_the_final_text_is_still_not_sent() -> None
     sent = stop_filter.push(TokenEvent(1, "xa"))[0] + stop_filter.push(TokenEvent(2, ""))[0]
     sent += stop_filter.finish(" b")
     assert "".join(e.text for e in sent) == "x"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.text(alphabet="ab é", min_size=0, max_size=3), max_size=30), st.text(alphabet="ab é", max_size=3))
+def test_without_stop_sequences_text_goes_at_once_and_entries_without_text_wait_for_the_next(
+    pieces: list[str], tail: str
+) -> None:
+    stop_filter, held = StopFilter(()), []
+    for index, piece in enumerate(pieces):
+        released, matched = stop_filter.push(TokenEvent(index, piece))
+        held.append(index)
+        assert not matched
+        if piece:  # everything so far goes, in order, ending with this entry
+            assert [e.token_id for e in released] == held
+            held = []
+        else:
+            assert released == []
+    final = stop_filter.finish(tail)
+    if tail and held:  # the detokenizer's tail joins the last entry still held (one without text)
+        assert [e.token_id for e in final] == held and final[-1].text == tail
+    elif tail:  # or comes with the last token's id
+        assert [(e.token_id, e.text) for e in final] == [(len(pieces) - 1 if pieces else 0, tail)]
+    else:
+        assert [e.token_id for e in final] == held
