@@ -104,6 +104,12 @@ class EngineWorker:
     def running_streams(self) -> int:
         return sum(len(b) for b in self._batches.values()) + len(self._solos)
 
+    def _idle(self) -> bool:
+        """Nothing to step and nothing queued (checked twice a turn: kept cheap)."""
+        if self._solos or self._source.waiting():
+            return False
+        return not any(len(b) for b in self._batches.values()) if self._batches else True
+
     def pending_calls(self) -> int:
         return self._calls.qsize()
 
@@ -111,13 +117,13 @@ class EngineWorker:
         try:
             self._setup()
             while True:
-                if self._drain_calls(block=self.running_streams() == 0 and self._source.waiting() == 0):
+                if self._drain_calls(block=self._idle()):
                     self._output.release(True)  # a call's answer was sent from here: do not hold it
                 self._output.hold()
                 try:
                     self._turn(time.perf_counter())
                 finally:
-                    self._output.release(self.running_streams() == 0 and self._source.waiting() == 0)
+                    self._output.release(self._idle())
         except BaseException as exc:  # the engine itself broke: the app reports it and exits
             log.critical("engine thread failed", exc_info=True)
             self._on_fatal(exc)
@@ -134,12 +140,14 @@ class EngineWorker:
             for job in self._source.expired(now):
                 job.emit(Finished.unstarted(job, "timeout", now))
             self._admit_all(self._source.take(now))
-        busy_batches = [b for b in self._batches.values() if len(b)]
+        busy_batches = [b for b in self._batches.values() if len(b)] if self._batches else []
         if self._solos and busy_batches and self.batching:
             self._move_solos()
+        ended = False
         for stream in self._solos:
             stream.step()  # checks cancel and deadline itself
-        if any(s.done for s in self._solos):
+            ended = ended or stream.done
+        if ended:
             self._solos = [s for s in self._solos if not s.done]
         for batch in busy_batches:
             batch.sweep(now)

@@ -25,12 +25,13 @@ def chunk_message(stream_id: str, entries: list[dict[str, Any]]) -> dict[str, An
 class StreamPublisher:
     """A StreamOutput that writes the wire's stream notifications."""
 
-    __slots__ = ("writer", "stream_id", "loaded", "guided", "images")
+    __slots__ = ("writer", "stream_id", "loaded", "guided", "images", "_send_entry")
 
     def __init__(self, writer: Writer, stream_id: str, loaded: LoadedModel, guided: str | None, images: int) -> None:
         self.writer, self.stream_id, self.loaded = writer, stream_id, loaded
         self.guided = guided  # the structured-output mode, if any
         self.images = images
+        self._send_entry = writer.send_entry  # bound once: called for every token
 
     def token(self, event: TokenEvent) -> None:
         entry: dict[str, Any] = {"token": event.text, "token_id": event.token_id, "is_final": False}
@@ -43,7 +44,7 @@ class StreamPublisher:
             entry["top_logprobs"] = [
                 {"token_id": t, "token": decode([t]), "logprob": lp} for t, lp in event.top_logprobs
             ]
-        self.writer.send_entry(self.stream_id, entry, chunk_message)
+        self._send_entry(self.stream_id, entry, chunk_message)
 
     def end(self, event: Finished) -> None:
         if event.reason == "error":
