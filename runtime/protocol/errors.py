@@ -61,6 +61,12 @@ def to_wire_error(exc: BaseException) -> dict[str, Any]:
     return _error(INTERNAL_ERROR, "Internal error", {"type": "InternalError"})
 
 
+def unencodable_response(request_id: Any) -> dict[str, Any]:
+    """The answer for a request whose result cannot be written as JSON (the writer's `explain`)."""
+    error = to_wire_error(RpcError(INTERNAL_ERROR, "Internal error", {"type": "UnencodableResult"}))
+    return {"jsonrpc": "2.0", "id": request_id, "error": error}
+
+
 def to_stream_error(
     exc: BaseException, message: str = "generation failed", code: int = GENERATION_FAILED
 ) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from runtime.methods.context import Services
 from runtime.methods.runtime import identity
 from runtime.protocol.dispatch import Dispatcher
 from runtime.protocol.envelope import error_response, notification
-from runtime.protocol.errors import INTERNAL_ERROR, to_stream_error, to_wire_error
+from runtime.protocol.errors import INTERNAL_ERROR, to_stream_error, to_wire_error, unencodable_response
 from runtime.scheduler.breaker import CircuitBreaker, Transition
 from runtime.scheduler.lifecycle import StreamLifecycle
 from runtime.scheduler.queue import AdmissionQueue
@@ -50,6 +50,7 @@ class App:
             max_queue=limits.max_outbound_queue,
             window_s=limits.coalesce_ms / 1000,
             on_broken=self._host_gone,
+            explain=unencodable_response,
         )
         queue: AdmissionQueue[StreamJob] = AdmissionQueue(limits.max_active_streams, limits.max_queued)
         self.worker = EngineWorker(

@@ -28,7 +28,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from runtime.protocol.errors import INTERNAL_ERROR, RpcError, to_wire_error
 from runtime.transport.framing import encode
 
 log = logging.getLogger(__name__)
@@ -57,16 +56,8 @@ class _Batch:
         self.entries: list[dict[str, Any]] = []
 
 
-def _encode_or_explain(message: Any) -> bytes:
-    """Encode; a response that cannot be encoded becomes an internal error for the same id."""
-    try:
-        return encode(message)
-    except (TypeError, ValueError):
-        if isinstance(message, dict) and "id" in message and "method" not in message:
-            log.exception("response %r could not be encoded", message.get("id"))
-            error = to_wire_error(RpcError(INTERNAL_ERROR, "Internal error", {"type": "UnencodableResult"}))
-            return encode({"jsonrpc": "2.0", "id": message["id"], "error": error})
-        raise
+# What to send instead of a response that cannot be encoded: the protocol's error for that id.
+Explain = Callable[[Any], dict[str, Any]]
 
 
 class Writer:
@@ -78,9 +69,10 @@ class Writer:
         window_s: float = DEFAULT_WINDOW_S,
         max_batch: int = DEFAULT_MAX_BATCH,
         on_broken: Callable[[], None] | None = None,
+        explain: Explain | None = None,
     ) -> None:
         self.fd, self.window_s, self.max_batch = fd, window_s, max_batch
-        self.on_broken = on_broken
+        self.on_broken, self._explain = on_broken, explain
         self.broken = False
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         # Free places: at most max_queue ever exist, so at most max_queue items wait (backpressure).
@@ -231,9 +223,20 @@ class Writer:
                 self._add_entry(*item)
             else:
                 self._flush_all()
-                self._write(_encode_or_explain(item))
+                self._write(self._encode_or_explain(item))
         except Exception:  # nothing may stop the only writer; the message is lost, loudly
             log.exception("could not write a message")
+
+    def _encode_or_explain(self, message: Any) -> bytes:
+        """Encode; a response that cannot be encoded becomes `explain`'s error for the same id."""
+        try:
+            return encode(message)
+        except (TypeError, ValueError):
+            is_response = isinstance(message, dict) and "id" in message and "method" not in message
+            if not is_response or self._explain is None:
+                raise
+            log.exception("response %r could not be encoded", message.get("id"))
+            return encode(self._explain(message["id"]))
 
     def _next_timeout(self) -> float | None:
         if not self._pending:

@@ -130,3 +130,20 @@ def test_tokens_handed_over_together_go_out_together_when_the_stream_is_due() ->
     lines = read_lines(read_fd, 2)
     assert [[t["i"] for t in line["params"]["tokens"]] for line in lines] == [[1, 2, 3], [4, 5]]
     writer.close()
+
+
+def test_a_response_that_cannot_be_encoded_is_answered_with_the_protocols_internal_error() -> None:
+    from runtime.protocol.errors import unencodable_response
+
+    read_fd, write_fd = os.pipe()
+    writer = Writer(write_fd, explain=unencodable_response)
+    writer.send({"jsonrpc": "2.0", "id": 7, "result": {"value": object()}})
+    writer.send({"jsonrpc": "2.0", "id": 8, "result": {"value": 1}})
+    first, second = read_lines(read_fd, 2)
+    assert first == {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "error": {"code": -32603, "message": "Internal error", "data": {"type": "UnencodableResult"}},
+    }
+    assert second == {"jsonrpc": "2.0", "id": 8, "result": {"value": 1}}
+    writer.close()
