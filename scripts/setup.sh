@@ -27,3 +27,20 @@ PYTHON=${PYTHON:-python3}
 if command -v npm >/dev/null 2>&1 && [ -f bindings/node/package-lock.json ]; then
   (cd bindings/node && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
 fi
+
+# The optional native module (native/, docs/native.md): CPU kernels for quantized models. Built where a
+# C++ compiler exists; a failed build says so in one line and set-up goes on (the runtime works without it).
+if command -v c++ >/dev/null 2>&1 || command -v g++ >/dev/null 2>&1 || command -v clang++ >/dev/null 2>&1; then
+  if .venv/bin/python -m pip install -q --disable-pip-version-check "nanobind>=2.4" "cmake>=3.27" >/dev/null 2>&1 \
+    && rm -rf build/native && mkdir -p build \
+    && .venv/bin/cmake -S native -B build/native -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE="$PWD/.venv/bin/python" >build/native.log 2>&1 \
+    && .venv/bin/cmake --build build/native -j "$(nproc 2>/dev/null || echo 2)" >>build/native.log 2>&1 \
+    && cp build/native/_native*.so runtime/engine/ \
+    && .venv/bin/python -c "from runtime.engine import _native" >>build/native.log 2>&1; then
+    :
+  else
+    echo "setup: the native module did not build (see build/native.log); the runtime uses MLX's kernels" >&2
+  fi
+else
+  echo "setup: no C++ compiler; the native module is not built and the runtime uses MLX's kernels" >&2
+fi

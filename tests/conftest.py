@@ -29,9 +29,11 @@ def spawn_runtime(*args: str, env: dict[str, str] | None = None) -> RuntimeClien
 
 
 @contextmanager
-def runtime_with(*args: str, models: tuple[str, ...] = (MODEL,)) -> Iterator[RuntimeClient]:
-    """A runtime started with `args` and `models` loaded, closed afterwards."""
-    client = spawn_runtime(*args)
+def runtime_with(
+    *args: str, models: tuple[str, ...] = (MODEL,), env: dict[str, str] | None = None
+) -> Iterator[RuntimeClient]:
+    """A runtime started with `args` (and `env`) and `models` loaded, closed afterwards."""
+    client = spawn_runtime(*args, env=env)
     try:
         for model in models:
             client.request("load_model", {"model_id": model}, timeout=TIMEOUT)

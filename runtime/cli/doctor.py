@@ -13,12 +13,13 @@ def run_doctor(args: argparse.Namespace) -> int:
     blas = preload_blas(enabled=not args.no_blas)
     import mlx.core as mx
 
-    from runtime.engine import platform
+    from runtime.engine import native, platform
     from runtime.engine.resolve import embedded_models
 
     report = {
         **platform.describe(),
         "blas": blas.__dict__,
+        "native": native.status(),
         "matmul_gflops_fp32_1024": _matmul_gflops(mx),
         "embedded_models": embedded_models(),
         "cuda_available": bool(mx.cuda.is_available()),
@@ -31,6 +32,9 @@ def run_doctor(args: argparse.Namespace) -> int:
             "\nwarning: MLX uses the wheel's reference BLAS;"
             " install libopenblas0-pthread (Debian/Ubuntu) for ~40x faster matmuls"
         )
+    if report["backend"] == "cpu" and not report["native"]["available"]:
+        reason = report["native"]["reason"]
+        print(f"\nnote: the native CPU kernels are not in use ({reason}); quantized models decode slowly")
     return 0
 
 

@@ -13,6 +13,7 @@ from typing import Any, cast
 import mlx.core as mx
 
 from runtime import faultinject, faults
+from runtime.engine import native
 from runtime.engine.guidance import GuideCache
 from runtime.engine.prompt_cache import PromptCache
 from runtime.engine.resolve import ResolvedModel
@@ -90,6 +91,7 @@ class ModelStore:
             else:
                 model, tokenizer = mlx_lm_load(str(resolved.path))[:2]
             mx.eval(model.parameters())
+            native.route(model)
         except Exception as exc:
             raise faults.ModelLoadFailed(
                 f"Failed to load model {model_id}: {type(exc).__name__}: {exc}", model_id=model_id

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from functools import partial
 
-from runtime.methods import drafts, generate, models, runtime, sessions, tokenize
+from runtime.methods import drafts, generate, metrics, models, runtime, sessions, tokenize
 from runtime.methods.context import Services
 from runtime.protocol import schemas
 from runtime.protocol.dispatch import Method, build_method_table
 
-MODULES = (runtime, models, generate, tokenize, drafts, sessions)
+MODULES = (runtime, models, generate, tokenize, drafts, sessions, metrics)
 
 
 def method_names() -> list[str]:

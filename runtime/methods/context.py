@@ -14,6 +14,7 @@ from runtime.engine.drafts import Compatibility
 from runtime.engine.jobs import StreamJob
 from runtime.engine.models import ModelStore
 from runtime.engine.worker import EngineWorker
+from runtime.metrics import RuntimeMetrics
 from runtime.protocol.dispatch import CallContext, Reply
 from runtime.protocol.envelope import notification
 from runtime.scheduler.breaker import CircuitBreaker
@@ -43,6 +44,8 @@ class Services:
     request_exit: Callable[[int], None]
     blas: dict[str, Any]
     capabilities: list[str]  # the wire methods (methods.capabilities()), for runtime/ready and runtime/info
+    # runtime/metrics: the collector the lifecycle records each stream's end in (the same instance)
+    metrics: RuntimeMetrics = field(default_factory=RuntimeMetrics)
     loads: dict[str, Future[Any]] = field(default_factory=dict)
     loads_lock: threading.Lock = field(default_factory=threading.Lock)
     started_at: float = field(default_factory=time.time)

@@ -128,6 +128,7 @@ def _load_and_pair(services: Services, params: dict[str, Any], started: float) -
         progress("loading", 0.3)
         load = partial(services.store.load, model_id, resolved, params.get("context_length"), started)
         loaded = services.worker.call(load).result()
+        services.metrics.model_loaded(loaded.load_seconds)
         progress("ready", 1.0)
         info = model_info(loaded)
         if params.get("draft_model_id"):

@@ -27,6 +27,7 @@ FEATURES = [
     "vision",
     "prompt_cache",
     "sessions",
+    "metrics",
 ]
 
 
@@ -46,13 +47,14 @@ def identity(services: Services) -> dict[str, Any]:
 
 
 def info(services: Services, params: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-    from runtime.engine import platform
+    from runtime.engine import native, platform
 
     return {
         **platform.describe(),
         **identity(services),
         "mlx_supported": True,  # peer compatibility: a runtime that answers runs MLX
         "blas": services.blas,
+        "native": native.status(),
         "memory": platform.memory(),
         "pid": os.getpid(),
         "limits": services.limits.as_dict(),

@@ -11,10 +11,11 @@ or the breaker for a stream, and what a stream's messages look like is its outpu
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from runtime import faults
 from runtime.engine.events import Event, Finished, FinishReason, HandedOver, PromptProcessed, PromptStarted, TokenEvent
@@ -22,6 +23,11 @@ from runtime.engine.jobs import StreamJob
 from runtime.scheduler.breaker import CircuitBreaker, CircuitOpen
 from runtime.scheduler.queue import AdmissionQueue, QueueFull
 from runtime.scheduler.registry import DuplicateStream, RegistryClosed, StreamRecord, StreamRegistry, StreamState
+
+if TYPE_CHECKING:
+    from runtime.metrics import RuntimeMetrics
+
+log = logging.getLogger(__name__)
 
 # What each finish reason tells the circuit breaker: only engine faults count against it.
 OUTCOMES: dict[str, str] = {"error": "fault", "stop": "ok", "length": "ok"}
@@ -38,11 +44,12 @@ class StreamOutput(Protocol):
 class StreamHandle:
     """One open stream: the engine's event sink (`job.emit`) and what ends it from outside."""
 
-    __slots__ = ("lifecycle", "output", "record", "job")
+    __slots__ = ("lifecycle", "output", "record", "job", "started_at")
 
     def __init__(self, lifecycle: StreamLifecycle, record: StreamRecord, output: StreamOutput) -> None:
         self.lifecycle, self.record, self.output = lifecycle, record, output
         self.job: StreamJob | None = None
+        self.started_at: float | None = None  # perf_counter when it left the queue (for metrics)
 
     @property
     def stream_id(self) -> str:
@@ -57,6 +64,8 @@ class StreamHandle:
             self.output.token(event)
         elif isinstance(event, PromptStarted):
             record.path = event.path
+            if self.started_at is None:
+                self.started_at = time.perf_counter()
             self.lifecycle.registry.advance(record.stream_id, StreamState.PREFILLING)
         elif isinstance(event, HandedOver):
             record.path = event.path
@@ -74,8 +83,10 @@ class StreamLifecycle:
         queue: AdmissionQueue[StreamJob],
         breaker: CircuitBreaker,
         wake: Callable[[], None],
+        metrics: RuntimeMetrics | None = None,
     ) -> None:
         self.registry, self.queue, self.breaker, self._wake = registry, queue, breaker, wake
+        self.metrics = metrics  # what each stream's end adds to runtime/metrics (None: nothing recorded)
         self._handles: dict[str, StreamHandle] = {}
         self._lock = threading.Lock()
 
@@ -123,6 +134,11 @@ class StreamLifecycle:
             return
         self.queue.release(stream_id, time.perf_counter())
         self.breaker.record(stream_id, OUTCOMES.get(event.reason, "neutral"))
+        if self.metrics is not None:  # before the end goes out, so a host that saw it sees it counted
+            try:
+                self.metrics.stream_finished(event, handle.job.submitted_at if handle.job else None, handle.started_at)
+            except Exception:
+                log.warning("recording the metrics of stream %s failed", stream_id, exc_info=True)
         try:
             handle.output.end(event)
         finally:

@@ -21,6 +21,7 @@ from runtime.engine.worker import EngineWorker
 from runtime.methods import build, capabilities
 from runtime.methods.context import Services
 from runtime.methods.runtime import identity
+from runtime.metrics import RuntimeMetrics
 from runtime.protocol.dispatch import Dispatcher
 from runtime.protocol.envelope import error_response, notification
 from runtime.protocol.errors import INTERNAL_ERROR, to_stream_error, to_wire_error, unencodable_response
@@ -69,6 +70,7 @@ class App:
             on_transition=self._breaker_moved,
         )
         registry = StreamRegistry()
+        metrics = RuntimeMetrics()
         self.services = Services(
             limits=limits,
             store=ModelStore(limits.guide_cache_size, limits.prompt_cache_bytes, limits.prompt_cache_entries),
@@ -76,12 +78,13 @@ class App:
             streams=registry,
             queue=queue,
             breaker=breaker,
-            lifecycle=StreamLifecycle(registry, queue, breaker, self.worker.wake),
+            lifecycle=StreamLifecycle(registry, queue, breaker, self.worker.wake, metrics),
             writer=self.writer,
             begin_shutdown=self.begin_shutdown,
             request_exit=self.request_exit,
             blas=asdict(blas),
             capabilities=capabilities(),
+            metrics=metrics,
         )
         self.dispatcher = Dispatcher(build(self.services), self.writer.send, limits.max_line_bytes)
 

@@ -16,6 +16,8 @@ import type {
   RuntimeInfoResult,
   RuntimeReadyParams,
   RuntimeStateResult,
+  RuntimeMetricsParams,
+  RuntimeMetricsResult,
   SetDraftParams,
   SetDraftResult,
   ShutdownParams,
@@ -162,6 +164,11 @@ export class RuntimeClient extends EventEmitter<ClientEvents> {
 
   state(): Promise<RuntimeStateResult> {
     return this.request("runtime/state");
+  }
+
+  /** `runtime/metrics`: counters, histograms and gauges as JSON, or as Prometheus text. */
+  metrics(params: RuntimeMetricsParams = {}): Promise<RuntimeMetricsResult> {
+    return this.request("runtime/metrics", params);
   }
 
   loadModel(params: LoadModelParams, options?: RequestOptions): Promise<LoadModelResult> {

@@ -432,6 +432,15 @@ export type RuntimeInfoResult = {
   device: string;
   capabilities: string[];
   mlx_supported: boolean;
+  /** The optional native module (docs/native.md): whether its CPU kernels serve quantized layers, and why not. */
+  native: {
+    available: boolean;
+    reason: string;
+    /** The MLX version it was built against. */
+    version: string | null;
+    /** The kernel in use: avx2 or scalar. */
+    isa: string | null;
+  };
   blas: {
     name: string;
     path: string | null;
@@ -449,6 +458,39 @@ export type RuntimeInfoResult = {
   };
   pid: number;
   limits: Limits;
+};
+
+/** Counters and histograms of the streams so far and gauges read now (see docs/metrics.md), as JSON or as Prometheus text exposition format 0.0.4. */
+export type RuntimeMetricsParams = {
+  /** json (default) or prometheus (text/plain; version=0.0.4). */
+  format?: "json" | "prometheus";
+};
+export type RuntimeMetricsResult = {
+  format: "json" | "prometheus";
+  /** prometheus: the exposition's content type. */
+  content_type?: "text/plain; version=0.0.4; charset=utf-8";
+  /** prometheus: the exposition text (# HELP, # TYPE, samples; histograms as _bucket{le=...}, _sum, _count). */
+  text?: string;
+  /** json: each metric family by name. */
+  metrics?: { [key: string]: {
+    type: "counter" | "gauge" | "histogram";
+    help: string;
+    samples: {
+      /** The sample's labels (e.g. finished_reason). */
+      labels: { [key: string]: string };
+      /** Counters and gauges. */
+      value?: number;
+      /** Histograms: observations. */
+      count?: number;
+      /** Histograms: the sum of the observations. */
+      sum?: number;
+      /** Histograms: cumulative counts per upper bound, the last one +Inf. */
+      buckets?: {
+        le: string;
+        count: number;
+      }[];
+    }[];
+  } };
 };
 
 /** Loaded models, active streams and queues. */
@@ -724,6 +766,7 @@ export interface Methods {
   "load_model": { params: LoadModelParams; result: LoadModelResult };
   "load_vision_model": { params: LoadVisionModelParams; result: LoadVisionModelResult };
   "runtime/info": { params: RuntimeInfoParams; result: RuntimeInfoResult };
+  "runtime/metrics": { params: RuntimeMetricsParams; result: RuntimeMetricsResult };
   "runtime/state": { params: RuntimeStateParams; result: RuntimeStateResult };
   "session/drop": { params: SessionDropParams; result: SessionDropResult };
   "session/list": { params: SessionListParams; result: SessionListResult };

@@ -252,6 +252,10 @@ class RuntimeClient:
     async def state(self) -> dict[str, Any]:
         return await self.request("runtime/state")
 
+    async def metrics(self, format: str = "json") -> dict[str, Any]:
+        """`runtime/metrics`: {format, metrics} as JSON, or {format, content_type, text} for "prometheus"."""
+        return await self.request("runtime/metrics", {"format": format})
+
     async def load_model(self, model_id: str, **params: Any) -> dict[str, Any]:
         return await self.request("load_model", {"model_id": model_id, **params}, timeout=600)
 

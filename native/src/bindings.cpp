@@ -1,0 +1,27 @@
+#include <cstring>
+
+#include <nanobind/nanobind.h>
+
+#include "mlx/version.h"
+#include "qmm.h"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+NB_MODULE(_native, m) {
+  m.doc() = "mlx-rpc-runtime native CPU kernels (an MLX extension)";
+  // A module built against another MLX than the one loaded would share MLX's C++ types across an
+  // ABI it was not compiled for: refuse to load.
+  if (std::strcmp(mx::version(), RUNTIME_MLX_VERSION) != 0) {
+    throw nb::import_error(
+        (std::string("runtime native module was built against MLX ") + RUNTIME_MLX_VERSION +
+         " but MLX " + mx::version() + " is loaded; rebuild it (scripts/setup.sh)")
+            .c_str());
+  }
+  m.attr("built_mlx_version") = RUNTIME_MLX_VERSION;
+  m.def("isa", &runtime_native::isa, "The kernel in use: 'avx2' or 'scalar'.");
+  m.def("threads", &runtime_native::threads, "Threads a matmul is split across.");
+  m.def("quantized_matmul", &runtime_native::quantized_matmul, "x"_a, "w"_a, "scales"_a, "biases"_a,
+        nb::kw_only(), "group_size"_a = 64, "bits"_a = 4,
+        "x @ dequantize(w, scales, biases).T on the CPU (MLX affine format, transpose=True).");
+}

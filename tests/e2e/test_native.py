@@ -1,0 +1,102 @@
+"""A 4-bit tiny model generates the same greedy text with and without the native route.
+
+The embedded tiny-chat model is quantized (mlx-lm's quantize, affine) into a tmp dir; greedy text
+must be identical over several prompts, and the last-position logits agree within 2e-3 * their scale
+(the kernels accumulate in a different order than MLX's). Skipped only when the module is not built.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+mx = pytest.importorskip("mlx.core")
+
+from runtime.engine import native  # noqa: E402
+from runtime.engine.resolve import EMBEDDED_DIR  # noqa: E402
+
+pytestmark = pytest.mark.skipif(
+    native.module() is None, reason=f"native module unavailable ({native.status()['reason']}); run scripts/setup.sh"
+)
+
+PROMPTS = ["Once upon a time", "The cat sat on", "Tell me a story about a dog.", "Hello"]
+
+
+@pytest.fixture(scope="module")
+def quantized(tmp_path_factory) -> Path:
+    from mlx_lm.convert import convert
+
+    out = tmp_path_factory.mktemp("q") / "tiny-chat-4bit"
+    convert(str(EMBEDDED_DIR / "tiny-chat"), str(out), quantize=True, q_group_size=64, q_bits=4)
+    return out
+
+
+def _greedy(model, tokenizer, prompt: str, n: int = 24) -> str:
+    from mlx_lm import generate
+    from mlx_lm.sample_utils import make_sampler
+
+    return generate(model, tokenizer, prompt, max_tokens=n, sampler=make_sampler(temp=0.0))
+
+
+def test_greedy_text_identical_with_native_route(quantized: Path):
+    from mlx_lm import load
+
+    model, tokenizer = load(str(quantized))
+    plain = [_greedy(model, tokenizer, p) for p in PROMPTS]
+    tokens = mx.array([tokenizer.encode(PROMPTS[0])])
+    logits_plain = model(tokens)[0, -1].astype(mx.float32)
+    counts = native.route(model)
+    assert counts["routed"] > 0 and counts["kept"] == 0
+    routed = [_greedy(model, tokenizer, p) for p in PROMPTS]
+    logits_native = model(tokens)[0, -1].astype(mx.float32)
+    native.unroute(model)
+    assert routed == plain
+    scale = mx.abs(logits_plain).max().item()
+    assert mx.abs(logits_native - logits_plain).max().item() <= 2e-3 * scale
+
+
+def test_model_store_routes_at_load(quantized: Path):
+    from runtime.engine.models import ModelStore
+    from runtime.engine.resolve import ResolvedModel
+
+    store = ModelStore()
+    loaded = store.load("q4", ResolvedModel(path=quantized, source="local"), None)
+    try:
+        layers = [m for _, m in loaded.model.named_modules() if getattr(m, "_runtime_native", False)]
+        assert layers, "no layer was routed to the native kernel"
+    finally:
+        store.unload("q4")
+
+
+def test_unsupported_quantization_keeps_mlx_path(caplog):
+    import mlx.nn as nn
+
+    layer = nn.QuantizedLinear(128, 16, bias=False, group_size=64, bits=3)  # 3 bits: not supported
+    model = nn.Sequential(layer)
+    x = mx.random.normal((2, 128))
+    before = model(x)
+    with caplog.at_level(logging.INFO, logger="runtime.engine.native"):
+        counts = native.route(model)
+    assert counts == {"routed": 0, "kept": 1}
+    assert any("keep MLX's path" in r.getMessage() for r in caplog.records)
+    assert mx.array_equal(model(x), before)
+
+
+def test_the_runtime_serves_a_4bit_model_with_the_same_text_whether_the_native_kernels_are_on_or_off(
+    quantized: Path,
+) -> None:
+    """Through the real process: runtime/info says which kernels serve, and the text does not change."""
+    from tests.conftest import runtime_with
+
+    request = {"model_id": "q4", "prompt": "Once upon a time", "max_tokens": 24, "temperature": 0}
+    texts, infos = [], []
+    for env in ({}, {"RUNTIME_NATIVE": "0"}):
+        with runtime_with(env=env, models=()) as rt:
+            rt.request("load_model", {"model_id": "q4", "local_path": str(quantized)})
+            infos.append(rt.request("runtime/info")["native"])
+            texts.append(rt.collect(rt.request("generate", request)["stream_id"])["text"])
+    assert infos[0]["available"] is True and infos[0]["isa"] in ("avx2", "scalar")
+    assert infos[1] == {"available": False, "reason": "disabled by RUNTIME_NATIVE=0", "version": None, "isa": None}
+    assert texts[0] == texts[1] and texts[0]
