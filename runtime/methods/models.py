@@ -169,20 +169,25 @@ def _load_here(services: Services, model_id: str) -> None:
 
 
 def _check_memory(services: Services, model_id: str, path: Path) -> None:
-    """Refuse a load that would not fit the memory budget, before reading any weights."""
-    from runtime.engine.platform import memory
+    """Refuse a load that would not fit, before reading any weights: the memory budget (MLX's
+    memory in use plus the model), and what the system can still give without swapping."""
+    from runtime.engine.platform import mlx_active_bytes, system_memory
 
     needed, budget = estimate_bytes(path), memory_budget_bytes(services.limits)
-    in_use = memory()["mlx_active"]
+    in_use, available = mlx_active_bytes(), system_memory()["available"]
+    mb = 1024 * 1024
+    details = {"model_id": model_id, "needed_bytes": needed, "budget_bytes": budget, "in_use_bytes": in_use}
     if needed + in_use > budget:
-        mb = 1024 * 1024
         raise faults.OutOfMemory(
             f"model {model_id} needs about {needed / mb:.1f} MB; the memory budget is {budget / mb:.1f} MB "
             f"with {in_use / mb:.1f} MB in use",
-            model_id=model_id,
-            needed_bytes=needed,
-            budget_bytes=budget,
-            in_use_bytes=in_use,
+            **details,
+        )
+    if available is not None and needed > available:
+        raise faults.OutOfMemory(
+            f"model {model_id} needs about {needed / mb:.1f} MB; the system has {available / mb:.1f} MB available",
+            **details,
+            available_bytes=available,
         )
 
 
@@ -214,7 +219,7 @@ def _unload(services: Services, model_id: str) -> dict[str, Any]:
 
 def _free(services: Services, model_id: str) -> dict[str, Any]:
     """Engine thread: drop the model's streams, pairings and weights."""
-    from runtime.engine.platform import memory
+    from runtime.engine.platform import mlx_active_bytes
 
     services.worker.forget_model(model_id)
     drafts.forget(services, model_id)
@@ -224,7 +229,7 @@ def _free(services: Services, model_id: str) -> dict[str, Any]:
         "model_id": model_id,
         "was_loaded": was_loaded,
         "freed_bytes": freed,
-        "mlx_active_bytes": memory()["mlx_active"],
+        "mlx_active_bytes": mlx_active_bytes(),
     }
 
 

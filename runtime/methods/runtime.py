@@ -56,6 +56,7 @@ def info(services: Services, params: dict[str, Any], ctx: CallContext) -> dict[s
         "blas": services.blas,
         "native": native.status(),
         "memory": platform.memory(),
+        "thermal": platform.thermal(),
         "pid": os.getpid(),
         "limits": services.limits.as_dict(),
     }

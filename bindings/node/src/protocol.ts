@@ -449,6 +449,10 @@ export type RuntimeInfoResult = {
     threads: number | null;
   };
   memory: {
+    /** Physical memory (bytes). */
+    system_total: number;
+    /** What a new allocation can still get without swapping (Linux MemAvailable); null where the system does not say. load_model refuses a model larger than this. */
+    system_available: number | null;
     rss: number;
     vms: number;
     peak_rss: number;
@@ -458,6 +462,12 @@ export type RuntimeInfoResult = {
   };
   pid: number;
   limits: Limits;
+  /** Linux thermal zones and their temperature; empty where none is exposed (containers). macOS's thermal state needs the native probe, not built on this platform. */
+  thermal: {
+    zone: string;
+    type: string;
+    celsius: number;
+  }[];
 };
 
 /** Counters and histograms of the streams so far and gauges read now (see docs/metrics.md), as JSON or as Prometheus text exposition format 0.0.4. */
