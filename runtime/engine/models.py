@@ -13,10 +13,10 @@ from typing import Any, cast
 import mlx.core as mx
 
 from runtime import faultinject, faults
-from runtime.engine import native
 from runtime.engine.guidance import GuideCache
 from runtime.engine.prompt_cache import PromptCache
 from runtime.engine.resolve import ResolvedModel
+from runtime.engine.weights import CpuWeights, Served, apply_cpu_weights
 
 DEFAULT_CONTEXT = 4096
 
@@ -46,6 +46,7 @@ class LoadedModel:
     prompt_cache: PromptCache = field(default_factory=lambda: PromptCache(0, 0))
     # Set while the model is in the store; a queued job may still hold a model unloaded since.
     alive: threading.Event = field(default_factory=threading.Event)
+    cpu_weights: Served | None = None  # what serves its quantized layers on the CPU (engine/weights.py)
 
 
 class ModelStore:
@@ -72,7 +73,13 @@ class ModelStore:
             return list(self._models.values())
 
     def load(
-        self, model_id: str, resolved: ResolvedModel, context_length: int | None, started: float | None = None
+        self,
+        model_id: str,
+        resolved: ResolvedModel,
+        context_length: int | None,
+        started: float | None = None,
+        cpu_weights: CpuWeights = "auto",
+        room_bytes: int = 0,
     ) -> LoadedModel:
         """`started` (perf_counter) is when the host's load_model was taken in, so the load time counts
         what the host waited for: resolving, the memory check, the first load's imports, the weights."""
@@ -91,12 +98,13 @@ class ModelStore:
             else:
                 model, tokenizer = mlx_lm_load(str(resolved.path))[:2]
             mx.eval(model.parameters())
-            native.route(model)
         except Exception as exc:
             raise faults.ModelLoadFailed(
                 f"Failed to load model {model_id}: {type(exc).__name__}: {exc}", model_id=model_id
             ) from None
+        served = apply_cpu_weights(model, cpu_weights, room_bytes)  # a refusal here is the caller's error
         loaded = _describe(model_id, resolved, model, tokenizer, context_length, started, before, self.guide_cache_size)
+        loaded = replace(loaded, cpu_weights=served)
         if processor is not None:
             loaded = replace(loaded, kind="vision", processor=processor)
         else:  # vision models are not prefix-cached (their prompts hold image features)

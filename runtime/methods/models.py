@@ -47,6 +47,7 @@ def model_info(loaded: LoadedModel) -> dict[str, Any]:
         "source": loaded.source,
         "eos_token_ids": sorted(loaded.tokenizer.eos_token_ids),
         "has_chat_template": bool(getattr(loaded.tokenizer, "chat_template", None)),
+        "cpu_weights": loaded.cpu_weights,
     }
 
 
@@ -126,7 +127,11 @@ def _load_and_pair(services: Services, params: dict[str, Any], started: float) -
         resolved = resolve(model_id, params.get("local_path"), params.get("revision"))
         _check_memory(services, model_id, resolved.path)
         progress("loading", 0.3)
-        load = partial(services.store.load, model_id, resolved, params.get("context_length"), started)
+        room = _room_after(services, resolved.path)
+        cpu_weights = params.get("cpu_weights", "auto")
+        load = partial(
+            services.store.load, model_id, resolved, params.get("context_length"), started, cpu_weights, room
+        )
         loaded = services.worker.call(load).result()
         services.metrics.model_loaded(loaded.load_seconds)
         progress("ready", 1.0)
@@ -166,6 +171,13 @@ def _load_here(services: Services, model_id: str) -> None:
         if load is None:
             load = services.loads[model_id] = SharedLoad(partial(_load, services, {"model_id": model_id}, started))
     _wait_for_load(load)
+
+
+def _room_after(services: Services, path: Path) -> int:
+    """What the memory budget still allows once this model is loaded as it is (for cpu_weights fp32)."""
+    from runtime.engine.platform import mlx_active_bytes
+
+    return memory_budget_bytes(services.limits) - mlx_active_bytes() - estimate_bytes(path)
 
 
 def _check_memory(services: Services, model_id: str, path: Path) -> None:

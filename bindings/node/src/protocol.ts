@@ -94,6 +94,8 @@ export type ModelInfo = {
   has_chat_template: boolean;
   /** load_model with draft_model_id: the pairing made. */
   draft?: DraftPairing;
+  /** What serves the model's quantized layers on the CPU (load_model's cpu_weights): the native kernels, fp32 weights dequantized at load, or MLX's own quantized path; null for a model without quantized layers or off the CPU. */
+  cpu_weights: "native" | "fp32" | "mlx" | null;
 };
 
 export type DraftPairing = {
@@ -388,6 +390,8 @@ export type LoadModelParams = {
   draft_model_id?: ModelId;
   /** Draft tokens proposed per round (default: the pairing's, else 3). */
   num_draft_tokens?: number;
+  /** On the CPU, for a quantized model: native (the native kernels; refused when they are not in use), fp32 (dequantize the quantized layers once at load: 4-8x the memory, MLX's fast fp32 matmuls), auto (native when in use, else fp32 when the memory budget allows, else MLX's quantized path). Ignored on Metal and CUDA. docs/native.md. */
+  cpu_weights?: "native" | "fp32" | "auto";
 };
 export type LoadModelResult = ModelInfo;
 
@@ -398,6 +402,8 @@ export type LoadVisionModelParams = {
   revision?: string;
   /** Accepted for peer compatibility; not applied. */
   quantization?: null | "int4" | "int8" | "fp16" | "bf16";
+  /** On the CPU, for a quantized model: native (the native kernels; refused when they are not in use), fp32 (dequantize the quantized layers once at load: 4-8x the memory, MLX's fast fp32 matmuls), auto (native when in use, else fp32 when the memory budget allows, else MLX's quantized path). Ignored on Metal and CUDA. docs/native.md. */
+  cpu_weights?: "native" | "fp32" | "auto";
 };
 export type LoadVisionModelResult = {
   model_id: ModelId;
@@ -419,6 +425,8 @@ export type LoadVisionModelResult = {
   image_size: number | null;
   revision: string;
   quantization: string | null;
+  /** What serves the model's quantized layers on the CPU (load_model's cpu_weights): the native kernels, fp32 weights dequantized at load, or MLX's own quantized path; null for a model without quantized layers or off the CPU. */
+  cpu_weights: "native" | "fp32" | "mlx" | null;
 };
 
 /** Versions, backend, device, BLAS, capabilities and memory. */
