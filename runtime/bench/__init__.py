@@ -38,6 +38,7 @@ PROMPTS = [
 def run_bench(args: argparse.Namespace) -> int:
     blas = preload_blas()
     from runtime.bench.cache import print_cache, run_cache
+    from runtime.bench.cpu_formats import FORMATS, print_cpu_formats, run_cpu_formats
     from runtime.bench.host import LeanHost
     from runtime.bench.plain import run_plain
     from runtime.bench.speculative import print_speculative, run_speculative
@@ -51,8 +52,9 @@ def run_bench(args: argparse.Namespace) -> int:
         raw = _RawMlxLm(args.model, info["eos_token_ids"])
         bias = {str(i): NO_EOS_BIAS for i in info["eos_token_ids"]}
         single = _single_stream(client, raw, args, bias)
-        plain_runs = getattr(args, "plain_runs", args.runs)  # alternating pairs (0 skips)
-        plain = run_plain(raw, args.model, PROMPT, args.tokens, plain_runs, NO_EOS_BIAS) if plain_runs else None
+        plain = (
+            run_plain(raw, args.model, PROMPT, args.tokens, args.plain_runs, NO_EOS_BIAS) if args.plain_runs else None
+        )
         concurrency = _concurrency(client, raw, args, bias) if args.concurrency else {}
         structured = (
             run_structured(client, args.model, args.structured_tokens, args.structured_runs, info["eos_token_ids"])
@@ -64,7 +66,9 @@ def run_bench(args: argparse.Namespace) -> int:
         speculative = run_speculative(client, args, info["eos_token_ids"]) if args.spec_runs else None
     finally:
         client.close()
+    cpu_formats = run_cpu_formats(args.cpu_format_runs, 64, list(FORMATS)) if args.cpu_format_runs else None
     report = _report(args, blas.name, ready, single, concurrency)
+    report["cpu_formats"] = cpu_formats
     report["single_stream_plain_host"] = plain
     report["structured"] = structured
     report["speculative"] = speculative
@@ -79,6 +83,8 @@ def run_bench(args: argparse.Namespace) -> int:
         print_vision(vision)
     if cache:
         print_cache(cache)
+    if cpu_formats:
+        print_cpu_formats(cpu_formats)
     with open(args.out, "w") as f:
         json.dump(report, f, indent=2)
     print(f"\nwritten to {args.out}")

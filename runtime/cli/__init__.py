@@ -89,6 +89,10 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--cache-runs", type=int, default=3, help="multi-turn conversations with/without the cache (0 skips)"
     )
+    bench.add_argument("--plain-runs", type=int, default=12, help="alternating plain-host pairs (0 skips)")
+    bench.add_argument(
+        "--cpu-format-runs", type=int, default=2, help="rounds per format of the 134M CPU-formats scenario (0 skips)"
+    )
     bench.add_argument("--out", default="bench.json")
     sub.add_parser("doctor", help="report backend, device, BLAS and versions")
     return parser

@@ -18,6 +18,9 @@ def build_random_model(
     hidden_size: int = 64,
     num_hidden_layers: int = 2,
     tokenizer_from: Path = DEFAULT_TOKENIZER_SOURCE,
+    intermediate_size: int | None = None,
+    num_attention_heads: int = 2,
+    num_key_value_heads: int = 1,
 ) -> dict:
     """Write a random `arch` model that shares the embedded model's tokenizer into `out_dir`."""
     import mlx.core as mx
@@ -30,9 +33,9 @@ def build_random_model(
         "model_type": arch,
         "hidden_size": hidden_size,
         "num_hidden_layers": num_hidden_layers,
-        "intermediate_size": hidden_size * 2,
-        "num_attention_heads": 2,
-        "num_key_value_heads": 1,
+        "intermediate_size": intermediate_size or hidden_size * 2,
+        "num_attention_heads": num_attention_heads,
+        "num_key_value_heads": num_key_value_heads,
         "rms_norm_eps": 1e-5,
         "vocab_size": vocab,
         "rope_theta": 10000.0,

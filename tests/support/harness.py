@@ -1,4 +1,4 @@
-"""A synchronous harness over the asyncio binding `mlx_rpc_client`, for `runtime bench` and the tests.
+"""A synchronous harness over the asyncio binding `mlx_rpc_client`, for the tests.
 
 The binding does the host's work (spawning, the environment allow-list, framing, readiness,
 supervision, bounded close); this harness adds what only tests and benchmarks want: raw lines,
