@@ -10,9 +10,16 @@
 
 #include "qmm.h"
 
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(RUNTIME_NATIVE_NO_X86)  // the latter: portability check
+#define RN_X86 1
 #include <immintrin.h>
+#else
+#define RN_X86 0
+#endif
 
 #include <algorithm>
+#include <cmath>
+#include <type_traits>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -31,6 +38,14 @@
 namespace runtime_native {
 
 namespace {
+
+inline void cpu_relax() {
+#if RN_X86
+  _mm_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
 
 // ---------------------------------------------------------------- a tiny persistent pool
 class Pool {
@@ -52,7 +67,7 @@ class Pool {
     cv_.notify_all();
     fn(0);
     // Spin briefly (the workers' share is usually done within microseconds), then sleep.
-    for (int i = 0; i < 20000 && pending_.load(std::memory_order_acquire) != 0; ++i) _mm_pause();
+    for (int i = 0; i < 20000 && pending_.load(std::memory_order_acquire) != 0; ++i) cpu_relax();
     if (pending_.load(std::memory_order_acquire) != 0) {
       std::unique_lock<std::mutex> lk(mu_);
       done_cv_.wait(lk, [&] { return pending_.load() == 0; });
@@ -66,7 +81,7 @@ class Pool {
       const std::function<void(int)>* job;
       {
         // Spin a little first: decode calls come back-to-back.
-        for (int i = 0; i < 20000 && gen_.load(std::memory_order_acquire) == seen; ++i) _mm_pause();
+        for (int i = 0; i < 20000 && gen_.load(std::memory_order_acquire) == seen; ++i) cpu_relax();
         std::unique_lock<std::mutex> lk(mu_);
         cv_.wait(lk, [&] { return gen_.load() != seen; });
         seen = gen_.load();
@@ -101,14 +116,33 @@ Pool& pool() {
   return *p;
 }
 
-bool use_avx2() {
-  static const bool v = [] {
+// 2: AVX-512 VNNI, 1: AVX2 + FMA, 0: scalar. RUNTIME_NATIVE_ISA=avx2|scalar caps it.
+int isa_level() {
+  static const int v = [] {
+#if RN_X86
     const char* e = std::getenv("RUNTIME_NATIVE_ISA");
-    if (e && std::strcmp(e, "scalar") == 0) return false;
+    if (e && std::strcmp(e, "scalar") == 0) return 0;
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))) return 0;
+    if (e && std::strcmp(e, "avx2") == 0) return 1;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vnni"))
+      return 2;
+    return 1;
+#else
+    return 0;
+#endif
   }();
   return v;
+}
+bool use_avx2() { return isa_level() >= 1; }
+
+// Scratch buffers reused across calls (no page faults from fresh allocations on every matmul).
+template <typename T>
+T* scratch(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
 }
 
 template <typename T>
@@ -151,6 +185,7 @@ void scalar_range(const Problem& p, int n0, int n1) {
   }
 }
 
+#if RN_X86
 // ---------------------------------------------------------------- AVX2 + FMA kernel
 __attribute__((target("avx2,fma"))) inline float hsum8(__m256 v) {
   __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -227,6 +262,172 @@ void avx2_range(const Problem& p, int n0, int n1) {
   }
 }
 
+#endif  // RN_X86
+
+// ---------------------------------------------------------------- AVX-512 VNNI kernel
+// x is quantized per group to two int8 terms, x ~= d * (h + l/256) with d = max|x_g|/127, so the
+// error per element is at most max|x_g|/65024 (about 16 bits relative to the group's largest value;
+// fp32 output stays within the 1e-4 tolerance). The 4-bit nibbles (0..15) and 8-bit bytes are the
+// unsigned operand of vpdpbusd; per 16-word block, lane i accumulates the values of word i only, so
+// each lane belongs to one group: tot += float(256*dot(q,h) + dot(q,l)) * s_g * d_g / 256.
+// The bias term is factored: sum_g b_g * sum(x_g), with the group sums of x in fp32.
+#if RN_X86
+struct VProblem {
+  int M, N, K, G, gs;
+  const int8_t* h;     // [M, K] int8, high term, block-permuted for 4 bits
+  const int8_t* l;     // [M, K] int8, low term
+  const float* dx;     // [M, G] d / 256
+  const float* xsum;   // [M, G] fp32 group sums of x
+  const float* ecorr;  // [M, G] centre * sum(x - quantized x)
+  const uint32_t* w;   // [N, K*bits/32]
+  const void* s;       // [N, G] scales, ST
+  const void* b;       // [N, G] biases, ST
+  void* out;           // [M, N] OT
+};
+
+#define RN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")))
+
+template <typename ST>
+RN_AVX512 inline __m512 load16(const ST* p, __mmask16 m) {
+  if constexpr (std::is_same<ST, float>::value) {
+    return _mm512_maskz_loadu_ps(m, p);
+  } else if constexpr (std::is_same<ST, mx::float16_t>::value) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+  } else {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+  }
+}
+
+template <int BITS, int MT, typename ST, typename OT>
+RN_AVX512 void vnni_tile(const VProblem& p, int n, int m0, float* cbuf) {
+  constexpr int PW = 32 / BITS;
+  constexpr int VPB = 16 * PW;  // values per 16-word block
+  const int G = p.G, K = p.K, gs = p.gs;
+  const int nb = K / VPB;
+  const int wpr = K / PW;
+  const int cstride = G + 16;
+  const ST* sr = static_cast<const ST*>(p.s) + static_cast<size_t>(n) * G;
+  const ST* br = static_cast<const ST*>(p.b) + static_cast<size_t>(n) * G;
+  __m512 tot[MT];
+  for (int r = 0; r < MT; ++r) tot[r] = _mm512_setzero_ps();
+  for (int g0 = 0; g0 < G; g0 += 16) {
+    const __mmask16 mk = static_cast<__mmask16>(G - g0 >= 16 ? 0xFFFF : ((1u << (G - g0)) - 1u));
+    const __m512 sv = load16(sr + g0, mk);
+    const __m512 bv = load16(br + g0, mk);
+    for (int r = 0; r < MT; ++r) {
+      const size_t ro = static_cast<size_t>(m0 + r) * G + g0;
+      _mm512_storeu_ps(cbuf + r * cstride + g0, _mm512_mul_ps(sv, _mm512_maskz_loadu_ps(mk, p.dx + ro)));
+      tot[r] = _mm512_fmadd_ps(bv, _mm512_maskz_loadu_ps(mk, p.xsum + ro), tot[r]);
+      tot[r] = _mm512_fmadd_ps(sv, _mm512_maskz_loadu_ps(mk, p.ecorr + ro), tot[r]);
+    }
+  }
+  // lane -> group offset inside the block (all lanes share one group when gs >= VPB)
+  alignas(64) int lidx[16];
+  for (int i = 0; i < 16; ++i) lidx[i] = gs >= VPB ? 0 : (i * PW) / gs;
+  const __m512i idx = _mm512_load_si512(lidx);
+  const bool one_group = gs >= VPB;
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const uint32_t* wr = p.w + static_cast<size_t>(n) * wpr;
+  for (int blk = 0; blk < nb; ++blk) {
+    const __m512i wv = _mm512_loadu_si512(wr + blk * 16);
+    __m512i lo, hi;
+    if constexpr (BITS == 4) {
+      lo = _mm512_and_si512(wv, m4);
+      hi = _mm512_and_si512(_mm512_srli_epi16(wv, 4), m4);
+    } else {
+      lo = wv;
+      hi = wv;
+    }
+    const int g0 = (blk * VPB) / gs;
+    for (int r = 0; r < MT; ++r) {
+      const size_t xo = static_cast<size_t>(m0 + r) * K + static_cast<size_t>(blk) * VPB;
+      __m512i acc;
+      if constexpr (BITS == 4) {
+        acc = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(p.h + xo));
+        acc = _mm512_dpbusd_epi32(acc, hi, _mm512_loadu_si512(p.h + xo + 64));
+        acc = _mm512_slli_epi32(acc, 8);
+        acc = _mm512_dpbusd_epi32(acc, lo, _mm512_loadu_si512(p.l + xo));
+        acc = _mm512_dpbusd_epi32(acc, hi, _mm512_loadu_si512(p.l + xo + 64));
+      } else {
+        acc = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(p.h + xo));
+        acc = _mm512_slli_epi32(acc, 8);
+        acc = _mm512_dpbusd_epi32(acc, hi, _mm512_loadu_si512(p.l + xo));
+      }
+      const float* cr = cbuf + r * cstride + g0;
+      const __m512 cv = one_group ? _mm512_set1_ps(*cr) : _mm512_permutexvar_ps(idx, _mm512_loadu_ps(cr));
+      tot[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), cv, tot[r]);
+    }
+  }
+  OT* out = static_cast<OT*>(p.out);
+  for (int r = 0; r < MT; ++r)
+    out[static_cast<size_t>(m0 + r) * p.N + n] = static_cast<OT>(_mm512_reduce_add_ps(tot[r]));
+}
+
+template <int BITS, typename ST, typename OT>
+void vnni_range(const VProblem& p, int n0, int n1) {
+  thread_local std::vector<float> cb;
+  float* cbuf = scratch(cb, static_cast<size_t>(4) * (p.G + 16));
+  constexpr int NC = 32;  // columns per chunk: their weights stay in L1/L2 across the row tiles
+  for (int c0 = n0; c0 < n1; c0 += NC) {
+    const int c1 = std::min(n1, c0 + NC);
+    int m = 0;
+    for (; m + 4 <= p.M; m += 4)
+      for (int n = c0; n < c1; ++n) vnni_tile<BITS, 4, ST, OT>(p, n, m, cbuf);
+    const int rest = p.M - m;
+    for (int n = c0; n < c1; ++n) {
+      if (rest == 3) vnni_tile<BITS, 3, ST, OT>(p, n, m, cbuf);
+      else if (rest == 2) vnni_tile<BITS, 2, ST, OT>(p, n, m, cbuf);
+      else if (rest == 1) vnni_tile<BITS, 1, ST, OT>(p, n, m, cbuf);
+    }
+  }
+}
+
+// Quantizes rows [m0, m1) of x: group sums, steps, and the two int8 terms in the kernel's order.
+template <typename XT>
+void vnni_prep(const XT* x_in, int m0, int m1, int K, int gs, int bits, int8_t* h, int8_t* l, float* dx,
+               float* xsum, float* ecorr) {
+  const int G = K / gs;
+  float xf[128];
+  for (int m = m0; m < m1; ++m) {
+    const XT* xr = x_in + static_cast<size_t>(m) * K;
+    int8_t* hr = h + static_cast<size_t>(m) * K;
+    int8_t* lr = l + static_cast<size_t>(m) * K;
+    for (int g = 0; g < G; ++g) {
+      float amax = 0.f, sum = 0.f;
+      for (int k = 0; k < gs; ++k) {
+        xf[k] = to_f(xr[g * gs + k]);
+        sum += xf[k];
+        amax = std::max(amax, std::fabs(xf[k]));
+      }
+      xsum[static_cast<size_t>(m) * G + g] = sum;
+      const float d = amax / 127.f;
+      float qsum = 0.f;  // sum of the quantized x, in units of d/256
+      const float inv = amax > 0.f ? 127.f / amax : 0.f;
+      dx[static_cast<size_t>(m) * G + g] = d / 256.f;
+      for (int k = 0; k < gs; ++k) {
+        const int kk = g * gs + k;
+        const float v = xf[k] * inv;
+        float hv = std::nearbyint(v);
+        hv = std::min(127.f, std::max(-127.f, hv));
+        float lv = std::nearbyint((v - hv) * 256.f);
+        lv = std::min(127.f, std::max(-127.f, lv));
+        int pos = kk;
+        if (bits == 4) {  // block of 128: value 8i+2t -> byte 4i+t, value 8i+2t+1 -> byte 64+4i+t
+          const int b0 = kk & ~127, o = kk & 127, i = o >> 3, j = o & 7;
+          pos = b0 + (j & 1) * 64 + 4 * i + (j >> 1);
+        }
+        qsum += hv * 256.f + lv;
+        hr[pos] = static_cast<int8_t>(hv);
+        lr[pos] = static_cast<int8_t>(lv);
+      }
+      // The kernel's error is s * sum(q_k * e_k), e = x - quantized x; with the exact sum(e) known,
+      // s * centre * sum(e) is added back so that the error left is s * sum((q_k - centre) * e_k).
+      const float centre = bits == 4 ? 7.5f : 127.5f;
+      ecorr[static_cast<size_t>(m) * G + g] = centre * (sum - qsum * (d / 256.f));
+    }
+  }
+}
+#endif  // RN_X86
 // ---------------------------------------------------------------- driver
 template <typename T>
 void to_float(const T* src, float* dst, size_t n) {
@@ -238,48 +439,93 @@ void run_typed(const XT* x_in, const uint32_t* w, const ST* s_in, const ST* b_in
                int N, int K, int gs, int bits) {
   const int G = K / gs;
   const int PW = 32 / bits;
+  Pool& pl = pool();
+  const int nt = (static_cast<long>(M) * N * K < (1l << 16)) ? 1 : pl.size();
+  // Split the columns in multiples of 16 so chunks do not share cache lines of `out`.
+  auto cols = [&](int t, int& n0, int& n1) {
+    int per = ((N + nt - 1) / nt + 15) / 16 * 16;
+    n0 = std::min(N, t * per);
+    n1 = std::min(N, (t + 1) * per);
+  };
+#if RN_X86
+  // fp16/bf16 x only: the two-term int8 x is exact to ~2^-16 of each group's largest value, well under
+  // the input's own rounding; fp32 x keeps the exact fp32 kernel below.
+  if (isa_level() >= 2 && !std::is_same<XT, float>::value && K % (16 * PW) == 0) {
+    thread_local std::vector<int8_t> hb, lb;
+    thread_local std::vector<float> db, sb, eb;
+    const size_t MK = static_cast<size_t>(M) * K, MG = static_cast<size_t>(M) * G;
+    int8_t* h = scratch(hb, MK);
+    int8_t* l = scratch(lb, MK);
+    float* dx = scratch(db, MG);
+    float* xsum = scratch(sb, MG);
+    float* ec = scratch(eb, MG);
+    if (nt > 1 && M >= 8) {
+      pl.run([&](int t) {
+        const int per = (M + nt - 1) / nt;
+        const int m0 = std::min(M, t * per), m1 = std::min(M, (t + 1) * per);
+        vnni_prep(x_in, m0, m1, K, gs, bits, h, l, dx, xsum, ec);
+      });
+    } else {
+      vnni_prep(x_in, 0, M, K, gs, bits, h, l, dx, xsum, ec);
+    }
+    VProblem vp{M, N, K, G, gs, h, l, dx, xsum, ec, w, s_in, b_in, out_t};
+    auto part = [&](int t) {
+      int n0, n1;
+      cols(t, n0, n1);
+      if (n0 >= n1) return;
+      if (bits == 4) vnni_range<4, ST, XT>(vp, n0, n1);
+      else vnni_range<8, ST, XT>(vp, n0, n1);
+    };
+    if (nt == 1) part(0);
+    else pl.run(part);
+    return;
+  }
+#endif
   const int VPB = 8 * PW;
   const bool vec = use_avx2() && (K % VPB == 0);
-  std::vector<float> x(static_cast<size_t>(M) * K), xsum(static_cast<size_t>(M) * G);
-  std::vector<float> xp(vec ? static_cast<size_t>(M) * K : 0);
-  to_float(x_in, x.data(), x.size());
+  thread_local std::vector<float> xb, xsb, xpb, sfb, bfb, ob;
+  float* x = scratch(xb, static_cast<size_t>(M) * K);
+  float* xsum = scratch(xsb, static_cast<size_t>(M) * G);
+  float* xp = vec ? scratch(xpb, static_cast<size_t>(M) * K) : nullptr;
+  to_float(x_in, x, static_cast<size_t>(M) * K);
   for (int m = 0; m < M; ++m) {
-    const float* xr = x.data() + static_cast<size_t>(m) * K;
+    const float* xr = x + static_cast<size_t>(m) * K;
     for (int g = 0; g < G; ++g) {
       float acc = 0.f;
       for (int k = g * gs; k < (g + 1) * gs; ++k) acc += xr[k];
       xsum[static_cast<size_t>(m) * G + g] = acc;
     }
     if (vec) {
-      float* xpr = xp.data() + static_cast<size_t>(m) * K;
+      float* xpr = xp + static_cast<size_t>(m) * K;
       for (int b0 = 0; b0 < K; b0 += VPB)
         for (int i = 0; i < 8; ++i)
           for (int j = 0; j < PW; ++j) xpr[b0 + j * 8 + i] = xr[b0 + i * PW + j];
     }
   }
-  std::vector<float> s(static_cast<size_t>(N) * G), b(static_cast<size_t>(N) * G);
-  to_float(s_in, s.data(), s.size());
-  to_float(b_in, b.data(), b.size());
+  float* sf = scratch(sfb, static_cast<size_t>(N) * G);
+  float* bf = scratch(bfb, static_cast<size_t>(N) * G);
+  to_float(s_in, sf, static_cast<size_t>(N) * G);
+  to_float(b_in, bf, static_cast<size_t>(N) * G);
   const bool direct = std::is_same<XT, float>::value;
-  std::vector<float> outf(direct ? 0 : static_cast<size_t>(M) * N);
-  float* out = direct ? reinterpret_cast<float*>(out_t) : outf.data();
-  Problem p{M, N, K, G, gs, bits, x.data(), vec ? xp.data() : nullptr, xsum.data(), w, s.data(), b.data(), out};
-
-  Pool& pl = pool();
-  const int nt = (static_cast<long>(M) * N * K < (1l << 16)) ? 1 : pl.size();
+  float* out = direct ? reinterpret_cast<float*>(out_t) : scratch(ob, static_cast<size_t>(M) * N);
+  Problem p{M, N, K, G, gs, bits, x, xp, xsum, w, sf, bf, out};
   auto part = [&](int t) {
-    // Split the columns in multiples of 8 so chunks do not share cache lines of `out`.
-    int per = ((N + nt - 1) / nt + 7) / 8 * 8;
-    int n0 = std::min(N, t * per), n1 = std::min(N, (t + 1) * per);
+    int n0, n1;
+    cols(t, n0, n1);
     if (n0 >= n1) return;
-    if (!vec) scalar_range(p, n0, n1);
-    else if (bits == 4) avx2_range<4>(p, n0, n1);
-    else avx2_range<8>(p, n0, n1);
+#if RN_X86
+    if (vec) {
+      if (bits == 4) avx2_range<4>(p, n0, n1);
+      else avx2_range<8>(p, n0, n1);
+      return;
+    }
+#endif
+    scalar_range(p, n0, n1);
   };
   if (nt == 1) part(0);
   else pl.run(part);
   if (!direct)
-    for (size_t i = 0; i < outf.size(); ++i) out_t[i] = static_cast<XT>(outf[i]);
+    for (size_t i = 0; i < static_cast<size_t>(M) * N; ++i) out_t[i] = static_cast<XT>(out[i]);
 }
 
 template <typename XT>
@@ -312,7 +558,10 @@ bool float_dtype(mx::Dtype d) { return d == mx::float32 || d == mx::float16 || d
 
 }  // namespace
 
-const char* isa() { return use_avx2() ? "avx2" : "scalar"; }
+const char* isa() {
+  static const char* names[] = {"scalar", "avx2", "avx512_vnni"};
+  return names[isa_level()];
+}
 int threads() { return pool().size(); }
 
 mx::array quantized_matmul(const mx::array& x_in, const mx::array& w_in, const mx::array& scales_in,

@@ -19,7 +19,7 @@ mx::array quantized_matmul(
     int group_size,
     int bits);
 
-// "avx2" or "scalar": the kernel that runs (RUNTIME_NATIVE_ISA=scalar forces the scalar one).
+// "avx512_vnni", "avx2" or "scalar": the kernel that runs (RUNTIME_NATIVE_ISA=avx2|scalar caps it).
 const char* isa();
 int threads();
 
