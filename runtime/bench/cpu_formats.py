@@ -88,7 +88,12 @@ def _runtime_side(path: Path, eos: list[int], tokens: int, rounds: int) -> dict[
         info = host.request("load_model", {"model_id": "bench", "local_path": str(path)})
         bias = {str(i): NO_EOS for i in eos}
         decode = {"model_id": "bench", "prompt": "Once upon a time", "max_tokens": tokens, "temperature": 0}
-        prefill = {"model_id": "bench", "prompt_tokens": [5 + i % 900 for i in range(PREFILL_TOKENS)]}
+        # The prompt cache off: every round prefills the whole prompt (a hit would time nothing).
+        prefill = {
+            "model_id": "bench",
+            "prompt_tokens": [5 + i % 900 for i in range(PREFILL_TOKENS)],
+            "prompt_cache": False,
+        }
         decode_runs, prefill_runs = [], []
         for _ in range(rounds):
             decode_runs.append(host.timed_stream({**decode, "logit_bias": bias})["decode_tps"])
