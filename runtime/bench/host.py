@@ -22,15 +22,20 @@ import orjson
 from runtime.transport.framing import decode
 
 
+def spawn_runtime() -> subprocess.Popen[bytes]:
+    """The runtime as a bench host starts it: `--stdio` over pipes, this environment, no stderr."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "runtime", "--stdio"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ),
+    )
+
+
 class LeanHost:
     def __init__(self, ready_timeout: float = 60.0) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "runtime", "--stdio"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=dict(os.environ),
-        )
+        self.process = spawn_runtime()
         self.arrival_times: dict[tuple[str, str], float] = {}
         self._pending: dict[Any, Future[Any]] = {}
         self._streams: dict[str, queue.Queue[dict[str, Any]]] = {}

@@ -17,27 +17,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 import time
 from typing import IO, Any
 
-from runtime.bench.host import median
+from runtime.bench.host import median, spawn_runtime
 
 
 class PlainHost:
     """A host as plain as they come: the main thread writes a request, then reads lines."""
 
     def __init__(self, ready_timeout: float = 60.0) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "runtime", "--stdio"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=dict(os.environ),
-        )
+        self.process = spawn_runtime()
         assert self.process.stdin is not None and self.process.stdout is not None
         self._stdin: IO[bytes] = self.process.stdin
         self._stdout: IO[bytes] = self.process.stdout
