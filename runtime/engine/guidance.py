@@ -24,7 +24,7 @@ from runtime import faults
 
 if TYPE_CHECKING:
     import numpy as np
-    from llguidance._lib import JsonCompileOptions  # only its stub defines it
+    from llguidance._lib import JsonCompileOptions  # declared only in its .pyi, for type checking
 
 # llguidance (and, through llguidance.hf, transformers) is imported where it is first needed: the
 # runtime starts in a tenth of a second, and a host that never asks for structured output never
@@ -39,7 +39,7 @@ def json_schema_grammar(schema: dict[str, Any] | bool) -> str:
     import llguidance
 
     return llguidance.LLMatcher.grammar_from_json_schema(
-        schema,  # type: ignore[arg-type]  # a boolean schema compiles too; the stub says str or dict
+        schema,  # type: ignore[arg-type]  # a boolean schema compiles too; its .pyi says str or dict
         defaults=JSON_OPTIONS,
         overrides=JSON_OVERRIDES,
     )

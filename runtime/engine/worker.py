@@ -101,9 +101,6 @@ class EngineWorker:
         for stream in self._solos:  # speculative streams drafting with it go on without a draft
             stream.drop_model(model_id)
 
-    def running_streams(self) -> int:
-        return sum(len(b) for b in self._batches.values()) + len(self._solos)
-
     def _idle(self) -> bool:
         """Nothing to step and nothing queued (checked twice a turn: kept cheap)."""
         if self._solos or self._source.waiting():

@@ -125,9 +125,8 @@ def _load_and_pair(services: Services, params: dict[str, Any], started: float) -
     try:
         progress("resolving", 0.0)
         resolved = resolve(model_id, params.get("local_path"), params.get("revision"))
-        _check_memory(services, model_id, resolved.path)
+        room = _check_memory(services, model_id, resolved.path)
         progress("loading", 0.3)
-        room = _room_after(services, resolved.path)
         cpu_weights = params.get("cpu_weights", "auto")
         load = partial(
             services.store.load, model_id, resolved, params.get("context_length"), started, cpu_weights, room
@@ -173,16 +172,10 @@ def _load_here(services: Services, model_id: str) -> None:
     _wait_for_load(load)
 
 
-def _room_after(services: Services, path: Path) -> int:
-    """What the memory budget still allows once this model is loaded as it is (for cpu_weights fp32)."""
-    from runtime.engine.platform import mlx_active_bytes
-
-    return memory_budget_bytes(services.limits) - mlx_active_bytes() - estimate_bytes(path)
-
-
-def _check_memory(services: Services, model_id: str, path: Path) -> None:
+def _check_memory(services: Services, model_id: str, path: Path) -> int:
     """Refuse a load that would not fit, before reading any weights: the memory budget (MLX's
-    memory in use plus the model), and what the system can still give without swapping."""
+    memory in use plus the model), and what the system can still give without swapping. Returns
+    what both still allow once the model is in (the room cpu_weights fp32 may take)."""
     from runtime.engine.platform import mlx_active_bytes, system_memory
 
     needed, budget = estimate_bytes(path), memory_budget_bytes(services.limits)
@@ -201,6 +194,8 @@ def _check_memory(services: Services, model_id: str, path: Path) -> None:
             **details,
             available_bytes=available,
         )
+    room = budget - in_use - needed
+    return room if available is None else min(room, available - needed)
 
 
 def _progress(services: Services, model_id: str, stage: str, progress: float) -> None:
