@@ -41,6 +41,15 @@ class Limits:
     prompt_cache_bytes: int = 1024 * 1024 * 1024  # KV caches kept for prefix reuse, per model
     prompt_cache_entries: int = 32  # per model; 0 turns prefix reuse off
     cache_dir: str = "~/.cache/mlx-rpc-runtime/sessions"  # where session/save writes
+    models: str = ""  # the models file (the registry; docs/models.md); "" for none
+    model_dirs: tuple[str, ...] = ()  # directories local models may be loaded from (none: any directory)
+    max_loaded_models: int = 0  # models loaded at once (0: no count limit, only the memory budget)
+    switch_policy: str = "drain"  # the streams of a model evicted to make room: drain (finish) or cancel
+    low_memory: bool = False  # quantized, bounded KV caches, smaller prefill steps, a small MLX cache
+    thermal_policy: str = "off"  # under thermal pressure new streams are: off (not looked at), pace, pause
+    thermal_limit_c: int = 85  # the hottest thermal zone at or above this is pressure (+10 °C: critical)
+    thermal_pace_ms: int = 1000  # thermal_policy pace: one new stream per this long under pressure
+    keep_alive: str = "5m"  # how long a model loaded on demand stays once idle (0: unload at once; -1: never)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -50,6 +59,23 @@ class ConfigError(ValueError):
     pass
 
 
+OPTIONAL_STRINGS = ("models",)
+CHOICES = {"switch_policy": ("drain", "cancel"), "thermal_policy": ("off", "pace", "pause")}
+
+
+def _checked_choice(name: str, value: str) -> str:
+    if name in CHOICES and value not in CHOICES[name]:
+        raise ConfigError(f"{name}: expected one of {', '.join(CHOICES[name])}, got {value!r}")
+    if name == "keep_alive":
+        from runtime.catalog import parse_keep_alive
+
+        try:
+            parse_keep_alive(value)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    return value
+
+
 def _coerce(name: str, value: Any, kind: type) -> Any:
     if kind is tuple:  # lists: JSON arrays in the config file, comma-separated in the environment
         items = value.split(",") if isinstance(value, str) else value
@@ -57,9 +83,9 @@ def _coerce(name: str, value: Any, kind: type) -> Any:
             raise ConfigError(f"{name}: expected a list of strings, got {value!r}")
         return tuple(i.strip() for i in items if i.strip())
     if kind is str:
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str) or (not value and name not in OPTIONAL_STRINGS):
             raise ConfigError(f"{name}: expected a non-empty string, got {value!r}")
-        return value
+        return _checked_choice(name, value)
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -72,7 +98,7 @@ def _coerce(name: str, value: Any, kind: type) -> Any:
         number = int(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{name}: expected an integer, got {value!r}") from None
-    if number < 0 or (number == 0 and name not in ("memory_budget_mb", "prompt_cache_entries")):
+    if number < 0 or (number == 0 and name not in ("memory_budget_mb", "prompt_cache_entries", "max_loaded_models")):
         raise ConfigError(f"{name}: must be positive, got {number}")
     return number
 

@@ -2,6 +2,7 @@
 
 The host that spawns the runtime may set RUNTIME_INJECT_FAULTS to a comma-separated list of fault
 names; nothing else can turn a fault on. Each engine site asks `armed(name)` where the fault lives.
+RUNTIME_INJECT_THERMAL_ROOT points the thermal probe at a directory of fake thermal zones.
 """
 
 from __future__ import annotations
@@ -23,6 +24,17 @@ if _armed:
     unknown = _armed - KNOWN.keys()
     if unknown:
         raise SystemExit(f"{ENV}: unknown faults {sorted(unknown)}; known: {sorted(KNOWN)}")
+
+
+# A thermal-zone directory read instead of /sys/class/thermal (tests of the thermal guard).
+THERMAL_ROOT_ENV = "RUNTIME_INJECT_THERMAL_ROOT"
+_thermal_root = os.environ.get(THERMAL_ROOT_ENV) or None
+if _thermal_root:
+    log.warning("thermal zones read from %s (%s)", _thermal_root, THERMAL_ROOT_ENV)
+
+
+def thermal_root() -> str | None:
+    return _thermal_root
 
 
 class InjectedCrash(BaseException):

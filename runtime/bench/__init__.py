@@ -40,6 +40,7 @@ def run_bench(args: argparse.Namespace) -> int:
     from runtime.bench.cache import print_cache, run_cache
     from runtime.bench.cpu_formats import FORMATS, print_cpu_formats, run_cpu_formats
     from runtime.bench.host import LeanHost
+    from runtime.bench.low_memory import print_low_memory, run_low_memory
     from runtime.bench.plain import run_plain
     from runtime.bench.speculative import print_speculative, run_speculative
     from runtime.bench.structured import print_structured, run_structured
@@ -66,6 +67,7 @@ def run_bench(args: argparse.Namespace) -> int:
         speculative = run_speculative(client, args, info["eos_token_ids"]) if args.spec_runs else None
     finally:
         client.close()
+    low_memory = run_low_memory(args.model, args.low_memory_runs) if args.low_memory_runs else None
     cpu_formats = run_cpu_formats(args.cpu_format_runs, 64, list(FORMATS)) if args.cpu_format_runs else None
     report = _report(args, blas.name, ready, single, concurrency)
     report["cpu_formats"] = cpu_formats
@@ -74,6 +76,7 @@ def run_bench(args: argparse.Namespace) -> int:
     report["speculative"] = speculative
     report["vision"] = vision
     report["prompt_cache"] = cache
+    report["low_memory"] = low_memory
     _print(report)
     if structured:
         print_structured(structured)
@@ -83,6 +86,8 @@ def run_bench(args: argparse.Namespace) -> int:
         print_vision(vision)
     if cache:
         print_cache(cache)
+    if low_memory:
+        print_low_memory(low_memory)
     if cpu_formats:
         print_cpu_formats(cpu_formats)
     with open(args.out, "w") as f:

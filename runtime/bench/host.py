@@ -22,10 +22,10 @@ import orjson
 from runtime.transport.framing import decode
 
 
-def spawn_runtime() -> subprocess.Popen[bytes]:
+def spawn_runtime(*args: str) -> subprocess.Popen[bytes]:
     """The runtime as a bench host starts it: `--stdio` over pipes, this environment, no stderr."""
     return subprocess.Popen(
-        [sys.executable, "-m", "runtime", "--stdio"],
+        [sys.executable, "-m", "runtime", "--stdio", *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -34,8 +34,8 @@ def spawn_runtime() -> subprocess.Popen[bytes]:
 
 
 class LeanHost:
-    def __init__(self, ready_timeout: float = 60.0) -> None:
-        self.process = spawn_runtime()
+    def __init__(self, ready_timeout: float = 60.0, args: tuple[str, ...] = ()) -> None:
+        self.process = spawn_runtime(*args)
         self.arrival_times: dict[tuple[str, str], float] = {}
         self._pending: dict[Any, Future[Any]] = {}
         self._streams: dict[str, queue.Queue[dict[str, Any]]] = {}

@@ -39,6 +39,13 @@ def _parser() -> argparse.ArgumentParser:
         ("--prompt-cache-bytes", int, "KV cache kept for prefix reuse, per model (default 1 GiB)"),
         ("--prompt-cache-entries", int, "cached prefixes per model; 0 turns prefix reuse off (default 32)"),
         ("--cache-dir", str, "where session/save writes (default ~/.cache/mlx-rpc-runtime/sessions)"),
+        ("--models", str, "the models file: the registry of models served by id (also RUNTIME_MODELS)"),
+        ("--max-loaded-models", int, "models loaded at once; 0: only the memory budget limits them (default 0)"),
+        ("--switch-policy", str, "streams of a model unloaded to make room: drain or cancel (default drain)"),
+        ("--thermal-policy", str, "new streams under thermal pressure: off, pace or pause (default off)"),
+        ("--thermal-limit-c", int, "the hottest thermal zone at or above this is pressure (default 85)"),
+        ("--thermal-pace-ms", int, "thermal-policy pace: one new stream per this long (default 1000)"),
+        ("--keep-alive", str, "how long a model loaded on demand stays idle: 5m, 300, 0, -1 (default 5m)"),
     ]:
         limits.add_argument(flag, type=kind, default=None, help=text)
     limits.add_argument(
@@ -56,6 +63,21 @@ def _parser() -> argparse.ArgumentParser:
         help="a URL prefix images may be fetched from, e.g. https://example.com/img/ (repeatable; default: none)",
     )
     limits.add_argument(
+        "--allow-model-dir",
+        dest="model_dirs",
+        action="append",
+        default=None,
+        help="a directory local models may be loaded from (repeatable; default: any directory)",
+    )
+    limits.add_argument(
+        "--low-memory",
+        dest="low_memory",
+        action="store_const",
+        const=True,
+        default=None,
+        help="8-bit KV caches, contexts of at most 4096 tokens, prefill steps of at most 128, a 64 MB MLX cache",
+    )
+    limits.add_argument(
         "--no-batching",
         dest="batching",
         action="store_const",
@@ -67,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--jit", action="store_true", help="keep mx.compile on (g++ JIT stalls on CPU)")
     sub = parser.add_subparsers(dest="command")
     demo = sub.add_parser("demo", help="spawn the runtime and stream a chat answer from the tiny model")
-    demo.add_argument("--model", default="tiny-chat")
+    demo.add_argument("--model", default=None, help="a model id (default: the models file's default, else tiny-chat)")
     demo.add_argument("--prompt", default="Tell me a story about a brave fox.")
     demo.add_argument("--max-tokens", type=int, default=160)
     demo.add_argument("--temperature", type=float, default=0.7)
@@ -89,12 +111,21 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--cache-runs", type=int, default=3, help="multi-turn conversations with/without the cache (0 skips)"
     )
+    bench.add_argument(
+        "--low-memory-runs", type=int, default=2, help="alternating normal / --low-memory runs, 8 streams (0 skips)"
+    )
     bench.add_argument("--plain-runs", type=int, default=12, help="alternating plain-host pairs (0 skips)")
     bench.add_argument(
         "--cpu-format-runs", type=int, default=2, help="rounds per format of the 134M CPU-formats scenario (0 skips)"
     )
     bench.add_argument("--out", default="bench.json")
     sub.add_parser("doctor", help="report backend, device, BLAS and versions")
+    pull = sub.add_parser("pull", help="download a hub model into the Hugging Face cache (resumes; Ctrl-C stops)")
+    pull.add_argument(
+        "model_id", metavar="ID|REPO", help="a registry id or a hub repo, e.g. mlx-community/SmolLM2-135M-Instruct"
+    )
+    sub.add_parser("models", help="list the registry (--models) and the Hugging Face cache, with sizes and states")
+    pull.add_argument("--revision", default=None, help="branch, tag or commit (default: main)")
     return parser
 
 
@@ -114,6 +145,14 @@ def main(argv: list[str] | None = None) -> int:
         from runtime.cli.doctor import run_doctor
 
         return run_doctor(args)
+    if args.command == "models":
+        from runtime.cli.models import run_models
+
+        return run_models(args)
+    if args.command == "pull":
+        from runtime.cli.pull import run_pull
+
+        return run_pull(args)
     _parser().print_help()
     return 2
 
@@ -136,7 +175,14 @@ def serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"runtime: {exc}", file=sys.stderr)
         return 2
-    code = App(fds, limits, blas, disable_compile=not args.jit).run()
+    from runtime.server.models_file import ModelsFileError, read_models_file
+
+    try:
+        catalog = read_models_file(limits)
+    except ModelsFileError as exc:
+        print(f"runtime: {exc}", file=sys.stderr)
+        return 2
+    code = App(fds, limits, blas, disable_compile=not args.jit, catalog=catalog).run()
     sys.stderr.flush()
     # Skip interpreter teardown: daemon threads may sit inside MLX, and the work is already done.
     import os

@@ -78,6 +78,7 @@ class Finished:
     cached_tokens: int = 0  # prompt tokens served from the prompt cache (not prefilled)
     path: DecodePath | None = None  # the decode path it ended on; None if it never started
     handovers: int = 0
+    kv_cache_bytes: int | None = None  # what its KV cache held at the end (solo streams; None: not measured)
 
     @classmethod
     def unstarted(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -18,12 +19,47 @@ from runtime.engine.prompt_cache import PromptCache
 from runtime.engine.resolve import ResolvedModel
 from runtime.engine.weights import CpuWeights, Served, apply_cpu_weights
 
+log = logging.getLogger(__name__)
 DEFAULT_CONTEXT = 4096
 
 
 def estimate_bytes(path: Path) -> int:
     """Memory the weights will take, from the files on disk (safetensors load at their stored size)."""
     return sum(f.stat().st_size for f in path.glob("*.safetensors"))
+
+
+@dataclass(frozen=True)
+class KvPolicy:
+    """How a model's KV cache is kept: mlx-lm's quantized cache (`bits`), a rotating cache of
+    `max_size` tokens (older ones dropped, the first few kept), or the full-precision cache."""
+
+    bits: int | None = None
+    max_size: int | None = None
+    max_context: int | None = None  # low-memory mode: the context served is at most this many tokens
+    group_size: int = 64
+
+    @property
+    def full(self) -> bool:
+        return self.bits is None and self.max_size is None
+
+    @property
+    def batchable(self) -> bool:
+        """mlx-lm's BatchGenerator makes its own full caches (its max_kv_size is ignored by models
+        with their own make_cache, llama among them), so only full-cache models batch."""
+        return self.full
+
+    def new_cache(self, model: Any) -> list[Any]:
+        """The model's own cache layers, each plain KVCache made a RotatingKVCache when bounded
+        (make_prompt_cache ignores max_kv_size for models that make their own caches)."""
+        from mlx_lm.models.cache import KVCache, RotatingKVCache, make_prompt_cache
+
+        cache = make_prompt_cache(model)
+        if self.max_size is None:
+            return cache
+        return [RotatingKVCache(max_size=self.max_size, keep=4) if type(c) is KVCache else c for c in cache]
+
+    def describe(self) -> dict[str, int | None]:
+        return {"kv_bits": self.bits, "max_kv_size": self.max_size}
 
 
 @dataclass(frozen=True)
@@ -47,6 +83,20 @@ class LoadedModel:
     # Set while the model is in the store; a queued job may still hold a model unloaded since.
     alive: threading.Event = field(default_factory=threading.Event)
     cpu_weights: Served | None = None  # what serves its quantized layers on the CPU (engine/weights.py)
+    kv: KvPolicy = field(default_factory=KvPolicy)  # low-memory mode: quantized or bounded KV caches
+
+
+@dataclass(frozen=True)
+class Weights:
+    """A model read into memory, before its warm-up: what ModelStore.read hands to ModelStore.admit."""
+
+    model_id: str
+    resolved: ResolvedModel
+    model: Any
+    tokenizer: Any
+    processor: Any
+    served: Served | None
+    memory_before: int
 
 
 class ModelStore:
@@ -81,9 +131,14 @@ class ModelStore:
         cpu_weights: CpuWeights = "auto",
         room_bytes: int = 0,
     ) -> LoadedModel:
-        """`started` (perf_counter) is when the host's load_model was taken in, so the load time counts
-        what the host waited for: resolving, the memory check, the first load's imports, the weights."""
+        """read, then admit: the weights, the warm-up token, and the model is in the store."""
         started = time.perf_counter() if started is None else started
+        return self.admit(self.read(model_id, resolved, cpu_weights, room_bytes), context_length, started)
+
+    def read(
+        self, model_id: str, resolved: ResolvedModel, cpu_weights: CpuWeights = "auto", room_bytes: int = 0
+    ) -> Weights:
+        """The model's weights in memory (and its CPU weight format applied); not in the store yet."""
         from mlx_lm.utils import load as mlx_lm_load
 
         from runtime.engine.vlm import is_vision_config, load_vision
@@ -103,11 +158,26 @@ class ModelStore:
                 f"Failed to load model {model_id}: {type(exc).__name__}: {exc}", model_id=model_id
             ) from None
         served = apply_cpu_weights(model, cpu_weights, room_bytes)  # a refusal here is the caller's error
-        loaded = _describe(model_id, resolved, model, tokenizer, context_length, started, before, self.guide_cache_size)
-        loaded = replace(loaded, cpu_weights=served)
+        return Weights(model_id, resolved, model, tokenizer, processor, served, before)
+
+    def admit(
+        self, weights: Weights, context_length: int | None, started: float, kv: KvPolicy | None = None
+    ) -> LoadedModel:
+        """A one-token warm-up, then the model is in the store, ready. `started` (perf_counter) is
+        when the host's load_model was taken in, so the load time counts what the host waited for:
+        resolving, the memory check, the first load's imports, the weights and the warm-up."""
+        model_id, processor = weights.model_id, weights.processor
+        warm_up(model_id, weights.model, weights.tokenizer, processor is not None)
+        kv = kv or KvPolicy()
+        loaded = _describe(weights, context_length, started, self.guide_cache_size, kv)
+        if processor is not None and not kv.full:
+            log.info("%s: kv_bits / max_kv_size apply to text models; this vision model keeps a full cache", model_id)
+            kv = KvPolicy()
+        loaded = replace(loaded, cpu_weights=weights.served, kv=kv)
         if processor is not None:
             loaded = replace(loaded, kind="vision", processor=processor)
-        else:  # vision models are not prefix-cached (their prompts hold image features)
+        elif kv.full:  # not prefix-cached: vision prompts hold image features; quantized or rotating
+            # caches cannot be trimmed back to a shared prefix
             loaded = replace(loaded, prompt_cache=PromptCache(*self.prompt_cache_limits))
         loaded.alive.set()
         with self._lock:
@@ -129,18 +199,31 @@ class ModelStore:
         return was_loaded, max(0, before - mx.get_active_memory())
 
 
+def warm_up(model_id: str, model: Any, tokenizer: Any, vision: bool) -> None:
+    """One token through the model with a fresh KV cache: the first request then meets no lazy
+    first-call costs (kernel set-up, the native route's first dispatch, allocator growth)."""
+    from mlx_lm.models.cache import make_prompt_cache
+
+    language = getattr(model, "language_model", model) if vision else model
+    token = tokenizer.bos_token_id if getattr(tokenizer, "bos_token_id", None) is not None else 0
+    try:
+        logits = language(mx.array([[token]]), cache=make_prompt_cache(language))
+        logits = getattr(logits, "logits", logits)  # mlx-vlm language models return an output object
+        mx.eval(mx.argmax(logits[:, -1, :], axis=-1))
+    except Exception as exc:
+        raise faults.ModelLoadFailed(
+            f"Failed to load model {model_id}: the warm-up token failed: {type(exc).__name__}: {exc}",
+            model_id=model_id,
+            reason="warm_up",
+        ) from None
+
+
 def _describe(
-    model_id: str,
-    resolved: ResolvedModel,
-    model: Any,
-    tokenizer: Any,
-    context_length: int | None,
-    started: float,
-    memory_before: int,
-    guide_cache_size: int,
+    weights: Weights, context_length: int | None, started: float, guide_cache_size: int, kv: KvPolicy
 ) -> LoadedModel:
     from mlx.utils import tree_flatten
 
+    model_id, resolved, model, tokenizer = weights.model_id, weights.resolved, weights.model, weights.tokenizer
     params = cast("list[tuple[str, mx.array]]", tree_flatten(model.parameters()))
     config = json.loads((resolved.path / "config.json").read_text())
     text_config = config.get("text_config", config)
@@ -151,12 +234,17 @@ def _describe(
         source=resolved.source,
         model=model,
         tokenizer=tokenizer,
-        context_length=context_length or text_config.get("max_position_embeddings") or DEFAULT_CONTEXT,
+        context_length=context_length or _capped(text_config.get("max_position_embeddings"), kv.max_context),
         parameter_count=sum(v.size for _, v in params),
         dtype=str(params[0][1].dtype).removeprefix("mlx.core.") if params else "unknown",
         vocab_size=vocab_size,
-        memory_bytes=max(0, mx.get_active_memory() - memory_before),
+        memory_bytes=max(0, mx.get_active_memory() - weights.memory_before),
         load_seconds=time.perf_counter() - started,
         loaded_at=time.time(),
         guides=GuideCache(tokenizer, vocab_size, guide_cache_size),
     )
+
+
+def _capped(model_context: int | None, cap: int | None) -> int:
+    context = model_context or DEFAULT_CONTEXT
+    return min(context, cap) if cap else context

@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     import numpy as np
@@ -179,6 +179,15 @@ def _nbytes(cache: list[Any]) -> int:
         arrays = [getattr(layer, "keys", None), getattr(layer, "values", None)]
         total += sum(a.nbytes for a in arrays if a is not None) or sum(a.nbytes for a in layer.state)
     return total
+
+
+def kv_bytes(cache: list[Any]) -> int:
+    """Bytes of the tokens a KV cache holds, whatever its kind (full, quantized, rotating)."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+
+    leaves = cast("list[tuple[str, Any]]", [leaf for layer in cache for leaf in tree_flatten(layer.state)])
+    return sum(int(a.nbytes) for _, a in leaves if isinstance(a, mx.array))
 
 
 # --- sessions on disk ------------------------------------------------------------------------------

@@ -6,13 +6,17 @@ No MLX here: resolution (and a hub download) runs off the engine thread.
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from runtime import faults
+from runtime.engine import download
+from runtime.engine.download import HUB_PATTERNS, DownloadProgress
 
 EMBEDDED_DIR = Path(__file__).resolve().parents[1] / "assets" / "models"
-HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken", "*.jinja"]
+__all__ = ["EMBEDDED_DIR", "HUB_PATTERNS", "ResolvedModel", "embedded_models", "resolve"]
 
 
 @dataclass(frozen=True)
@@ -27,14 +31,21 @@ def embedded_models() -> list[str]:
     return sorted(p.name for p in EMBEDDED_DIR.iterdir() if (p / "config.json").is_file())
 
 
-def resolve(model_id: str, local_path: str | None = None, revision: str | None = None) -> ResolvedModel:
+def resolve(
+    model_id: str,
+    local_path: str | None = None,
+    revision: str | None = None,
+    on_progress: Callable[[DownloadProgress], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> ResolvedModel:
+    """`on_progress` and `cancel` reach a hub download (see runtime.engine.download)."""
     if local_path:
         return ResolvedModel(_checked_dir(Path(local_path).expanduser(), model_id), "local")
     if model_id in embedded_models():
         return ResolvedModel(EMBEDDED_DIR / model_id, "embedded")
     if os.path.isabs(model_id) or model_id.startswith((".", "~")) or Path(model_id).is_dir():
         return ResolvedModel(_checked_dir(Path(model_id).expanduser(), model_id), "local")
-    return ResolvedModel(_from_hub(model_id, revision), "hub")
+    return ResolvedModel(_from_hub(model_id, revision, on_progress, cancel), "hub")
 
 
 def _checked_dir(path: Path, model_id: str) -> Path:
@@ -45,35 +56,15 @@ def _checked_dir(path: Path, model_id: str) -> Path:
     return path.resolve()
 
 
-def _from_hub(repo_id: str, revision: str | None) -> Path:
-    """The hub snapshot from the local cache, downloading it when the hub can be reached."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
-
-    try:
-        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=HUB_PATTERNS, local_files_only=True))
-    except HFValidationError as exc:
-        raise faults.ModelLoadFailed(
-            f"Failed to load model {repo_id}: not a valid hub id or local path ({exc})", model_id=repo_id
-        ) from None
-    except LocalEntryNotFoundError:
-        pass
-    if os.environ.get("HF_HUB_OFFLINE"):
-        raise faults.ModelLoadFailed(
-            f"Failed to load model {repo_id}: not in the local Hugging Face cache and HF_HUB_OFFLINE is set",
-            model_id=repo_id,
-            reason="offline",
-        )
-    try:
-        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=HUB_PATTERNS))
-    except Exception as exc:  # network, auth, missing repo: all end as a clear load error
-        raise faults.ModelLoadFailed(
-            f"Failed to load model {repo_id}: not in the local cache and the hub could not provide it "
-            f"({type(exc).__name__}: {_first_line(exc)})",
-            model_id=repo_id,
-            reason="unavailable",
-        ) from None
-
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [""])[0][:300]
+def _from_hub(
+    repo_id: str,
+    revision: str | None,
+    on_progress: Callable[[DownloadProgress], None] | None,
+    cancel: threading.Event | None,
+) -> Path:
+    """The snapshot from the local cache without any network, else a resumable, verified download
+    (which refuses ids with path tricks before it reaches the network)."""
+    cached = download.cached_snapshot(repo_id, revision)
+    if cached is not None:
+        return cached
+    return download.download(repo_id, revision, on_progress=on_progress, cancel=cancel)

@@ -66,8 +66,10 @@ class EngineWorker:
         batching: bool = True,
         disable_compile: bool = True,
         output: TurnOutput | None = None,
+        cache_limit_bytes: int | None = None,
     ) -> None:
         self._source, self._on_fatal = source, on_fatal
+        self._cache_limit = cache_limit_bytes  # MLX's buffer cache bound (low-memory mode), set at start
         self.max_active, self.prefill_step, self.batching = max_active, prefill_step, batching
         self._disable_compile = disable_compile
         self._output = output or _Unheld()  # the app gathers each turn's output into one write
@@ -131,6 +133,8 @@ class EngineWorker:
         # On CPU, mx.compile builds kernels with g++ on first use: 1-3 s stalls, no steady-state gain.
         if self._disable_compile and mx.default_device() == mx.cpu:
             mx.disable_compile()
+        if self._cache_limit is not None:
+            mx.set_cache_limit(self._cache_limit)
 
     def _turn(self, now: float) -> None:
         if self._source.waiting():
@@ -177,7 +181,7 @@ class EngineWorker:
         for model_jobs in by_model.values():
             alone = len(model_jobs) == 1 and not self._busy(model_jobs[0].loaded.model_id)
             for job in model_jobs:
-                self._admit(job, solo=alone or not self.batching)
+                self._admit(job, solo=alone or not self.batching or not job.loaded.kv.batchable)
 
     def _busy(self, model_id: str) -> bool:
         batch = self._batches.get(model_id)

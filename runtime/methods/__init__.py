@@ -5,12 +5,27 @@ from __future__ import annotations
 
 from functools import partial
 
-from runtime.methods import drafts, generate, metrics, models, runtime, sessions, tokenize
-from runtime.methods.context import Services
+from runtime.methods import drafts, generate, metrics, models, registry, runtime, sessions, tokenize
+from runtime.methods.context import Handler, Services
+from runtime.methods.ondemand import on_demand
 from runtime.protocol import schemas
 from runtime.protocol.dispatch import Method, build_method_table
 
-MODULES = (runtime, models, generate, tokenize, drafts, sessions, metrics)
+MODULES = (runtime, models, registry, generate, tokenize, drafts, sessions, metrics)
+# Methods that name models and load registered ones on demand (load_model loads by itself).
+ON_DEMAND = frozenset(
+    {
+        "generate",
+        "generate_with_image",
+        "batch_generate",
+        "tokenize",
+        "batch_tokenize",
+        "detokenize",
+        "check_draft",
+        "batch_check_draft",
+        "set_draft",
+    }
+)
 
 
 def method_names() -> list[str]:
@@ -24,9 +39,19 @@ def capabilities() -> list[str]:
 
 def build(services: Services) -> dict[str, Method]:
     table = build_method_table(
-        [Method(name, partial(handler, services)) for module in MODULES for name, handler in module.METHODS.items()]
+        [
+            Method(name, partial(_wrapped(name, handler), services))
+            for module in MODULES
+            for name, handler in module.METHODS.items()
+        ]
     )
+    if not set(table) >= ON_DEMAND:
+        raise RuntimeError(f"ON_DEMAND names methods that do not exist: {sorted(ON_DEMAND - set(table))}")
     documented = schemas.method_schemas()
     if sorted(table) != sorted(documented):  # a method without a schema, or a schema without a method
         raise RuntimeError(f"the method table and schemas/ differ: {sorted(set(table) ^ set(documented))}")
     return table
+
+
+def _wrapped(name: str, handler: Handler) -> Handler:
+    return on_demand(handler) if name in ON_DEMAND else handler

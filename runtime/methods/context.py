@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -9,6 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from runtime.catalog import Catalog
 from runtime.config import Limits
 from runtime.engine.drafts import Compatibility
 from runtime.engine.jobs import StreamJob
@@ -21,6 +23,7 @@ from runtime.scheduler.breaker import CircuitBreaker
 from runtime.scheduler.lifecycle import StreamLifecycle
 from runtime.scheduler.queue import AdmissionQueue
 from runtime.scheduler.registry import StreamRegistry
+from runtime.scheduler.thermal import ThermalGuard
 from runtime.transport.writer import Writer
 
 if TYPE_CHECKING:
@@ -46,8 +49,18 @@ class Services:
     capabilities: list[str]  # the wire methods (methods.capabilities()), for runtime/ready and runtime/info
     # runtime/metrics: the collector the lifecycle records each stream's end in (the same instance)
     metrics: RuntimeMetrics = field(default_factory=RuntimeMetrics)
+    catalog: Catalog = field(default_factory=Catalog)  # the models file's registry (empty: none given)
+    thermal: ThermalGuard | None = None  # paces or pauses admissions under thermal pressure
     loads: dict[str, Future[Any]] = field(default_factory=dict)
     loads_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Where each model id is in its life while not simply ready or absent: downloading, loading,
+    # warming, unloading (models/list, runtime/state).
+    model_states: dict[str, str] = field(default_factory=dict)
+    room_lock: threading.Lock = field(default_factory=threading.Lock)  # one load at a time makes room
+    reserved_bytes: dict[str, int] = field(default_factory=dict)  # loads past the memory check, not landed
+    unloads: dict[str, Future[Any]] = field(default_factory=dict)  # unloads in flight, by model id
+    load_waiters: dict[str, Future[Any]] = field(default_factory=dict)  # request key -> the load it waits on
+    waiting_for_models: int = 0  # requests waiting for an on-demand load (bounded by max_queued)
     started_at: float = field(default_factory=time.time)
     shutting_down: bool = False
     unloading: set[str] = field(default_factory=set)  # model ids whose unload has begun
@@ -73,6 +86,11 @@ class Services:
 
     def notify(self, method: str, params: dict[str, Any]) -> None:
         self.writer.send(notification(method, params))
+
+
+def request_key(request_id: Any) -> str:
+    """A request id as a set key (ids may be numbers or strings: JSON keeps them apart)."""
+    return json.dumps(request_id, sort_keys=True)
 
 
 # A wire method's handler: the shared services, the validated params, the call's context.

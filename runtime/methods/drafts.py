@@ -47,8 +47,7 @@ def draft_for(services: Services, target: LoadedModel, params: dict[str, Any]) -
             raise faults.InvalidInput.at("/num_draft_tokens", "needs a draft (draft_model, or a paired draft)")
         return None
     draft = _loaded_draft(services, draft_id)
-    if target.kind != "text" or draft.kind != "text":
-        raise faults.InvalidInput.at("/draft_model", "speculative decoding needs two text models")
+    _require_text_pair(target, draft, "/draft_model")
     _require_compatible(services, target, draft, "/draft_model")
     default = pairing.num_draft_tokens if pairing and pairing.draft_id == draft_id else DEFAULT_DRAFT_TOKENS
     return DraftChoice(draft, params.get("num_draft_tokens", default))
@@ -60,11 +59,17 @@ def pair(services: Services, target_id: str, draft_id: str | None, num_draft_tok
         services.drafts.pop(target_id, None)
         return {"model_id": target_id, "draft_model_id": None, "num_draft_tokens": None}
     draft = _loaded_draft(services, draft_id)
-    if target.kind != "text" or draft.kind != "text":
-        raise faults.InvalidInput.at("/draft_model_id", "speculative decoding needs two text models")
+    _require_text_pair(target, draft, "/draft_model_id")
     _require_compatible(services, target, draft, "/draft_model_id")
     pairing = services.drafts[target_id] = Pairing(draft_id, num_draft_tokens or DEFAULT_DRAFT_TOKENS)
     return {"model_id": target_id, "draft_model_id": draft_id, "num_draft_tokens": pairing.num_draft_tokens}
+
+
+def _require_text_pair(target: LoadedModel, draft: LoadedModel, path: str) -> None:
+    if target.kind != "text" or draft.kind != "text":
+        raise faults.InvalidInput.at(path, "speculative decoding needs two text models")
+    if not (target.kv.full and draft.kv.full):  # drafting trims both caches token by token
+        raise faults.InvalidInput.at(path, "speculative decoding needs models loaded without kv_bits / max_kv_size")
 
 
 def forget(services: Services, model_id: str) -> None:

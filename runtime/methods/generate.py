@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable
@@ -11,8 +10,8 @@ from typing import Any
 
 from runtime import faults
 from runtime.engine.jobs import StreamJob
-from runtime.methods import drafts
-from runtime.methods.context import Handler, Services
+from runtime.methods import drafts, models
+from runtime.methods.context import Handler, Services, request_key
 from runtime.protocol.batches import run_entries
 from runtime.protocol.dispatch import AfterSend, CallContext, Reply
 from runtime.requests import guidance, prompts
@@ -130,11 +129,8 @@ def cancel_request(services: Services, params: dict[str, Any], ctx: CallContext)
     key = request_key(params["id"])
     if key in services.preparing:
         services.cancelled_while_preparing.add(key)
+    models.stop_waiting(services, key)  # a load_model, or a request waiting for its model's load
     services.lifecycle.cancel_where(request_id=params["id"])
-
-
-def request_key(request_id: Any) -> str:
-    return json.dumps(request_id, sort_keys=True)
 
 
 METHODS: dict[str, Handler] = {

@@ -10,7 +10,7 @@ from typing import Any
 
 from runtime import PROTOCOL, __version__
 from runtime.engine.models import LoadedModel
-from runtime.methods import drafts
+from runtime.methods import drafts, registry
 from runtime.methods.context import Handler, Services
 from runtime.protocol.dispatch import CallContext, Reply
 
@@ -28,6 +28,9 @@ FEATURES = [
     "prompt_cache",
     "sessions",
     "metrics",
+    "model_registry",
+    "keep_alive",
+    "load_on_demand",
 ]
 
 
@@ -67,8 +70,10 @@ def state(services: Services, params: dict[str, Any], ctx: CallContext) -> dict[
     streams = services.streams.active()
     with services.loads_lock:
         loading = sorted(services.loads)
+    loaded = [_model_state(services, m) for m in services.store.all()]
     return {
-        "loaded_models": [_model_state(services, m) for m in services.store.all()],
+        "loaded_models": loaded,
+        "ready_models": [m["model_id"] for m in loaded if m["state"] == "ready"],
         "loading_models": loading,
         "active_streams": len(streams),
         "streams": [
@@ -93,16 +98,18 @@ def state(services: Services, params: dict[str, Any], ctx: CallContext) -> dict[
         "restart_count": 0,
         "uptime_s": round(time.time() - services.started_at, 3),
         "shutting_down": services.shutting_down,
+        "thermal": services.thermal.snapshot() if services.thermal else None,
     }
 
 
 def _model_state(services: Services, loaded: LoadedModel) -> dict[str, Any]:
     state = {
         "model_id": loaded.model_id,
-        "state": "ready",
+        "state": registry.state_of(services, loaded.model_id, loaded),
         "type": loaded.kind,
         "guides": loaded.guides.stats(),
         "prompt_cache": loaded.prompt_cache.stats(),
+        "keep_alive": services.lifecycle.timers.snapshot(loaded.model_id),
     }
     pairing = drafts.pairing_of(services, loaded.model_id)
     if pairing:

@@ -54,6 +54,11 @@ def notification_schemas() -> dict[str, dict[str, Any]]:
     return _by_name("notifications", "x-notification")
 
 
+def document(name: str) -> dict[str, Any]:
+    """A schema document by its path under schemas/ (e.g. "models-file.json")."""
+    return _documents()[name]
+
+
 def error_table() -> list[dict[str, Any]]:
     codes: list[dict[str, Any]] = _documents()["errors.json"]["x-codes"]
     return codes

@@ -21,6 +21,7 @@ from runtime import faults
 from runtime.engine.events import Event, Finished, FinishReason, HandedOver, PromptProcessed, PromptStarted, TokenEvent
 from runtime.engine.jobs import StreamJob
 from runtime.scheduler.breaker import CircuitBreaker, CircuitOpen
+from runtime.scheduler.keepalive import IdleTimers
 from runtime.scheduler.queue import AdmissionQueue, QueueFull
 from runtime.scheduler.registry import DuplicateStream, RegistryClosed, StreamRecord, StreamRegistry, StreamState
 
@@ -84,9 +85,11 @@ class StreamLifecycle:
         breaker: CircuitBreaker,
         wake: Callable[[], None],
         metrics: RuntimeMetrics | None = None,
+        timers: IdleTimers | None = None,
     ) -> None:
         self.registry, self.queue, self.breaker, self._wake = registry, queue, breaker, wake
         self.metrics = metrics  # what each stream's end adds to runtime/metrics (None: nothing recorded)
+        self.timers = timers or IdleTimers()  # models' idle timers: a model with streams is busy
         self._handles: dict[str, StreamHandle] = {}
         self._lock = threading.Lock()
 
@@ -106,6 +109,7 @@ class StreamLifecycle:
         handle = StreamHandle(self, record, output)
         with self._lock:
             self._handles[stream_id] = handle
+        self.timers.stream_opened(model_id)
         return handle
 
     def _admit(self, stream_id: str) -> None:
@@ -130,9 +134,11 @@ class StreamLifecycle:
 
     def finish(self, handle: StreamHandle, event: Finished) -> None:
         stream_id = handle.stream_id
-        if self.registry.finish(stream_id, event.reason) is None:
+        record = self.registry.finish(stream_id, event.reason)
+        if record is None:
             return
         self.queue.release(stream_id, time.perf_counter())
+        self.timers.stream_ended(record.model_id)
         self.breaker.record(stream_id, OUTCOMES.get(event.reason, "neutral"))
         if self.metrics is not None:  # before the end goes out, so a host that saw it sees it counted
             try:

@@ -66,11 +66,11 @@ class AdmissionQueue(Generic[T]):
         if len(self._by_id) + len(self._active) + len(self._reserved) >= self.max_active + self.max_queued:
             raise QueueFull(self._retry_after_ms())
 
-    def take(self, now: float) -> list[T]:
-        """Admit queued items, best priority first, while active slots are free."""
+    def take(self, now: float, limit: int | None = None) -> list[T]:
+        """Admit queued items, best priority first, while active slots are free (at most `limit`)."""
         taken: list[T] = []
         with self._lock:
-            while self._heap and len(self._active) < self.max_active:
+            while self._heap and len(self._active) < self.max_active and (limit is None or len(taken) < limit):
                 entry = heapq.heappop(self._heap)
                 if entry.removed:
                     continue

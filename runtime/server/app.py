@@ -13,12 +13,14 @@ import sys
 import threading
 from concurrent.futures import Future
 from dataclasses import asdict
+from typing import Any
 
+from runtime.catalog import Catalog
 from runtime.config import Limits
 from runtime.engine.jobs import StreamJob
 from runtime.engine.models import ModelStore
 from runtime.engine.worker import EngineWorker
-from runtime.methods import build, capabilities
+from runtime.methods import build, capabilities, registry
 from runtime.methods.context import Services
 from runtime.methods.runtime import identity
 from runtime.metrics import RuntimeMetrics
@@ -29,6 +31,7 @@ from runtime.scheduler.breaker import CircuitBreaker, Transition
 from runtime.scheduler.lifecycle import StreamLifecycle
 from runtime.scheduler.queue import AdmissionQueue
 from runtime.scheduler.registry import StreamRegistry
+from runtime.scheduler.thermal import GuardedSource, ThermalGuard
 from runtime.server.blas import BlasStatus
 from runtime.transport.framing import LineReader, OversizedLine
 from runtime.transport.stdio import ProtocolFds
@@ -37,10 +40,27 @@ from runtime.transport.writer import Writer
 log = logging.getLogger(__name__)
 READY_LINE = "MLX Runtime ready"
 CANCEL_GRACE_S = 1.5
+LOW_MEMORY_PREFILL_STEP = 128  # --low-memory: smaller prefill chunks, smaller activation peaks
+LOW_MEMORY_CACHE_BYTES = 64 * 1024 * 1024  # --low-memory: MLX keeps at most this much freed memory
+
+
+def _thermal_probe() -> list[dict[str, Any]]:
+    from runtime import faultinject
+    from runtime.engine.platform import thermal
+
+    root = faultinject.thermal_root()
+    return thermal(root) if root else thermal()
 
 
 class App:
-    def __init__(self, fds: ProtocolFds, limits: Limits, blas: BlasStatus, disable_compile: bool = True) -> None:
+    def __init__(
+        self,
+        fds: ProtocolFds,
+        limits: Limits,
+        blas: BlasStatus,
+        disable_compile: bool = True,
+        catalog: Catalog | None = None,
+    ) -> None:
         self.fds = fds
         self.exit_code = 0
         self._exit = threading.Event()
@@ -54,14 +74,21 @@ class App:
             explain=unencodable_response,
         )
         queue: AdmissionQueue[StreamJob] = AdmissionQueue(limits.max_active_streams, limits.max_queued)
+        self.thermal = ThermalGuard(
+            limits.thermal_policy, limits.thermal_limit_c, limits.thermal_pace_ms / 1000, _thermal_probe
+        )
+        source = GuardedSource(queue, self.thermal)
         self.worker = EngineWorker(
-            queue,
+            source,
             self._fatal,
             max_active=limits.max_active_streams,
-            prefill_step=limits.prefill_step,
+            prefill_step=min(limits.prefill_step, LOW_MEMORY_PREFILL_STEP)
+            if limits.low_memory
+            else limits.prefill_step,
             batching=limits.batching,
             disable_compile=disable_compile,
             output=self.writer,
+            cache_limit_bytes=LOW_MEMORY_CACHE_BYTES if limits.low_memory else None,
         )
         breaker = CircuitBreaker(
             limits.breaker_threshold,
@@ -69,6 +96,7 @@ class App:
             limits.breaker_cooldown_ms / 1000,
             on_transition=self._breaker_moved,
         )
+        source.wake = self.worker.wake
         registry = StreamRegistry()
         metrics = RuntimeMetrics()
         self.services = Services(
@@ -85,6 +113,8 @@ class App:
             blas=asdict(blas),
             capabilities=capabilities(),
             metrics=metrics,
+            catalog=catalog or Catalog(),
+            thermal=self.thermal,
         )
         self.dispatcher = Dispatcher(build(self.services), self.writer.send, limits.max_line_bytes)
 
@@ -93,6 +123,8 @@ class App:
             signal.signal(sig, lambda signum, _frame: self._exit_after_shutdown(signal.Signals(signum).name))
         self.worker.start()
         self._announce_ready()
+        registry.start_reaper(self.services)
+        registry.load_default_model(self.services)
         threading.Thread(target=self._read, name="reader", daemon=True).start()
         while not self._exit.wait(0.25):
             pass

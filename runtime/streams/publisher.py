@@ -74,6 +74,8 @@ class StreamPublisher:
         }
         if event.path is not None:
             stats["path"], stats["handovers"] = event.path, event.handovers
+        if event.kv_cache_bytes is not None:
+            stats["kv_cache_bytes"] = event.kv_cache_bytes
         if event.draft is not None:
             stats["draft"] = _draft_fields(event.draft)
         if self.images:

@@ -38,7 +38,7 @@ def test_load_reports_the_model_and_unload_gives_the_memory_back(fresh_runtime: 
     assert unloaded["was_loaded"] and unloaded["freed_bytes"] >= info["parameter_count"] * 4
     assert mlx_active(fresh_runtime) <= baseline + 1_000_000
     assert fresh_runtime.request("runtime/state")["loaded_models"] == []
-    assert progress_stages(fresh_runtime, MODEL) == ["resolving", "loading", "ready"]
+    assert progress_stages(fresh_runtime, MODEL) == ["resolving", "loading", "warming", "ready"]
 
 
 def test_loading_a_loaded_model_again_returns_at_once_without_reloading(fresh_runtime: RuntimeClient) -> None:
@@ -170,4 +170,4 @@ def test_calls_that_wait_on_loads_are_all_answered_even_when_they_outnumber_the_
         answers = [u.result(TIMEOUT)["result"] for u in unloads]
         assert [a["was_loaded"] for a in answers].count(True) == 1 and all(a["success"] for a in answers)
     assert fresh_runtime.request("runtime/state")["loaded_models"] == []
-    assert progress_stages(fresh_runtime, "tiny-draft") == ["resolving", "loading", "ready"]
+    assert progress_stages(fresh_runtime, "tiny-draft") == ["resolving", "loading", "warming", "ready"]

@@ -320,7 +320,7 @@ def test_a_load_with_a_draft_shares_the_drafts_load_already_in_flight() -> None:
             for m in list(client.messages)
             if m.get("method") == "model.progress" and m["params"]["model_id"] == DRAFT
         ]
-        assert stages == ["resolving", "loading", "ready"]
+        assert stages == ["resolving", "loading", "warming", "ready"]
         assert_schema_clean(client)
     finally:
         client.close()

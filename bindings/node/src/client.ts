@@ -13,6 +13,7 @@ import type {
   LoadModelParams,
   LoadModelResult,
   Methods,
+  ModelsListResult,
   RuntimeInfoResult,
   RuntimeReadyParams,
   RuntimeStateResult,
@@ -169,6 +170,11 @@ export class RuntimeClient extends EventEmitter<ClientEvents> {
   /** `runtime/metrics`: counters, histograms and gauges as JSON, or as Prometheus text. */
   metrics(params: RuntimeMetricsParams = {}): Promise<RuntimeMetricsResult> {
     return this.request("runtime/metrics", params);
+  }
+
+  /** `models/list`: the registry's models and the loaded ones, with state, keep-alive and sizes. */
+  listModels(): Promise<ModelsListResult> {
+    return this.request("models/list", {});
   }
 
   loadModel(params: LoadModelParams, options?: RequestOptions): Promise<LoadModelResult> {

@@ -44,6 +44,22 @@ export type Limits = {
   prompt_cache_entries: number;
   /** Where session/save writes. */
   cache_dir: string;
+  /** The models file (the registry, docs/models.md); empty for none. */
+  models: string;
+  /** Directories local models may be loaded from (empty: any directory). */
+  model_dirs: string[];
+  /** Models loaded at once; 0: no count limit (the memory budget still applies). */
+  max_loaded_models: number;
+  /** What happens to the streams of a model unloaded to make room: drain (they finish first) or cancel. */
+  switch_policy: "drain" | "cancel";
+  /** How long a model loaded on demand stays loaded once idle: a duration ("5m"), seconds, 0 (unload when its last stream ends) or -1 (never). */
+  keep_alive: string;
+  /** Low-memory mode: text models load with an 8-bit KV cache and a context of at most 4096 tokens, prefill steps are at most 128 tokens, and MLX's buffer cache is limited to 64 MB. */
+  low_memory: boolean;
+  /** Under thermal pressure (the hottest thermal zone at or above thermal_limit_c), new streams are paced (one per thermal_pace_ms; none when critical, 10 °C above) or paused; running streams go on. off: not looked at. */
+  thermal_policy: "off" | "pace" | "pause";
+  thermal_limit_c: number;
+  thermal_pace_ms: number;
 };
 
 export type BreakerState = "closed" | "open" | "half_open";
@@ -96,6 +112,11 @@ export type ModelInfo = {
   draft?: DraftPairing;
   /** What serves the model's quantized layers on the CPU (load_model's cpu_weights): the native kernels, fp32 weights dequantized at load, or MLX's own quantized path; null for a model without quantized layers or off the CPU. */
   cpu_weights: "native" | "fp32" | "mlx" | null;
+  /** How the model keeps its KV cache: kv_bits (null: full precision) and max_kv_size (null: unbounded). */
+  kv_cache: {
+    kv_bits: 4 | 8 | null;
+    max_kv_size: number | null;
+  };
 };
 
 export type DraftPairing = {
@@ -115,6 +136,8 @@ export type ContentPart = {
 };
 
 export type SessionId = string;
+
+export type KeepAlive = unknown;
 
 /** Several check_draft calls; one result per request, in order. Each entry is check_draft's params (primary_id, draft_id, measure, num_draft_tokens, probe_tokens) and succeeds or fails on its own; entries with measure: true are measured one after another, never side by side. */
 export type BatchCheckDraftParams = {
@@ -297,6 +320,8 @@ export type GenerateParams = {
   session_id?: SessionId;
   /** false: neither reuse a cached prefix nor keep this stream's cache. */
   prompt_cache?: boolean;
+  /** How long its model stays loaded once idle after this request (Ollama's keep_alive; replaces the model's). */
+  keep_alive?: KeepAlive;
 };
 export type GenerateResult = {
   stream_id: StreamId;
@@ -392,6 +417,14 @@ export type LoadModelParams = {
   num_draft_tokens?: number;
   /** On the CPU, for a quantized model: native (the native kernels; refused when they are not in use), fp32 (dequantize the quantized layers once at load: 4-8x the memory, MLX's fast fp32 matmuls), auto (native when in use, else fp32 when the memory budget allows, else MLX's quantized path). Ignored on Metal and CUDA. docs/native.md. */
   cpu_weights?: "native" | "fp32" | "auto";
+  /** How long the model stays loaded once idle (default: -1, never, for a load by hand; the models file's value for a registered model). */
+  keep_alive?: KeepAlive;
+  /** Keep the KV cache quantized to this many bits (mlx-lm's QuantizedKVCache, from the first token): about 1/2 (8) or 1/4 (4) of fp16's memory. Streams of such a model decode one by one (round-robin), not in one batch, and it keeps no prompt cache. Text models only; not with max_kv_size. */
+  kv_bits?: 4 | 8;
+  /** Bound the KV cache to this many tokens (a rotating cache: older tokens are dropped, the first 4 kept; one prefill chunk more while prefilling). Text models only; not with kv_bits; decoded one by one, no prompt cache. */
+  max_kv_size?: number;
+  /** Low-memory defaults for this model: kv_bits 8 (unless max_kv_size is given) and a context of at most 4096 tokens (the runtime's --low-memory sets it for every load). */
+  low_memory?: boolean;
 };
 export type LoadModelResult = ModelInfo;
 
@@ -427,6 +460,43 @@ export type LoadVisionModelResult = {
   quantization: string | null;
   /** What serves the model's quantized layers on the CPU (load_model's cpu_weights): the native kernels, fp32 weights dequantized at load, or MLX's own quantized path; null for a model without quantized layers or off the CPU. */
   cpu_weights: "native" | "fp32" | "mlx" | null;
+  /** How the model keeps its KV cache: kv_bits (null: full precision) and max_kv_size (null: unbounded). */
+  kv_cache: {
+    kv_bits: 4 | 8 | null;
+    max_kv_size: number | null;
+  };
+};
+
+/** Every model of the registry (the models file) and every loaded model, with its state, source, keep-alive and sizes. Answered at once; nothing is fetched. */
+export type ModelsListParams = Record<string, never>;
+export type ModelsListResult = {
+  models: ({
+    model_id: ModelId;
+    /** In the models file (false: loaded by hand). */
+    registered: boolean;
+    aliases: ModelId[];
+    source: {
+      kind: "embedded" | "local" | "hub" | "unknown";
+      name?: string;
+      revision?: string;
+    };
+    state: "available" | "downloading" | "loading" | "warming" | "ready" | "unloading";
+    pinned: boolean;
+    /** "-1" (never unloaded for being idle) or seconds such as "300s"; null when the model is neither loaded nor given one in the file (the runtime's default applies when it loads on demand). */
+    keep_alive: string | null;
+    /** The draft its requests draft with (the models file's draft). */
+    draft_model_id: string | null;
+    /** Its files on disk here (null: not on this machine yet). */
+    disk_bytes: number | null;
+    /** MLX memory it took when loaded (null: not loaded). */
+    memory_bytes: number | null;
+    /** Seconds until its keep-alive unloads it (null: busy, never, or not loaded). */
+    expires_in_s: number | null;
+  })[];
+  /** The models file's default model (its id), loaded at start. */
+  default_model: string | null;
+  /** The models file in use, or null. */
+  models_file: string | null;
 };
 
 /** Versions, backend, device, BLAS, capabilities and memory. */
@@ -516,7 +586,7 @@ export type RuntimeStateParams = Record<string, never>;
 export type RuntimeStateResult = {
   loaded_models: ({
     model_id: ModelId;
-    state: "ready";
+    state: "ready" | "warming" | "loading" | "unloading";
     type: "text" | "vision";
     /** This model's cache of compiled structured-output grammars. */
     guides: {
@@ -537,6 +607,17 @@ export type RuntimeStateResult = {
       hit_rate: number;
       tokens_reused: number;
       sessions: number;
+    };
+    /** The model's idle timer (Ollama's keep-alive). */
+    keep_alive: {
+      /** Seconds idle before it is unloaded; null: never. */
+      keep_alive_s: number | null;
+      active_streams: number;
+      /** Seconds since its last stream ended (null while busy). */
+      idle_s: number | null;
+      /** Seconds until it is unloaded (null: busy, pinned or never). */
+      expires_in_s: number | null;
+      pinned: boolean;
     };
   })[];
   loading_models: string[];
@@ -580,6 +661,27 @@ export type RuntimeStateResult = {
   restart_count: number;
   uptime_s: number;
   shutting_down: boolean;
+  /** Loaded models that have passed their warm-up and are not being unloaded. */
+  ready_models: ModelId[];
+  /** The thermal guard (thermal_policy): the pressure read from the platform's thermal zones, and what it does to new streams. */
+  thermal: {
+    policy: "off" | "pace" | "pause";
+    /** null when the policy is off (not read); unknown when the platform reports no thermal zone. */
+    pressure: "nominal" | "serious" | "critical" | "unknown" | null;
+    admissions: "open" | "paced" | "paused";
+    hottest: {
+      zone: string;
+      type: string;
+      celsius: number;
+    } | {
+      zone: string;
+      type: string;
+      celsius: number;
+    };
+    limit_c: number;
+    /** Why admissions are paced or paused. */
+    reason?: string | null;
+  };
 };
 
 /** Forget a session's KV cache (its memory returns); delete_file also removes its saved file. */
@@ -677,11 +779,22 @@ export type UnloadModelResult = {
   mlx_active_bytes: number;
 };
 
-/** Load progress of a model. */
+/** Load progress of a model; a hub download reports its bytes in stage "downloading". */
 export type ModelProgressParams = {
   model_id: ModelId;
-  stage: "resolving" | "loading" | "ready" | "failed";
+  stage: "resolving" | "downloading" | "loading" | "warming" | "ready" | "failed";
+  /** Fraction done; while downloading, bytes_done / bytes_total. */
   progress: number;
+  /** Bytes of the download on disk so far (resumed bytes included). */
+  bytes_done?: number;
+  /** Bytes of every file the download fetches. */
+  bytes_total?: number;
+  /** Transfer rate of this download so far. */
+  rate_bytes_per_s?: number;
+  /** Seconds left at that rate; null until a rate is known. */
+  eta_s?: number | null;
+  /** The file in transfer, relative to the repo. */
+  file?: string;
 };
 
 /** The engine's circuit breaker changed state. */
@@ -769,6 +882,8 @@ export type StreamStatsParams = {
   path?: "solo" | "batch" | "speculative" | "vision";
   /** How many times the stream moved between decode paths (solo to batch, between two tokens). */
   handovers?: number;
+  /** Bytes its KV cache held at the end (streams decoded solo; smaller with kv_bits, bounded with max_kv_size). */
+  kv_cache_bytes?: number;
 };
 
 export interface Methods {
@@ -783,6 +898,7 @@ export interface Methods {
   "generate_with_image": { params: GenerateWithImageParams; result: GenerateWithImageResult };
   "load_model": { params: LoadModelParams; result: LoadModelResult };
   "load_vision_model": { params: LoadVisionModelParams; result: LoadVisionModelResult };
+  "models/list": { params: ModelsListParams; result: ModelsListResult };
   "runtime/info": { params: RuntimeInfoParams; result: RuntimeInfoResult };
   "runtime/metrics": { params: RuntimeMetricsParams; result: RuntimeMetricsResult };
   "runtime/state": { params: RuntimeStateParams; result: RuntimeStateResult };

@@ -54,6 +54,16 @@ describe("streams against the real runtime", () => {
     );
   });
 
+  test("listModels shows the model loaded by hand as ready and unregistered", TEST_TIMEOUT, async () => {
+    const listed = await runtime.client.listModels();
+    const model = listed.models.find((m) => m.model_id === MODEL_ID);
+    assert.ok(model);
+    assert.equal(model.state, "ready");
+    assert.equal(model.registered, false);
+    assert.equal(model.keep_alive, "-1");
+    assert.equal(listed.default_model, null);
+  });
+
   test("tokenize", TEST_TIMEOUT, async () => {
     const result = await runtime.client.tokenize({ model_id: MODEL_ID, text: "Once upon" });
     assert.ok(result.tokens.length > 0);

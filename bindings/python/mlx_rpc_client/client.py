@@ -256,6 +256,10 @@ class RuntimeClient:
         """`runtime/metrics`: {format, metrics} as JSON, or {format, content_type, text} for "prometheus"."""
         return await self.request("runtime/metrics", {"format": format})
 
+    async def list_models(self) -> dict[str, Any]:
+        """`models/list`: the registry's models and the loaded ones, with state, keep-alive and sizes."""
+        return await self.request("models/list")
+
     async def load_model(self, model_id: str, **params: Any) -> dict[str, Any]:
         return await self.request("load_model", {"model_id": model_id, **params}, timeout=600)
 

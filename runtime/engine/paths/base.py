@@ -115,7 +115,11 @@ class StreamProgress:
             self.job.emit(event)
 
     def finish(
-        self, reason: FinishReason, failure: BaseException | None = None, draft: DraftStats | None = None
+        self,
+        reason: FinishReason,
+        failure: BaseException | None = None,
+        draft: DraftStats | None = None,
+        kv_cache_bytes: int | None = None,
     ) -> None:
         """Send the stream's one Finished (later calls do nothing)."""
         if self.ended:
@@ -136,5 +140,6 @@ class StreamProgress:
                 cached_tokens=self.cached_tokens,
                 path=self.path,
                 handovers=self.handovers,
+                kv_cache_bytes=kv_cache_bytes,
             )
         )

@@ -15,12 +15,13 @@ from typing import Any, cast
 
 import mlx.core as mx
 from mlx_lm.generate import generate_step
-from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache
+from mlx_lm.models.cache import can_trim_prompt_cache, trim_prompt_cache
 
 from runtime.engine.events import DecodePath, FinishReason
 from runtime.engine.jobs import StreamJob
 from runtime.engine.models import LoadedModel
 from runtime.engine.paths.base import HandOver, StreamProgress
+from runtime.engine.prompt_cache import kv_bytes
 from runtime.engine.request import GenerationRequest
 from runtime.engine.sampling import PENALTY_CONTEXT, LogitsProcessor, make_processors, make_sampler
 
@@ -61,7 +62,8 @@ class SoloStream:
         request, loaded = self.job.request, self.job.loaded
         cache, cached = reuse_prefix(loaded, request)
         self.progress.cached_tokens = cached
-        self.cache = cache or make_prompt_cache(loaded.model)
+        kv = loaded.kv
+        self.cache = cache or kv.new_cache(loaded.model)
         steps = generate_step(
             mx.array(request.prompt_tokens[cached:]),
             loaded.model,
@@ -71,6 +73,9 @@ class SoloStream:
             prompt_cache=self.cache,
             prefill_step_size=prefill_step,
             prompt_progress_callback=self._check_stop,
+            kv_bits=kv.bits,
+            kv_group_size=kv.group_size,
+            quantized_kv_start=0,  # low-memory mode quantizes from the first token
         )
         return cast(TokenSteps, steps)
 
@@ -111,6 +116,7 @@ class SoloStream:
             and bool(self.generated)
             and len(self.generated) < self.job.request.max_tokens
             and can_trim_prompt_cache(self.cache)
+            and self.job.loaded.kv.full  # quantized or rotating caches do not merge into a batch
         )
 
     def hand_over(self) -> HandOver:
@@ -146,7 +152,7 @@ class SoloStream:
         if reason != "error":
             history = list(self.job.request.prompt_tokens) + self.sampled
             keep_cache(self.job.loaded, self.job.request, history, self.cache, self.progress.cached_tokens)
-        self.progress.finish(reason, failure)
+        self.progress.finish(reason, failure, kv_cache_bytes=kv_bytes(self.cache) if self.cache else None)
 
 
 def reuse_prefix(loaded: LoadedModel, request: GenerationRequest) -> tuple[list[Any] | None, int]:

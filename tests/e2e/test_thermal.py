@@ -1,0 +1,72 @@
+"""The thermal guard end to end, on fake thermal zones (RUNTIME_INJECT_THERMAL_ROOT: test-only, set
+by the spawning host; nothing on the wire reaches it)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.conftest import MODEL, assert_schema_clean, runtime_with
+from tests.support.harness import RuntimeClient
+
+
+def fake_zone(root: Path, celsius: float) -> None:
+    zone = root / "thermal_zone0"
+    zone.mkdir(parents=True, exist_ok=True)
+    (zone / "type").write_text("x86_pkg_temp\n")
+    (zone / "temp").write_text(f"{int(celsius * 1000)}\n")
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def stream_state(client: RuntimeClient, stream_id: str) -> str | None:
+    streams = client.request("runtime/state")["streams"]
+    return next((s["state"] for s in streams if s["stream_id"] == stream_id), None)
+
+
+def test_under_pressure_pause_holds_new_streams_and_says_why_until_it_cools(tmp_path: Path) -> None:
+    fake_zone(tmp_path, 92.0)
+    env = {"RUNTIME_INJECT_THERMAL_ROOT": str(tmp_path)}
+    with runtime_with("--thermal-policy", "pause", env=env) as client:
+        stream = client.request("generate", {"model_id": MODEL, "prompt": "Once", "max_tokens": 4})["stream_id"]
+        time.sleep(1.0)
+        assert stream_state(client, stream) == "queued"
+        thermal = client.request("runtime/state")["thermal"]
+        assert thermal["admissions"] == "paused" and thermal["pressure"] == "serious"
+        assert "92.0" in thermal["reason"] and thermal["hottest"]["type"] == "x86_pkg_temp"
+        fake_zone(tmp_path, 60.0)
+        assert client.collect(stream, timeout=15)["stats"]["finish_reason"] in ("length", "stop")
+        assert client.request("runtime/state")["thermal"]["admissions"] == "open"
+        assert_schema_clean(client)
+
+
+def test_under_pressure_pace_starts_one_new_stream_per_interval(tmp_path: Path) -> None:
+    fake_zone(tmp_path, 88.0)
+    env = {"RUNTIME_INJECT_THERMAL_ROOT": str(tmp_path)}
+    with runtime_with("--thermal-policy", "pace", "--thermal-pace-ms", "1500", env=env) as client:
+        streams = [
+            client.request("generate", {"model_id": MODEL, "prompt": f"Story {i}", "max_tokens": 2})["stream_id"]
+            for i in range(3)
+        ]
+        for stream in streams:
+            client.collect(stream, timeout=20)
+        firsts = sorted(client.arrival_times[(s, "first")] for s in streams)
+        gaps = [b - a for a, b in zip(firsts, firsts[1:], strict=False)]
+        assert all(gap > 1.2 for gap in gaps), gaps
+        assert client.request("runtime/state")["thermal"]["admissions"] == "paced"
+
+
+def test_without_a_policy_the_thermal_zones_are_not_looked_at(tmp_path: Path) -> None:
+    fake_zone(tmp_path, 120.0)
+    with runtime_with(env={"RUNTIME_INJECT_THERMAL_ROOT": str(tmp_path)}) as client:
+        stream = client.request("generate", {"model_id": MODEL, "prompt": "Once", "max_tokens": 2})["stream_id"]
+        assert client.collect(stream)["stats"]["finish_reason"] in ("length", "stop")
+        assert client.request("runtime/state")["thermal"]["policy"] == "off"
