@@ -1,7 +1,8 @@
-"""Decode tokens/s of a 4-bit random llama (hidden 1024, 12 layers, intermediate 2816, vocab 960):
-MLX's CPU path vs the native route, in-process with mlx_lm.stream_generate, alternating, medians.
+"""Decode tokens/s of a random llama (hidden 1024, 12 layers, intermediate 2816, vocab 960), 4/8-bit
+or bf16/fp16: MLX's CPU path vs the native route, in-process with mlx_lm.stream_generate,
+alternating, medians.
 
-    .venv/bin/python native/bench.py [--rounds 3] [--tokens 32] [--bits 4] [--group-size 64]
+    .venv/bin/python native/bench.py [--rounds 3] [--tokens 32] [--format q|bf16|fp16] [--bits 4] [--group-size 64]
 
 The model is built at bench time in a tmp dir (never committed).
 """
@@ -16,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 
-def build(out: Path, bits: int, group_size: int) -> None:
+def build(out: Path, fmt: str, bits: int, group_size: int) -> None:
     import mlx.core as mx
     import mlx.nn as nn
     from mlx.utils import tree_flatten
@@ -39,9 +40,10 @@ def build(out: Path, bits: int, group_size: int) -> None:
     }
     mx.random.seed(0)
     model = llama.Model(llama.ModelArgs.from_dict(config))
-    model.set_dtype(mx.bfloat16)
-    nn.quantize(model, group_size=group_size, bits=bits)
-    config["quantization"] = {"group_size": group_size, "bits": bits}
+    model.set_dtype(mx.float16 if fmt == "fp16" else mx.bfloat16)
+    if fmt == "q":
+        nn.quantize(model, group_size=group_size, bits=bits)
+        config["quantization"] = {"group_size": group_size, "bits": bits}
     out.mkdir(parents=True, exist_ok=True)
     mx.save_safetensors(
         str(out / "model.safetensors"), dict(tree_flatten(model.parameters())), metadata={"format": "mlx"}
@@ -55,6 +57,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--tokens", type=int, default=32)
+    ap.add_argument("--format", choices=("q", "bf16", "fp16"), default="q", help="q: quantized (--bits)")
     ap.add_argument("--bits", type=int, default=4)
     ap.add_argument("--group-size", type=int, default=64)
     ap.add_argument("--prompt-tokens", type=int, default=256, help="length of the prefill prompt")
@@ -67,7 +70,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench-llama"
-        build(path, args.bits, args.group_size)
+        build(path, args.format, args.bits, args.group_size)
         model, tokenizer = load(str(path))
     logits = {}
     results: dict[str, list[float]] = {"mlx": [], "native": []}
@@ -83,7 +86,7 @@ def main() -> None:
             )
             last = list(responses)[-1]
             results[side].append(last.generation_tps)
-            # MLX's path takes minutes for a long prompt: its prefill is measured in round 0 only.
+            # MLX's quantized path takes minutes for a long prompt: its prefill is measured in round 0 only.
             pre_tps = float("nan")
             if side == "native" or r == 0:
                 pre = list(stream_generate(model, tokenizer, long_prompt, max_tokens=1, sampler=make_sampler(temp=0.0)))

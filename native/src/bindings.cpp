@@ -3,6 +3,7 @@
 #include <nanobind/nanobind.h>
 
 #include "mlx/version.h"
+#include "mm.h"
 #include "qmm.h"
 
 namespace nb = nanobind;
@@ -19,9 +20,12 @@ NB_MODULE(_native, m) {
             .c_str());
   }
   m.attr("built_mlx_version") = RUNTIME_MLX_VERSION;
-  m.def("isa", &runtime_native::isa, "The kernel in use: 'avx2' or 'scalar'.");
+  m.def("isa", &runtime_native::isa, "The quantized kernel in use: 'avx512_vnni', 'avx2' or 'scalar'.");
+  m.def("dense_isa", &runtime_native::dense_isa, "The bf16/fp16 matmul kernel in use: 'avx512', 'avx2' or 'scalar'.");
   m.def("threads", &runtime_native::threads, "Threads a matmul is split across.");
   m.def("quantized_matmul", &runtime_native::quantized_matmul, "x"_a, "w"_a, "scales"_a, "biases"_a,
         nb::kw_only(), "group_size"_a = 64, "bits"_a = 4,
         "x @ dequantize(w, scales, biases).T on the CPU (MLX affine format, transpose=True).");
+  m.def("matmul", &runtime_native::matmul, "x"_a, "w"_a,
+        "x @ w.T on the CPU, w a 2-D bf16 or fp16 [N, K] array (nn.Linear's layout).");
 }

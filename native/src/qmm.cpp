@@ -10,145 +10,13 @@
 
 #include "qmm.h"
 
-#if (defined(__x86_64__) || defined(__i386__)) && !defined(RUNTIME_NATIVE_NO_X86)  // the latter: portability check
-#define RN_X86 1
-#include <immintrin.h>
-#else
-#define RN_X86 0
-#endif
-
-#include <algorithm>
-#include <cmath>
-#include <type_traits>
-#include <atomic>
-#include <condition_variable>
-#include <cstdint>
-#include <cstdlib>
-#include <cstring>
-#include <functional>
-#include <mutex>
-#include <sstream>
-#include <stdexcept>
-#include <thread>
-#include <vector>
-
-#include "mlx/backend/cpu/encoder.h"
-#include "mlx/utils.h"
+#include "common.h"
 
 namespace runtime_native {
 
 namespace {
 
-inline void cpu_relax() {
-#if RN_X86
-  _mm_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
-
-// ---------------------------------------------------------------- a tiny persistent pool
-class Pool {
- public:
-  explicit Pool(int n) : n_(std::max(1, n)) {
-    for (int i = 1; i < n_; ++i) std::thread([this, i] { worker(i); }).detach();
-  }
-  int size() const { return n_; }
-  // Runs fn(0..n-1), fn(0) on the calling thread; returns when all are done.
-  void run(const std::function<void(int)>& fn) {
-    std::lock_guard<std::mutex> call(call_mu_);
-    if (n_ == 1) return fn(0);
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      job_ = &fn;
-      pending_.store(n_ - 1);
-      ++gen_;
-    }
-    cv_.notify_all();
-    fn(0);
-    // Spin briefly (the workers' share is usually done within microseconds), then sleep.
-    for (int i = 0; i < 20000 && pending_.load(std::memory_order_acquire) != 0; ++i) cpu_relax();
-    if (pending_.load(std::memory_order_acquire) != 0) {
-      std::unique_lock<std::mutex> lk(mu_);
-      done_cv_.wait(lk, [&] { return pending_.load() == 0; });
-    }
-  }
-
- private:
-  void worker(int id) {
-    uint64_t seen = 0;
-    for (;;) {
-      const std::function<void(int)>* job;
-      {
-        // Spin a little first: decode calls come back-to-back.
-        for (int i = 0; i < 20000 && gen_.load(std::memory_order_acquire) == seen; ++i) cpu_relax();
-        std::unique_lock<std::mutex> lk(mu_);
-        cv_.wait(lk, [&] { return gen_.load() != seen; });
-        seen = gen_.load();
-        job = job_;
-      }
-      (*job)(id);
-      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-        std::lock_guard<std::mutex> lk(mu_);
-        done_cv_.notify_all();
-      }
-    }
-  }
-  int n_;
-  std::mutex call_mu_, mu_;
-  std::condition_variable cv_, done_cv_;
-  std::atomic<uint64_t> gen_{0};
-  std::atomic<int> pending_{0};
-  const std::function<void(int)>* job_ = nullptr;
-};
-
-int configured_threads() {
-  if (const char* e = std::getenv("RUNTIME_NATIVE_THREADS")) {
-    int n = std::atoi(e);
-    if (n >= 1) return std::min(n, 64);
-  }
-  unsigned hw = std::thread::hardware_concurrency();
-  return static_cast<int>(std::max(1u, std::min(hw == 0 ? 1u : hw, 2u)));
-}
-
-Pool& pool() {
-  static Pool* p = new Pool(configured_threads());  // leaked on purpose: no join at exit
-  return *p;
-}
-
-// 2: AVX-512 VNNI, 1: AVX2 + FMA, 0: scalar. RUNTIME_NATIVE_ISA=avx2|scalar caps it.
-int isa_level() {
-  static const int v = [] {
-#if RN_X86
-    const char* e = std::getenv("RUNTIME_NATIVE_ISA");
-    if (e && std::strcmp(e, "scalar") == 0) return 0;
-    __builtin_cpu_init();
-    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))) return 0;
-    if (e && std::strcmp(e, "avx2") == 0) return 1;
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("avx512vnni"))
-      return 2;
-    return 1;
-#else
-    return 0;
-#endif
-  }();
-  return v;
-}
-bool use_avx2() { return isa_level() >= 1; }
-
-// Scratch buffers reused across calls (no page faults from fresh allocations on every matmul).
-template <typename T>
-T* scratch(std::vector<T>& v, size_t n) {
-  if (v.size() < n) v.resize(n);
-  return v.data();
-}
-
-template <typename T>
-inline float to_f(T v) {
-  return static_cast<float>(v);
-}
+using namespace detail;
 
 struct Problem {
   int M, N, K, G, gs, bits;
@@ -441,11 +309,13 @@ void run_typed(const XT* x_in, const uint32_t* w, const ST* s_in, const ST* b_in
   const int PW = 32 / bits;
   Pool& pl = pool();
   const int nt = (static_cast<long>(M) * N * K < (1l << 16)) ? 1 : pl.size();
-  // Split the columns in multiples of 16 so chunks do not share cache lines of `out`.
-  auto cols = [&](int t, int& n0, int& n1) {
-    int per = ((N + nt - 1) / nt + 15) / 16 * 16;
-    n0 = std::min(N, t * per);
-    n1 = std::min(N, (t + 1) * per);
+  // Columns in ~4 chunks per thread, taken dynamically (a thread slowed by another job does less), in
+  // multiples of 16 so chunks do not share cache lines of `out`.
+  const int nc = nt == 1 ? 1 : 4 * nt;
+  auto cols = [&](int c, int& n0, int& n1) {
+    int per = ((N + nc - 1) / nc + 15) / 16 * 16;
+    n0 = std::min(N, c * per);
+    n1 = std::min(N, (c + 1) * per);
   };
 #if RN_X86
   // fp16/bf16 x only: the two-term int8 x is exact to ~2^-16 of each group's largest value, well under
@@ -477,7 +347,7 @@ void run_typed(const XT* x_in, const uint32_t* w, const ST* s_in, const ST* b_in
       else vnni_range<8, ST, XT>(vp, n0, n1);
     };
     if (nt == 1) part(0);
-    else pl.run(part);
+    else pl.run_chunks(nc, part);
     return;
   }
 #endif
@@ -523,7 +393,7 @@ void run_typed(const XT* x_in, const uint32_t* w, const ST* s_in, const ST* b_in
     scalar_range(p, n0, n1);
   };
   if (nt == 1) part(0);
-  else pl.run(part);
+  else pl.run_chunks(nc, part);
   if (!direct)
     for (size_t i = 0; i < static_cast<size_t>(M) * N; ++i) out_t[i] = static_cast<XT>(out[i]);
 }

@@ -1,4 +1,4 @@
-"""What serves a quantized model's layers on the CPU: load_model's `cpu_weights` policy.
+"""What serves a quantized or bf16/fp16 model's layers on the CPU: load_model's `cpu_weights` policy.
 
 MLX's CPU kernels for quantized matmuls are very slow (docs/native.md: ~1 tok/s on a 134M 4-bit
 model). So on the CPU a quantized model is served by
@@ -9,7 +9,10 @@ model). So on the CPU a quantized model is served by
 - `auto` (the default): native when the kernels are in use, else fp32 when the memory budget
   allows it, else MLX's own quantized path.
 
-On Metal and CUDA, and for models without quantized layers, nothing changes (`None`).
+A model with bf16/fp16 (unquantized) linear layers and no quantized ones is served by the native
+dense kernel under `native`/`auto` when the kernels are in use (`native`), else by MLX's own
+half-precision path (`mlx`; `fp32` does not upcast it). On Metal and CUDA, and for fp32 models,
+nothing changes (`None`).
 """
 
 from __future__ import annotations
@@ -32,16 +35,20 @@ QUANTIZED = (nn.QuantizedLinear, nn.QuantizedEmbedding)
 
 
 def apply_cpu_weights(model: Any, policy: CpuWeights, room_bytes: int) -> Served | None:
-    """Serve `model`'s quantized layers as `policy` says; `room_bytes` is what the memory budget
+    """Serve `model`'s quantized (or bf16/fp16) layers as `policy` says; `room_bytes` is what the memory budget
     still allows (for fp32's extra memory). Returns what serves them, or None when nothing applies."""
     layers = [(name, layer) for name, layer in model.named_modules() if isinstance(layer, QUANTIZED)]
-    if not layers or mx.default_device() != mx.cpu:
+    half = any(native.is_half_dense(layer) for _, layer in model.named_modules())
+    if not (layers or half) or mx.default_device() != mx.cpu:
         return None
     if policy in ("native", "auto") and native.active():
-        native.route(model)
-        return "native"
+        routed = native.route(model)["routed"]
+        return "native" if routed or layers else "mlx"
     if policy == "native":
         raise faults.InvalidInput.at("/cpu_weights", f"the native kernels are not in use: {native.status()['reason']}")
+    if not layers:  # bf16/fp16 only: nothing to dequantize
+        log.info("cpu_weights %s: the bf16/fp16 layers keep MLX's own path", policy)
+        return "mlx"
     extra = sum(_fp32_bytes(layer) for _, layer in layers)
     if policy == "fp32" or extra <= room_bytes:
         _dequantize(model, layers)

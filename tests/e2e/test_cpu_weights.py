@@ -1,4 +1,4 @@
-"""load_model's cpu_weights: what serves a quantized model's layers on the CPU, end to end."""
+"""load_model's cpu_weights: what serves a quantized or bf16 model's layers on the CPU, end to end."""
 
 from __future__ import annotations
 
@@ -23,6 +23,15 @@ def quantized(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def bf16(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from mlx_lm.convert import convert
+
+    out = tmp_path_factory.mktemp("cpu-weights") / "tiny-chat-bf16"
+    convert(str(EMBEDDED_DIR / "tiny-chat"), str(out), dtype="bfloat16")
+    return out
+
+
 def served(env: dict[str, str], path: Path, **params: str) -> tuple[str | None, str]:
     """What serves the quantized layers, and the greedy text, in a runtime of its own."""
     with runtime_with(env=env, models=()) as rt:
@@ -42,6 +51,15 @@ def test_with_native_kernels_auto_keeps_the_weights_quantized_and_the_text_match
     auto, auto_text = served({}, quantized)
     _, fp32_text = served({}, quantized, cpu_weights="fp32")
     assert auto == "native" and auto_text == fp32_text
+
+
+def test_a_bf16_model_reports_what_serves_it_and_the_text_does_not_change(bf16: Path) -> None:
+    """The native dense kernel where it is in use, MLX's own bf16 path where it is off."""
+    off, off_text = served({"RUNTIME_NATIVE": "0"}, bf16)
+    assert off == "mlx" and off_text
+    if native.module() is not None:
+        on, on_text = served({}, bf16)
+        assert on == "native" and on_text == off_text
 
 
 def test_asking_for_native_kernels_that_are_off_is_refused_with_the_reason(quantized: Path) -> None:

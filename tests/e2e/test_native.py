@@ -1,8 +1,10 @@
-"""A 4-bit tiny model generates the same greedy text with and without the native route.
+"""4-bit and bf16 tiny models generate the same greedy text with and without the native route.
 
-The embedded tiny-chat model is quantized (mlx-lm's quantize, affine) into a tmp dir; greedy text
-must be identical over several prompts, and the last-position logits agree within 2e-3 * their scale
-(the kernels accumulate in a different order than MLX's). Skipped only when the module is not built.
+The embedded tiny-chat model is quantized (mlx-lm's quantize, affine) or cast to bf16 (mlx-lm's
+convert) into a tmp dir; greedy text must be identical over several prompts, and the last-position
+logits agree within 2e-3 (4-bit) / 1e-2 (bf16: bf16 activations, rounded after every matmul) of
+their scale (the kernels accumulate in a different order than MLX's). Skipped only when the module
+is not built.
 """
 
 from __future__ import annotations
@@ -30,6 +32,15 @@ def quantized(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("q") / "tiny-chat-4bit"
     convert(str(EMBEDDED_DIR / "tiny-chat"), str(out), quantize=True, q_group_size=64, q_bits=4)
+    return out
+
+
+@pytest.fixture(scope="module")
+def bf16(tmp_path_factory) -> Path:
+    from mlx_lm.convert import convert
+
+    out = tmp_path_factory.mktemp("bf16") / "tiny-chat-bf16"
+    convert(str(EMBEDDED_DIR / "tiny-chat"), str(out), dtype="bfloat16")
     return out
 
 
@@ -100,3 +111,69 @@ def test_the_runtime_serves_a_4bit_model_with_the_same_text_whether_the_native_k
     assert infos[0]["available"] is True and infos[0]["isa"] in ("avx512_vnni", "avx2", "scalar")
     assert infos[1] == {"available": False, "reason": "disabled by RUNTIME_NATIVE=0", "version": None, "isa": None}
     assert texts[0] == texts[1] and texts[0]
+
+
+def test_bf16_greedy_text_identical_with_native_route(bf16: Path):
+    import mlx.nn as nn
+    from mlx_lm import load
+
+    model, tokenizer = load(str(bf16))
+    plain = [_greedy(model, tokenizer, p) for p in PROMPTS]
+    tokens = mx.array([tokenizer.encode(PROMPTS[0])])
+    logits_plain = model(tokens)[0, -1].astype(mx.float32)
+    counts = native.route(model)
+    dense = [m for _, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Embedding))]
+    assert counts == {"routed": len(dense), "kept": 0}  # every projection and the tied head
+    assert all(getattr(m, "_runtime_native", False) for m in dense)
+    routed = [_greedy(model, tokenizer, p) for p in PROMPTS]
+    logits_native = model(tokens)[0, -1].astype(mx.float32)
+    native.unroute(model)
+    assert not any(getattr(m, "_runtime_native", False) for _, m in model.named_modules())
+    assert routed == plain
+    scale = mx.abs(logits_plain).max().item()
+    assert mx.abs(logits_native - logits_plain).max().item() <= 1e-2 * scale
+
+
+def test_bf16_linear_with_bias_and_an_embedding_head_are_routed():
+    import mlx.nn as nn
+
+    linear, embedding = nn.Linear(96, 24, bias=True), nn.Embedding(50, 96)
+    model = nn.Sequential(linear, embedding)
+    model.set_dtype(mx.bfloat16)
+    x = mx.random.normal((2, 3, 96)).astype(mx.bfloat16)
+    before = (linear(x), embedding.as_linear(x))
+    assert native.route(model) == {"routed": 2, "kept": 0}
+    after = (linear(x), embedding.as_linear(x))
+    native.unroute(model)
+    assert type(linear) is nn.Linear and type(embedding) is nn.Embedding
+    for b, a in zip(before, after, strict=True):
+        assert a.dtype == b.dtype == mx.bfloat16 and a.shape == b.shape
+        scale = mx.abs(b.astype(mx.float32)).max().item()
+        assert mx.abs(a.astype(mx.float32) - b.astype(mx.float32)).max().item() <= 2.0**-7 * scale
+
+
+def test_fp32_linear_keeps_mlx_path_without_a_log_line(caplog):
+    import mlx.nn as nn
+
+    model = nn.Sequential(nn.Linear(64, 16))  # fp32: MLX's BLAS path is the better kernel
+    with caplog.at_level(logging.INFO, logger="runtime.engine.native"):
+        assert native.route(model) == {"routed": 0, "kept": 0}
+    assert not caplog.records
+
+
+def test_a_linear_subclass_with_its_own_call_keeps_mlx_path(caplog):
+    import mlx.nn as nn
+
+    class Scaled(nn.Linear):
+        def __call__(self, x: mx.array) -> mx.array:
+            return super().__call__(x) * 2
+
+    layer = Scaled(64, 16)
+    layer.set_dtype(mx.float16)
+    model = nn.Sequential(layer)
+    x = mx.random.normal((2, 64)).astype(mx.float16)
+    before = model(x)
+    with caplog.at_level(logging.INFO, logger="runtime.engine.native"):
+        assert native.route(model) == {"routed": 0, "kept": 1}
+    assert any("own __call__" in r.getMessage() for r in caplog.records)
+    assert mx.array_equal(model(x), before)

@@ -1,4 +1,5 @@
-"""The native quantized matmul (native/, runtime/engine/_native*.so) against mx.quantized_matmul.
+"""The native kernels (native/, runtime/engine/_native*.so): the quantized matmul against
+mx.quantized_matmul, and the bf16/fp16-weight matmul against `x @ w.T`.
 
 Tolerances, relative to the output's scale (max |result|):
 - fp32 output: |native - mx.quantized_matmul| <= 1e-4 * scale + 1e-4 (both accumulate in fp32, in
@@ -7,6 +8,11 @@ Tolerances, relative to the output's scale (max |result|):
   fp32 with one rounding at the end, so both are compared with the fp32 truth
   (x.astype(fp32) @ dequantize(fp32 scales).T): native within 2^-9 (fp16) / 2^-7 (bf16) of the scale,
   and never further from the truth than MLX's own result (plus that tolerance).
+
+The dense matmul (bf16/fp16 weights) is compared with the fp32 truth x.astype(fp32) @ w.astype(fp32).T:
+it accumulates in fp32 and rounds once, so it is within 1e-5 * scale for fp32 output, and within one
+rounding of the output type (unit roundoff 2^-11 fp16, 2^-8 bf16) for half outputs: 2^-10 / 2^-7 of the
+scale is allowed; and never further from the truth than MLX's own `x @ w.T` plus that tolerance.
 """
 
 from __future__ import annotations
@@ -113,3 +119,94 @@ def test_status_and_version():
 )
 def test_property_shapes(M, N, groups, bits, gs, xdt):
     _check(M, N, groups * gs, bits, gs, mx.float16, getattr(mx, xdt))
+
+
+# ---------------------------------------------------------------- dense (bf16/fp16 weights) matmul
+DENSE_TOL = {mx.float32: 1e-5, mx.float16: 2.0**-10, mx.bfloat16: 2.0**-7}
+
+
+def _check_dense(M: int, N: int, K: int, wdt, xdt, lead: tuple[int, ...] = ()) -> None:
+    w = mx.random.normal((N, K)).astype(wdt)
+    x = mx.random.normal((*lead, M, K)).astype(xdt)
+    ref = x @ w.T
+    out = nat.matmul(x, w)
+    assert out.dtype == ref.dtype  # MLX's promotion of x and w
+    assert out.shape == ref.shape
+    f32 = mx.float32
+    truth = x.astype(f32) @ w.astype(f32).T
+    scale = mx.abs(truth).max().item()
+    err = mx.abs(out.astype(f32) - truth).max().item()
+    mlx_err = mx.abs(ref.astype(f32) - truth).max().item()
+    tol = DENSE_TOL[out.dtype] * scale + 1e-5
+    assert err <= tol, (M, N, K, wdt, xdt, err, scale)
+    assert err <= mlx_err + tol, (M, N, K, wdt, xdt, err, mlx_err)
+
+
+# K: whole 32/16-value blocks, blocks plus a tail, and tails only; M and N odd and under the tiles.
+DENSE_SHAPES = [
+    (1, 64, 256),
+    (3, 33, 100),
+    (7, 129, 128),
+    (5, 17, 33),
+    (1, 1, 1),
+    (9, 70, 1030),
+    (4, 5, 15),
+    (2, 3, 48),
+]
+
+
+@pytest.mark.parametrize("wdt", [mx.bfloat16, mx.float16])
+@pytest.mark.parametrize("xdt", [mx.float32, mx.float16, mx.bfloat16])
+@pytest.mark.parametrize("M,N,K", DENSE_SHAPES)
+def test_dense_matches_fp32_truth(M, N, K, wdt, xdt):
+    _check_dense(M, N, K, wdt, xdt)
+
+
+def test_dense_threaded_decode_and_prefill_shapes():
+    _check_dense(1, 2816, 1024, mx.bfloat16, mx.bfloat16)  # decode: columns split across the pool
+    _check_dense(67, 300, 1024, mx.bfloat16, mx.float32)  # prefill: x prepared on the pool, row tiles + rest
+    _check_dense(13, 257, 520, mx.float16, mx.float16)
+
+
+def test_dense_leading_dims_one_dim_and_lazy_graph():
+    _check_dense(3, 40, 96, mx.bfloat16, mx.float32, lead=(2, 2))
+    w = mx.random.normal((24, 64)).astype(mx.bfloat16)
+    v = mx.random.normal((64,))
+    assert nat.matmul(v, w).shape == (24,)
+    x = mx.random.normal((3, 64))
+    y = mx.sum(nat.matmul(x * 2, w) + 1)  # inside a graph
+    ref = mx.sum((x * 2) @ w.T + 1)
+    assert abs(y.item() - ref.item()) <= 1e-3 * max(1.0, abs(ref.item()))
+
+
+def test_dense_empty_sum_gives_zeros():
+    out = nat.matmul(mx.zeros((2, 0)), mx.zeros((3, 0), dtype=mx.bfloat16))
+    assert out.shape == (2, 3) and mx.array_equal(out, mx.zeros((2, 3)))
+
+
+def test_dense_bad_input_raises_a_clear_error():
+    w = mx.zeros((8, 64), dtype=mx.bfloat16)
+    with pytest.raises(ValueError, match="features"):
+        nat.matmul(mx.zeros((1, 32)), w)
+    with pytest.raises(ValueError, match="bf16 or fp16"):
+        nat.matmul(mx.zeros((1, 64)), mx.zeros((8, 64)))  # fp32 weights: MLX's matmul serves them
+    with pytest.raises(ValueError, match="bf16 or fp16"):
+        nat.matmul(mx.zeros((1, 64)), mx.zeros((2, 8, 64), dtype=mx.bfloat16))
+    with pytest.raises(ValueError, match="x must be"):
+        nat.matmul(mx.zeros((1, 64), dtype=mx.int32), w)
+
+
+def test_dense_isa_reported():
+    assert nat.dense_isa() in ("avx512", "avx2", "scalar")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    M=st.integers(1, 9),
+    N=st.integers(1, 70),
+    K=st.integers(1, 300),
+    wdt=st.sampled_from(["bfloat16", "float16"]),
+    xdt=st.sampled_from(["float32", "float16", "bfloat16"]),
+)
+def test_dense_property_shapes(M, N, K, wdt, xdt):
+    _check_dense(M, N, K, getattr(mx, wdt), getattr(mx, xdt))
