@@ -9,6 +9,7 @@ of the offending field. No MLX and no protocol here: every layer may ask the cat
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -37,7 +38,9 @@ def parse_keep_alive(value: Any) -> float | None:
     if isinstance(value, bool):
         raise ValueError('keep_alive must be a duration such as "5m", a number of seconds, 0 or -1')
     if isinstance(value, int | float):
-        return None if value < 0 else float(value)
+        if math.isnan(value):
+            raise ValueError("keep_alive must be a number of seconds, not NaN")
+        return None if value < 0 or math.isinf(value) else float(value)
     if not isinstance(value, str) or not value.strip():
         raise ValueError('keep_alive must be a duration such as "5m", a number of seconds, 0 or -1')
     text = value.strip()
@@ -107,7 +110,7 @@ def from_document(data: dict[str, Any], path: str | None, allowed_dirs: tuple[st
 
 
 def _entry(model_id: str, spec: dict[str, Any], allowed_dirs: tuple[str, ...]) -> ModelEntry:
-    where = f"/models/{_escape(model_id)}"
+    where = f"/models/{escape(model_id)}"
     source = spec["source"]
     kind = EMBEDDED if "embedded" in source else LOCAL if "path" in source else HUB
     name = source.get("embedded") or source.get("path") or source["hub"]
@@ -141,7 +144,7 @@ def _aliases(entries: dict[str, ModelEntry]) -> dict[str, str]:
     aliases: dict[str, str] = {}
     for entry in entries.values():
         for index, alias in enumerate(entry.aliases):
-            where = f"/models/{_escape(entry.model_id)}/aliases/{index}"
+            where = f"/models/{escape(entry.model_id)}/aliases/{index}"
             if alias in entries and alias != entry.model_id:
                 raise CatalogError(where, f"alias {alias!r} is already the id of another model")
             if alias in aliases and aliases[alias] != entry.model_id:
@@ -156,7 +159,7 @@ def _check_references(catalog: Catalog) -> None:
     for entry in catalog.entries.values():
         if entry.draft_model_id is None:
             continue
-        where = f"/models/{_escape(entry.model_id)}/draft"
+        where = f"/models/{escape(entry.model_id)}/draft"
         if catalog.lookup(entry.draft_model_id) is None:
             raise CatalogError(where, f"{entry.draft_model_id!r} is not a model id or alias in this file")
         if catalog.canonical(entry.draft_model_id) == entry.model_id:
@@ -179,5 +182,6 @@ def looks_like_path(name: str) -> bool:
     return os.path.isabs(name) or name.startswith((".", "~")) or Path(name).is_dir()
 
 
-def _escape(key: str) -> str:
+def escape(key: str) -> str:
+    """A key as one JSON-pointer segment."""
     return key.replace("~", "~0").replace("/", "~1")

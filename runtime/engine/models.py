@@ -234,7 +234,7 @@ def _describe(
         source=resolved.source,
         model=model,
         tokenizer=tokenizer,
-        context_length=context_length or _capped(text_config.get("max_position_embeddings"), kv.max_context),
+        context_length=_capped(context_length or text_config.get("max_position_embeddings"), kv.max_context),
         parameter_count=sum(v.size for _, v in params),
         dtype=str(params[0][1].dtype).removeprefix("mlx.core.") if params else "unknown",
         vocab_size=vocab_size,

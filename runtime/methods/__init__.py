@@ -24,6 +24,7 @@ ON_DEMAND = frozenset(
         "check_draft",
         "batch_check_draft",
         "set_draft",
+        "session/load",
     }
 )
 

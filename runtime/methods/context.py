@@ -30,6 +30,30 @@ if TYPE_CHECKING:
     from runtime.methods.drafts import Pairing
 
 
+class Marks:
+    """A set whose members are counted: a key added twice stays in until discarded twice (two
+    unloads of one model in flight each mark it, and the first to end must not unmark it)."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def add(self, key: str) -> None:
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + 1
+
+    def discard(self, key: str) -> None:
+        with self._lock:
+            left = self._counts.get(key, 0) - 1
+            if left > 0:
+                self._counts[key] = left
+            else:
+                self._counts.pop(key, None)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._counts
+
+
 @dataclass
 class Services:
     """Wiring (limits, engine, scheduler, writer, process hooks), then the handlers' shared state."""
@@ -56,18 +80,21 @@ class Services:
     # Where each model id is in its life while not simply ready or absent: downloading, loading,
     # warming, unloading (models/list, runtime/state).
     model_states: dict[str, str] = field(default_factory=dict)
-    room_lock: threading.Lock = field(default_factory=threading.Lock)  # one load at a time makes room
+    # One load at a time makes room (methods/room.py); notified when a reservation goes.
+    room_changed: threading.Condition = field(default_factory=threading.Condition)
     reserved_bytes: dict[str, int] = field(default_factory=dict)  # loads past the memory check, not landed
-    unloads: dict[str, Future[Any]] = field(default_factory=dict)  # unloads in flight, by model id
-    load_waiters: dict[str, Future[Any]] = field(default_factory=dict)  # request key -> the load it waits on
+    unloads: dict[str, Future[Any]] = field(default_factory=dict)  # the unload claimed last, by model id
+    # request key -> the (load, answer) pairs it waits on (methods/loading.answer_when_loaded)
+    load_waiters: dict[str, list[tuple[Any, Future[Any]]]] = field(default_factory=dict)
     waiting_for_models: int = 0  # requests waiting for an on-demand load (bounded by max_queued)
     started_at: float = field(default_factory=time.time)
     shutting_down: bool = False
-    unloading: set[str] = field(default_factory=set)  # model ids whose unload has begun
+    unloading: Marks = field(default_factory=lambda: Marks())  # model ids with an unload claimed
     drafts: dict[str, Pairing] = field(default_factory=dict)  # target id -> its paired draft
     draft_checks: dict[tuple[str, float, str, float], Compatibility] = field(default_factory=dict)  # per loaded pair
     fingerprints: dict[tuple[str, float], str] = field(default_factory=dict)  # loaded model -> weights hash
-    preparing: set[str] = field(default_factory=set)  # request ids (as JSON) on the preparer thread
+    # request keys being prepared (preparer thread) or waiting for their models (background pool)
+    preparing: set[str] = field(default_factory=set)
     cancelled_while_preparing: set[str] = field(default_factory=set)
     # Prepares requests off the reader thread: compiles new structured-output grammars, loads and
     # decodes images (see methods/generate.py).

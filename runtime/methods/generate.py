@@ -10,7 +10,7 @@ from typing import Any
 
 from runtime import faults
 from runtime.engine.jobs import StreamJob
-from runtime.methods import drafts, models
+from runtime.methods import drafts, loading
 from runtime.methods.context import Handler, Services, request_key
 from runtime.protocol.batches import run_entries
 from runtime.protocol.dispatch import AfterSend, CallContext, Reply
@@ -129,7 +129,7 @@ def cancel_request(services: Services, params: dict[str, Any], ctx: CallContext)
     key = request_key(params["id"])
     if key in services.preparing:
         services.cancelled_while_preparing.add(key)
-    models.stop_waiting(services, key)  # a load_model, or a request waiting for its model's load
+    loading.stop_waiting(services, key)  # a load_model, or a request waiting for its model's load
     services.lifecycle.cancel_where(request_id=params["id"])
 
 

@@ -10,13 +10,15 @@ before. A request that must wait is answered from the background pool once its m
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import Future
 from typing import Any
 
 from runtime import faults
 from runtime.catalog import parse_keep_alive
-from runtime.methods import models
 from runtime.methods.context import Handler, Services, request_key
+from runtime.methods.loading import answer_when_loaded, on_demand_spec, settle, shared_load
+from runtime.methods.spec import UNSET, Unset
 from runtime.protocol.dispatch import AfterSend, CallContext, Reply
 
 MODEL_FIELDS = ("model_id", "draft_model_id", "draft_model")
@@ -26,14 +28,32 @@ def on_demand(handler: Handler) -> Handler:
     def handle(services: Services, params: dict[str, Any], ctx: CallContext) -> Any:
         params = with_ids(services, params)
         names = named_models(params)
-        missing = [name for name in names if _needs_load(services, name)]
-        if not missing:
-            _apply_keep_alive(services, params, names)
-            return handler(services, params, ctx)
-        return _after_loads(services, handler, params, ctx, missing)
+        keep_alive = _request_keep_alive(params)
+        for name in names:  # held first, then looked at: a keep-alive unload either sees the hold or
+            services.lifecycle.timers.hold(name)  # has marked the model unloading (then it reloads)
+        handed_over = False
+        try:
+            missing = [name for name in names if _needs_load(services, name)]
+            if missing:
+                outcome: Any = _after_loads(services, handler, params, ctx, missing, names, keep_alive)
+            else:
+                _apply_keep_alive(services, names, keep_alive)
+                outcome = handler(services, params, ctx)
+            if isinstance(outcome, Reply) and outcome.future is not None:  # held until it is answered
+                outcome.future.add_done_callback(lambda _: _release(services, names))
+                handed_over = True
+            return outcome
+        finally:
+            if not handed_over:
+                _release(services, names)
 
     handle.__name__ = getattr(handler, "__name__", "handler")
     return handle
+
+
+def _release(services: Services, names: list[str]) -> None:
+    for name in names:
+        services.lifecycle.timers.release(name)
 
 
 def with_ids(services: Services, params: dict[str, Any]) -> dict[str, Any]:
@@ -64,35 +84,54 @@ def _needs_load(services: Services, name: str) -> bool:
 
 
 def _after_loads(
-    services: Services, handler: Handler, params: dict[str, Any], ctx: CallContext, missing: list[str]
+    services: Services,
+    handler: Handler,
+    params: dict[str, Any],
+    ctx: CallContext,
+    missing: list[str],
+    names: list[str],
+    keep_alive: float | None | Unset,
 ) -> Reply:
-    keep_alive = _request_keep_alive(params)
+    """Answer once the loads have landed: chained to them, so no thread waits meanwhile. The
+    names stay held until the handler's answer is settled (its stream is open by then)."""
     key = request_key(ctx.request_id)
     with services.loads_lock:
         if services.waiting_for_models >= services.limits.max_queued:
             raise faults.Busy("too many requests are waiting for models to load", retry_after_ms=1000)
         services.waiting_for_models += 1
-        services.preparing.add(key)  # so $/cancelRequest can end the wait
+        services.preparing.add(key)  # so $/cancelRequest reaches the stream it may still start
+    try:
+        waits = [_wait_for_model(services, name, keep_alive, key) for name in missing]
+    except BaseException:
+        _let_go(services, key)
+        raise
     answer: Future[Any] = Future()
     hooks: list[AfterSend] = []
+    pending = [len(waits)]
 
-    def work() -> None:
+    def landed(_: Future[Any]) -> None:
+        with services.loads_lock:
+            pending[0] -= 1
+            if pending[0]:
+                return
+        services.background.submit(run_handler)
+
+    def run_handler() -> None:
         try:
-            try:
-                for name in missing:
-                    models.ensure_loaded(services, name, keep_alive, waiter=key)
-                if key in services.cancelled_while_preparing:
-                    raise faults.Cancelled("the request was cancelled while its model was loading")
-            finally:
-                with services.loads_lock:
-                    services.waiting_for_models -= 1
-                    services.preparing.discard(key)
-                    services.cancelled_while_preparing.discard(key)
+            failed = next((w.exception() for w in waits if w.exception() is not None), None)
+            if failed is not None:
+                raise failed
+            if key in services.cancelled_while_preparing:
+                raise faults.Cancelled("the request was cancelled while its model was loading")
+            _apply_keep_alive(services, names, keep_alive)
             _settle(answer, handler(services, params, ctx), hooks)
         except BaseException as exc:  # the request's one answer
-            answer.set_exception(exc)
+            settle(answer, None, exc)
+        finally:
+            answer.add_done_callback(lambda _: _let_go(services, key))
 
-    services.background.submit(work)
+    for wait in waits:
+        wait.add_done_callback(landed)
 
     def after_send() -> None:
         for hook in hooks:
@@ -101,39 +140,58 @@ def _after_loads(
     return Reply(future=answer, after_send=after_send)
 
 
+def _wait_for_model(services: Services, name: str, keep_alive: float | None | Unset, key: str) -> Future[Any]:
+    """A future that resolves when `name` is loaded (or its load fails, or the request is cancelled)."""
+    wait: Future[Any] = Future()
+    spec = on_demand_spec(services, name, None if isinstance(keep_alive, Unset) else _wire(keep_alive))
+    load = shared_load(services, spec, time.perf_counter())
+    if load is None:
+        wait.set_result(None)
+    else:
+        answer_when_loaded(services, load, key, wait)
+    return wait
+
+
+def _wire(keep_alive: float | None) -> float:
+    return -1 if keep_alive is None else keep_alive
+
+
+def _let_go(services: Services, key: str) -> None:
+    with services.loads_lock:
+        services.waiting_for_models -= 1
+        services.preparing.discard(key)
+        services.cancelled_while_preparing.discard(key)
+
+
 def _settle(answer: Future[Any], outcome: Any, hooks: list[AfterSend]) -> None:
     """The handler's outcome becomes the answer, without blocking a pool thread on another future."""
     if not isinstance(outcome, Reply):
-        answer.set_result(outcome)
+        settle(answer, outcome, None)
         return
     if outcome.after_send is not None:
         hooks.append(outcome.after_send)
     if outcome.future is None:
-        answer.set_result(outcome.result)
+        settle(answer, outcome.result, None)
         return
 
     def copy(done: Future[Any]) -> None:
         error = done.exception()
-        if error is not None:
-            answer.set_exception(error)
-        else:
-            answer.set_result(done.result())
+        settle(answer, None if error else done.result(), error)
 
     outcome.future.add_done_callback(copy)
 
 
-def _apply_keep_alive(services: Services, params: dict[str, Any], names: list[str]) -> None:
+def _apply_keep_alive(services: Services, names: list[str], keep_alive: float | None | Unset) -> None:
     """A request's keep_alive becomes its models' (Ollama: the latest request decides)."""
-    keep_alive = _request_keep_alive(params)
-    if not isinstance(keep_alive, models.Unset):
+    if not isinstance(keep_alive, Unset):
         for name in names:
             services.lifecycle.timers.set_keep_alive(name, keep_alive)
 
 
-def _request_keep_alive(params: dict[str, Any]) -> float | None | models.Unset:
+def _request_keep_alive(params: dict[str, Any]) -> float | None | Unset:
     """The request's keep_alive (UNSET when it gives none)."""
     if "keep_alive" not in params:
-        return models.UNSET
+        return UNSET
     try:
         return parse_keep_alive(params["keep_alive"])
     except ValueError as exc:

@@ -16,8 +16,9 @@ from typing import Any
 
 from runtime.catalog import EMBEDDED, FOREVER, HUB, ModelEntry, describe_keep_alive
 from runtime.engine.models import LoadedModel
-from runtime.methods import models
 from runtime.methods.context import Handler, Services
+from runtime.methods.loading import default_spec, hold_and_wait
+from runtime.methods.unloading import Unload, abandon_unload, begin_unload, run_unload
 from runtime.protocol.dispatch import CallContext
 
 log = logging.getLogger(__name__)
@@ -117,25 +118,34 @@ def _reap(services: Services) -> None:
 
 
 def _expire(services: Services, model_id: str) -> None:
-    """Unload an idle model whose keep-alive passed, unless a stream opened on it meanwhile."""
+    """Unload an idle model whose keep-alive passed, unless a request holds it or a stream opened on
+    it meanwhile (the unload is claimed first, then idleness checked: a request holds the model
+    first, then checks for an unload, so one of the two always sees the other)."""
     timers = services.lifecycle.timers
     if model_id in services.unloading or services.store.get(model_id) is None:
         timers.forget(model_id)
         return
-    services.unloading.add(model_id)  # no new stream starts on it from here
+    if _draft_in_use(services, model_id):  # a loaded target drafts with it: it lives as long
+        timers.touch(model_id)
+        return
+    unload = begin_unload(services, model_id)
     if not timers.is_idle(model_id):
-        services.unloading.discard(model_id)
+        abandon_unload(services, unload)
         return
     timers.forget(model_id)  # due once: the unload below is its end
     log.info("unloading %s: idle past its keep-alive", model_id)
-    services.background.submit(partial(_unload_logged, services, model_id))
+    services.background.submit(partial(_unload_logged, services, unload))
 
 
-def _unload_logged(services: Services, model_id: str) -> None:
+def _draft_in_use(services: Services, model_id: str) -> bool:
+    return any(p.draft_id == model_id and services.store.get(t) is not None for t, p in services.drafts.items())
+
+
+def _unload_logged(services: Services, unload: Unload) -> None:
     try:
-        models.unload_here(services, model_id)
+        run_unload(services, unload)
     except Exception:
-        log.warning("unloading %s after its keep-alive failed", model_id, exc_info=True)
+        log.warning("unloading %s after its keep-alive failed", unload.model_id, exc_info=True)
 
 
 # --- the default model -----------------------------------------------------------------------------
@@ -144,13 +154,12 @@ def load_default_model(services: Services) -> None:
     default = services.catalog.default_model
     if default is None:
         return
-
     entry = services.catalog.lookup(default)
     keep_alive = entry.keep_alive if entry and entry.keep_alive_set else FOREVER  # it stays unless told
 
     def load() -> None:
         try:
-            models.ensure_loaded(services, default, keep_alive)
+            hold_and_wait(services, default_spec(services, default, keep_alive))
         except Exception as exc:
             log.warning("the default model %s did not load: %s", default, exc)
 

@@ -1,10 +1,11 @@
 """Idle timers of loaded models, with Ollama's keep-alive semantics. A pure state machine.
 
-A model is busy while it has streams; when its last stream ends its idle timer starts, and once the
-timer passes its keep-alive (seconds; 0: at once; None: never) the model is due to be unloaded.
-Pinned models are never due. The lifecycle reports streams opening and ending; the reaper thread
-(methods/lifecycle.py) asks what is due and when to look next. Thread-safe; `changed` wakes the
-reaper whenever a deadline may have moved.
+A model is busy while it has streams or holds (a request waiting for it to load, until its stream
+is open); when the last ends its idle timer starts, and once the timer passes its keep-alive
+(seconds; 0: at once; None: never) the model is due to be unloaded. Pinned models are never due.
+The lifecycle reports streams opening and ending; the reaper thread (methods/registry.py) asks
+what is due and when to look next. Thread-safe; `changed` wakes the reaper whenever a deadline may
+have moved. Holds outlive `forget` and `track`: a request may hold a model across its reload.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class IdleTimers:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._timers: dict[str, _Timer] = {}
+        self._holds: dict[str, int] = {}
         self._lock = threading.Lock()
         self.changed = threading.Condition(self._lock)
 
@@ -67,10 +69,40 @@ class IdleTimers:
             if timer.active == 0:
                 self.changed.notify_all()
 
+    def hold(self, model_id: str) -> None:
+        """Keep the model busy (a request waits for it) until `release`."""
+        with self._lock:
+            self._holds[model_id] = self._holds.get(model_id, 0) + 1
+
+    def release(self, model_id: str) -> None:
+        with self._lock:
+            left = self._holds.get(model_id, 0) - 1
+            if left > 0:
+                self._holds[model_id] = left
+                return
+            self._holds.pop(model_id, None)
+            timer = self._timers.get(model_id)
+            if timer is not None:
+                timer.last_used = self._clock()
+            self.changed.notify_all()
+
+    def is_held(self, model_id: str) -> bool:
+        """A request waits to use the model (it has not opened its stream yet)."""
+        with self._lock:
+            return bool(self._holds.get(model_id))
+
+    def touch(self, model_id: str) -> None:
+        """Count the model as used now (its idle timer starts again)."""
+        with self._lock:
+            timer = self._timers.get(model_id)
+            if timer is not None:
+                timer.last_used = self._clock()
+                self.changed.notify_all()
+
     def is_idle(self, model_id: str) -> bool:
         with self._lock:
             timer = self._timers.get(model_id)
-            return timer is None or timer.active == 0
+            return (timer is None or timer.active == 0) and not self._holds.get(model_id)
 
     def last_used(self, model_id: str) -> float:
         with self._lock:
@@ -81,7 +113,7 @@ class IdleTimers:
         """Idle models whose keep-alive has passed, oldest first."""
         now = self._clock()
         with self._lock:
-            expiries = [(self._expires(t), t.last_used, m) for m, t in self._timers.items()]
+            expiries = [(self._expires(m, t), t.last_used, m) for m, t in self._timers.items()]
         return [m for _, m in sorted((used, m) for e, used, m in expiries if e is not None and e <= now)]
 
     def seconds_to_next(self) -> float | None:
@@ -99,7 +131,7 @@ class IdleTimers:
 
     def _seconds_to_next(self) -> float | None:
         now = self._clock()
-        deadlines = [d for d in (self._expires(t) for t in self._timers.values()) if d is not None]
+        deadlines = [d for d in (self._expires(m, t) for m, t in self._timers.items()) if d is not None]
         return max(0.0, min(deadlines) - now) if deadlines else None
 
     def snapshot(self, model_id: str) -> dict[str, Any]:
@@ -115,17 +147,18 @@ class IdleTimers:
                     "expires_in_s": None,
                     "pinned": False,
                 }
-            expires = self._expires(timer)
+            expires = self._expires(model_id, timer)
+            busy = timer.active > 0 or bool(self._holds.get(model_id))
             return {
                 "keep_alive_s": timer.keep_alive,
                 "active_streams": timer.active,
-                "idle_s": round(now - timer.last_used, 3) if timer.active == 0 else None,
+                "idle_s": None if busy else round(now - timer.last_used, 3),
                 "expires_in_s": None if expires is None else round(max(0.0, expires - now), 3),
                 "pinned": timer.pinned,
             }
 
-    @staticmethod
-    def _expires(timer: _Timer) -> float | None:
-        if timer.pinned or timer.keep_alive is None or timer.active > 0:
+    def _expires(self, model_id: str, timer: _Timer) -> float | None:
+        """When the model falls due (lock held); None while busy, pinned or kept forever."""
+        if timer.pinned or timer.keep_alive is None or timer.active > 0 or self._holds.get(model_id):
             return None
         return timer.last_used + timer.keep_alive

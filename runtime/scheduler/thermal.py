@@ -40,7 +40,6 @@ class ThermalGuard:
         self._read_at = -float("inf")
         self._hottest: dict[str, Any] | None = None
         self._last_admission = -float("inf")
-        self.held_total = 0  # turns in which waiting streams were held back
 
     def pressure(self) -> str:
         """nominal, serious, critical, or unknown (no zone reported)."""
@@ -118,7 +117,6 @@ class GuardedSource(Generic[T]):
     def take(self, now: float) -> list[T]:
         allowed, retry_s = self.guard.allowance()
         if allowed == 0:
-            self.guard.held_total += 1
             self._wake_in(retry_s)
             return []
         taken = self.queue.take(now, allowed)
@@ -126,6 +124,7 @@ class GuardedSource(Generic[T]):
         return taken
 
     def expired(self, now: float) -> list[T]:
+        self._look_now = False  # the turn the timer asked for has come: deadlines are looked at
         return self.queue.expired(now)
 
     def waiting(self) -> int:
@@ -135,8 +134,7 @@ class GuardedSource(Generic[T]):
         if not waiting or self.guard.policy == "off":
             return waiting
         allowed, retry_s = self.guard.allowance()
-        if allowed != 0 or self._look_now:
-            self._look_now = False
+        if allowed != 0 or self._look_now:  # cleared by the turn's expired(), not by any caller
             return waiting
         self._wake_in(retry_s)
         return 0

@@ -22,6 +22,7 @@ from runtime.engine.models import ModelStore
 from runtime.engine.worker import EngineWorker
 from runtime.methods import build, capabilities, registry
 from runtime.methods.context import Services
+from runtime.methods.loading import stop_all_loads
 from runtime.methods.runtime import identity
 from runtime.metrics import RuntimeMetrics
 from runtime.protocol.dispatch import Dispatcher
@@ -165,6 +166,7 @@ class App:
 
     def _shut_down(self, drain: bool, timeout_s: float) -> None:
         streams = self.services.streams
+        stop_all_loads(self.services)  # downloads stop (resumably), no load lands after the unloads
         try:
             if drain:
                 streams.wait_idle(timeout_s)

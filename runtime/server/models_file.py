@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from runtime.catalog import EMBEDDED, Catalog, CatalogError, from_document
+from runtime.catalog import EMBEDDED, Catalog, CatalogError, escape, from_document
 from runtime.config import Limits
 from runtime.engine.resolve import embedded_models
 from runtime.protocol import schemas
@@ -22,7 +22,7 @@ def read_models_file(limits: Limits) -> Catalog:
         return Catalog()
     path = Path(limits.models).expanduser()
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(), parse_constant=_no_constant)
     except (OSError, ValueError) as exc:
         raise ModelsFileError(f"models file {path}: {exc}") from None
     problems = schemas.check(schemas.document("models-file.json"), "file", data)
@@ -37,11 +37,15 @@ def read_models_file(limits: Limits) -> Catalog:
     return catalog
 
 
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _check_embedded_names(catalog: Catalog, path: Path) -> None:
     known = embedded_models()
     for entry in catalog.entries.values():
         if entry.kind == EMBEDDED and entry.name not in known:
             raise ModelsFileError(
-                f"models file {path}: /models/{entry.model_id}/source/embedded: no embedded model "
+                f"models file {path}: /models/{escape(entry.model_id)}/source/embedded: no embedded model "
                 f"{entry.name!r} (there are: {', '.join(known)})"
             )

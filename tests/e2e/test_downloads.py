@@ -312,6 +312,28 @@ def test_a_registered_hub_model_downloads_on_demand_and_models_list_shows_it_on_
         client.close()
 
 
+def test_a_request_cancelled_while_its_registered_model_downloads_ends_at_once_and_a_retry_resumes(
+    hub: FakeHub, tmp_path: Path
+) -> None:
+    hub.throttle_bytes_per_s = SLOW_BYTES_PER_S
+    models = tmp_path / "models.json"
+    models.write_text(json.dumps({"models": {"chat": {"source": {"hub": REPO_ID}}}}))
+    env = {"HF_ENDPOINT": hub.url, "HF_HUB_CACHE": str(cache(tmp_path)), "HF_HUB_OFFLINE": ""}
+    client = spawn_runtime("--models", str(models), env=env)
+    try:
+        call = client.call_async("generate", {"model_id": "chat", "prompt": "Once", "max_tokens": 3}, request_id="g-1")
+        wait_until(lambda: partial_size(tmp_path) > 500_000, 30, "half a megabyte downloaded")
+        client.notify("$/cancelRequest", {"id": "g-1"})
+        assert call.result(3)["error"]["code"] == -32009
+        hub.throttle_bytes_per_s = None
+        retry = client.request("generate", {"model_id": "chat", "prompt": "Once", "max_tokens": 3}, timeout=TIMEOUT)
+        assert client.collect(retry["stream_id"], timeout=TIMEOUT)["tokens"]
+        assert any(r is not None for r in weights_ranges(hub))  # the retry continued the partial file
+        assert_schema_clean(client)
+    finally:
+        client.close()
+
+
 # --- runtime pull --------------------------------------------------------------------------------
 def pull_command(hub: FakeHub, tmp_path: Path) -> tuple[list[str], dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}

@@ -21,6 +21,7 @@ from tests.support.harness import RpcFailure, RuntimeClient
 
 CHAT = {"source": {"embedded": "tiny-chat"}, "aliases": ["tiny"]}
 DRAFT = {"source": {"embedded": "tiny-draft"}}
+NO_EOS = {"0": -100.0, "2": -100.0}  # tiny-chat's end tokens never drawn: a stream runs to max_tokens
 
 
 def models_file(tmp_path: Path, models: dict[str, Any], **extra: Any) -> Path:
@@ -153,6 +154,18 @@ def test_a_request_cancelled_while_its_model_loads_gets_cancelled_and_starts_not
     answer = call.result(TIMEOUT)
     assert answer["error"]["code"] == -32009
     assert client.request("runtime/state")["active_streams"] == 0
+    assert not [m for m in list(client.messages) if str(m.get("method", "")).startswith("stream.")]
+
+
+def test_a_registered_draft_is_loaded_with_its_target_and_its_requests_draft_with_it(
+    registry_runtime: Callable[..., RuntimeClient],
+) -> None:
+    client = registry_runtime({"chat": {**CHAT, "draft": "draft", "num_draft_tokens": 2}, "draft": DRAFT})
+    result = generate_text(client, "chat", max_tokens=12, temperature=0)
+    assert result["stats"]["path"] == "speculative" and result["stats"]["draft"]["model_id"] == "draft"
+    assert sorted(loaded_ids(client)) == ["chat", "draft"]
+    state = {m["model_id"]: m for m in client.request("runtime/state")["loaded_models"]}
+    assert state["chat"]["draft"] == {"model_id": "draft", "num_draft_tokens": 2}
 
 
 def test_the_default_model_is_loaded_at_start(registry_runtime: Callable[..., RuntimeClient]) -> None:
@@ -258,7 +271,7 @@ def test_with_switch_policy_cancel_the_streams_of_an_evicted_model_end_cancelled
 ) -> None:
     client = registry_runtime({"chat": CHAT, "draft": DRAFT}, "--max-loaded-models", "1", "--switch-policy", "cancel")
     client.request("load_model", {"model_id": "chat"})
-    long = client.request("generate", {"model_id": "chat", "prompt": "Go on", "max_tokens": 4000, "stop_token_ids": []})
+    long = client.request("generate", {"model_id": "chat", "prompt": "Go on", "max_tokens": 4000, "logit_bias": NO_EOS})
     next(client.stream(long["stream_id"]))  # it is decoding
     client.request("load_model", {"model_id": "draft"})
     assert finish_reason(client, long["stream_id"]) == "cancelled"
@@ -270,11 +283,52 @@ def test_with_switch_policy_drain_the_streams_of_an_evicted_model_finish_first(
 ) -> None:
     client = registry_runtime({"chat": CHAT, "draft": DRAFT}, "--max-loaded-models", "1")
     client.request("load_model", {"model_id": "chat"})
-    running = client.request("generate", {"model_id": "chat", "prompt": "Go on", "max_tokens": 40})
+    params = {"model_id": "chat", "prompt": "Go on", "max_tokens": 300, "logit_bias": NO_EOS}
+    running = client.request("generate", params)
     next(client.stream(running["stream_id"]))
-    client.request("load_model", {"model_id": "draft"})
-    assert finish_reason(client, running["stream_id"]) in ("length", "stop")
+    load = client.call_async("load_model", {"model_id": "draft"}, request_id="switch")
+    assert load.result(TIMEOUT)["result"]["state"] == "ready"
+    assert finish_reason(client, running["stream_id"]) == "length"
+    messages = list(client.messages)
+    ended = next(i for i, m in enumerate(messages) if m.get("method") == "stream.event")
+    answered = next(i for i, m in enumerate(messages) if m.get("id") == "switch")
+    assert ended < answered  # the stream ran to its end before the switch was made
     assert loaded_ids(client) == ["draft"]
+
+
+def test_two_models_requested_at_once_past_max_loaded_models_are_both_served_one_after_the_other(
+    registry_runtime: Callable[..., RuntimeClient],
+) -> None:
+    client = registry_runtime({"chat": CHAT, "draft": DRAFT}, "--max-loaded-models", "1")
+    calls = [
+        client.call_async("generate", {"model_id": m, "prompt": "Once", "max_tokens": 3}) for m in ("chat", "draft")
+    ]
+    streams = [c.result(TIMEOUT)["result"]["stream_id"] for c in calls]
+    assert all(finish_reason(client, s) in ("length", "stop") for s in streams)
+    assert len(loaded_ids(client)) == 1
+
+
+def test_a_load_that_cannot_fit_even_alone_is_refused_before_anything_is_unloaded(
+    registry_runtime: Callable[..., RuntimeClient],
+) -> None:
+    """tiny-vlm's 7.7 MB do not fit a 7 MB budget whatever is unloaded: tiny-draft stays."""
+    client = registry_runtime({"draft": DRAFT, "vlm": {"source": {"embedded": "tiny-vlm"}}}, "--memory-budget-mb", "7")
+    generate_text(client, "draft")
+    with pytest.raises(RpcFailure) as failure:
+        client.request("load_model", {"model_id": "vlm"})
+    assert failure.value.code == -32008 and failure.value.data["evictable_bytes"] > 0
+    assert failure.value.data["needed_bytes"] > failure.value.data["budget_bytes"]
+    assert loaded_ids(client) == ["draft"]
+
+
+def test_a_draft_loaded_with_its_target_goes_once_its_target_has_gone(
+    registry_runtime: Callable[..., RuntimeClient],
+) -> None:
+    client = registry_runtime({"chat": {**CHAT, "draft": "draft"}, "draft": DRAFT}, "--keep-alive", "1s")
+    generate_text(client, "chat", temperature=0)
+    state = {m["model_id"]: m["keep_alive"] for m in client.request("runtime/state")["loaded_models"]}
+    assert state["draft"]["keep_alive_s"] == 1.0 == state["chat"]["keep_alive_s"]
+    assert wait_until(lambda: loaded_ids(client) == [], timeout=15)
 
 
 # --- memory comes back -------------------------------------------------------------------------------

@@ -70,3 +70,29 @@ def test_without_a_policy_the_thermal_zones_are_not_looked_at(tmp_path: Path) ->
         stream = client.request("generate", {"model_id": MODEL, "prompt": "Once", "max_tokens": 2})["stream_id"]
         assert client.collect(stream)["stats"]["finish_reason"] in ("length", "stop")
         assert client.request("runtime/state")["thermal"]["policy"] == "off"
+
+
+def test_under_pause_a_queued_stream_still_times_out_while_a_batch_decodes(tmp_path: Path) -> None:
+    fake_zone(tmp_path, 50.0)
+    env = {"RUNTIME_INJECT_THERMAL_ROOT": str(tmp_path)}
+    no_eos = {"0": -100.0, "2": -100.0}
+    with runtime_with("--thermal-policy", "pause", env=env) as client:
+        batch = client.request(
+            "batch_generate",
+            {
+                "requests": [
+                    {"model_id": MODEL, "prompt": f"Go {i}", "max_tokens": 5000, "logit_bias": no_eos} for i in range(2)
+                ]
+            },
+        )
+        running = [r["result"]["stream_id"] for r in batch["results"]]
+        assert wait_until(lambda: all(stream_state(client, s) == "decoding" for s in running))
+        fake_zone(tmp_path, 95.0)
+        assert wait_until(lambda: client.request("runtime/state")["thermal"]["admissions"] == "paused")
+        late = client.request("generate", {"model_id": MODEL, "prompt": "Late", "max_tokens": 4, "timeout_ms": 1000})
+        ended = client.collect(late["stream_id"], timeout=10)
+        assert ended["stats"]["finish_reason"] == "timeout" and not ended["tokens"]
+        assert all(stream_state(client, s) == "decoding" for s in running)
+        for stream in running:
+            client.request("cancel", {"stream_id": stream})
+            client.collect(stream)

@@ -32,8 +32,11 @@ def source(policy: str, world: World, jobs: int = 3) -> GuardedSource[str]:
 def test_a_cool_machine_admits_everything_and_the_policy_off_never_reads_the_probe() -> None:
     world = World()
     assert source("pace", world).take(0) == ["job0", "job1", "job2"]
-    world.celsius, off = 99.0, source("off", World())
+    hot = World()
+    hot.celsius = 99.0
+    off = source("off", hot)
     assert off.take(0) == ["job0", "job1", "job2"] and off.guard.snapshot()["pressure"] is None
+    assert hot.reads == 0
 
 
 def test_pause_holds_new_streams_while_hot_and_admits_them_once_it_cools() -> None:
@@ -81,5 +84,8 @@ def test_a_held_queue_wakes_the_engine_later_and_that_turn_sees_the_real_count()
     assert guarded.waiting() == 0
     assert guarded._timer is not None
     guarded._timer.join(2.0)
-    assert woken == [True] and guarded.waiting() == 1  # deadlines of queued streams get looked at
+    # every waiting() before the turn's expired() sees the real count (the engine's idle check
+    # runs first), so the turn looks at the queue's deadlines; after it the engine sleeps again
+    assert woken == [True] and guarded.waiting() == 1 and guarded.waiting() == 1
+    assert guarded.expired(0.0) == [] and guarded.take(0.0) == []
     assert guarded.waiting() == 0
