@@ -182,7 +182,7 @@ def test_a_keep_alive_of_zero_unloads_the_model_when_its_last_stream_ends(
     client = registry_runtime({"chat": CHAT})
     generate_text(client, "chat", keep_alive=0)
     assert wait_until(lambda: loaded_ids(client) == [], timeout=10)
-    assert listed(client)["chat"]["state"] == "available"
+    assert wait_until(lambda: listed(client)["chat"]["state"] == "available", timeout=5)  # the unload has ended
 
 
 def test_an_idle_model_is_unloaded_once_its_keep_alive_passes_and_the_timer_shows_meanwhile(
