@@ -1,7 +1,10 @@
 #include <cstring>
 
 #include <nanobind/nanobind.h>
+#include <nanobind/stl/tuple.h>
+#include <nanobind/stl/vector.h>
 
+#include "metrics.h"
 #include "mlx/version.h"
 #include "mm.h"
 #include "qmm.h"
@@ -28,4 +31,17 @@ NB_MODULE(_native, m) {
         "x @ dequantize(w, scales, biases).T on the CPU (MLX affine format, transpose=True).");
   m.def("matmul", &runtime_native::matmul, "x"_a, "w"_a,
         "x @ w.T on the CPU, w a 2-D bf16 or fp16 [N, K] array (nn.Linear's layout).");
+
+  // Metric cells: updates run with the GIL released (runtime/metrics/collector.py, docs/metrics.md).
+  using runtime_native::CounterCell;
+  using runtime_native::HistogramCell;
+  nb::class_<CounterCell>(m, "CounterCell")
+      .def(nb::init<>())
+      .def("inc", &CounterCell::inc, "n"_a = 1.0, nb::call_guard<nb::gil_scoped_release>())
+      .def_prop_ro("value", &CounterCell::value);
+  nb::class_<HistogramCell>(m, "HistogramCell")
+      .def(nb::init<std::vector<double>>(), "bounds"_a)
+      .def("observe", &HistogramCell::observe, "v"_a, nb::call_guard<nb::gil_scoped_release>())
+      .def("read", &HistogramCell::read)  // builds Python lists: needs the GIL (a scrape, not a hot path)
+      .def_prop_ro("bounds", &HistogramCell::bounds);
 }

@@ -19,10 +19,10 @@ def metrics(services: Services, params: dict[str, Any], ctx: CallContext) -> dic
     batched = sum(1 for r in records if r.path == "batch" and r.state is not StreamState.QUEUED)
     collected = services.metrics
     collected.scraped(running, waiting, batched, len(services.store.all()), services.writer.queued())
-    fmt = params.get("format", "json")
+    fmt, cells = params.get("format", "json"), collected.collector.cells.kind
     if fmt == "prometheus":
-        return {"format": fmt, "content_type": CONTENT_TYPE, "text": collected.collector.prometheus()}
-    return {"format": fmt, "metrics": collected.collector.as_json()}
+        return {"format": fmt, "cells": cells, "content_type": CONTENT_TYPE, "text": collected.collector.prometheus()}
+    return {"format": fmt, "cells": cells, "metrics": collected.collector.as_json()}
 
 
 METHODS: dict[str, Handler] = {"runtime/metrics": metrics}

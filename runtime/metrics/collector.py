@@ -1,8 +1,11 @@
 """Counters, gauges and log-bucket histograms, thread-safe, rendered as Prometheus text or JSON.
 
 The interface is deliberately small (`counter(name).inc(n)`, `gauge(name).set(v)`,
-`histogram(name).observe(v)`, `prometheus()`, `as_json()`) so that a native variant can replace
-this module with the same output. Pure Python: no MLX, no numpy.
+`histogram(name).observe(v)`, `prometheus()`, `as_json()`). Where counters and histograms keep
+their numbers is a `Cells` choice: the pure-Python cells here (a lock each), or the native module's
+(`native_cells`: C++ atomics and a mutex, updated with the GIL released, so the engine and writer
+threads record without holding it). The output is the same either way: this module renders both.
+No MLX, no numpy here; the app hands the native module in.
 """
 
 from __future__ import annotations
@@ -10,8 +13,9 @@ from __future__ import annotations
 import math
 import threading
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -89,14 +93,64 @@ class Histogram:
         """Cumulative (upper bound, count) pairs ending with +Inf, the sum and the count."""
         with self._lock:
             counts, total, count = list(self._counts), self._sum, self._count
-        cumulative, running = [], 0
-        for bound, n in zip((*self.bounds, math.inf), counts, strict=True):
-            running += n
-            cumulative.append((bound, running))
-        return cumulative, total, count
+        return _cumulative(self.bounds, counts), total, count
 
 
-Metric = Counter | Gauge | Histogram
+def _cumulative(bounds: tuple[float, ...], counts: Sequence[int]) -> list[tuple[float, int]]:
+    cumulative, running = [], 0
+    for bound, n in zip((*bounds, math.inf), counts, strict=True):
+        running += n
+        cumulative.append((bound, running))
+    return cumulative
+
+
+class CounterCell(Protocol):
+    def inc(self, n: float = 1) -> None: ...
+
+    @property
+    def value(self) -> float: ...
+
+
+class HistogramCell(Protocol):
+    bounds: tuple[float, ...]
+
+    def observe(self, v: float) -> None: ...
+
+    def snapshot(self) -> tuple[list[tuple[float, int]], float, int]: ...
+
+
+class NativeHistogram:
+    """The native module's histogram cell behind the same interface as `Histogram`."""
+
+    __slots__ = ("_cell", "bounds", "observe")
+
+    def __init__(self, cell: Any) -> None:
+        self._cell, self.bounds = cell, tuple(cell.bounds)
+        self.observe = cell.observe  # bound once: each observation is one call into C++
+
+    def snapshot(self) -> tuple[list[tuple[float, int]], float, int]:
+        counts, total, count = self._cell.read()
+        return _cumulative(self.bounds, counts), float(total), int(count)
+
+
+@dataclass(frozen=True)
+class Cells:
+    """Where counters and histograms keep their numbers."""
+
+    kind: str  # "python" or "native"
+    counter: Callable[[], CounterCell]
+    histogram: Callable[[tuple[float, ...]], HistogramCell]
+
+
+PYTHON_CELLS = Cells("python", Counter, Histogram)
+
+
+def native_cells(module: Any) -> Cells:
+    """Cells from the native module (runtime.engine.native.module()): C++ atomics and a mutex."""
+    return Cells("native", module.CounterCell, lambda bounds: NativeHistogram(module.HistogramCell(list(bounds))))
+
+
+Metric = CounterCell | Gauge | HistogramCell
 
 
 class _Family:
@@ -113,19 +167,16 @@ class Collector:
     Look a child up once and keep it: `inc`/`set`/`observe` on a kept child take one small lock.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, cells: Cells = PYTHON_CELLS) -> None:
+        self.cells = cells
         self._lock = threading.Lock()
         self._families: dict[str, _Family] = {}
 
-    def counter(self, name: str, help: str = "", labels: Mapping[str, str] | None = None) -> Counter:
-        child = self._child(name, "counter", help, None, labels)
-        assert isinstance(child, Counter)
-        return child
+    def counter(self, name: str, help: str = "", labels: Mapping[str, str] | None = None) -> CounterCell:
+        return cast(CounterCell, self._child(name, "counter", help, None, labels))
 
     def gauge(self, name: str, help: str = "", labels: Mapping[str, str] | None = None) -> Gauge:
-        child = self._child(name, "gauge", help, None, labels)
-        assert isinstance(child, Gauge)
-        return child
+        return cast(Gauge, self._child(name, "gauge", help, None, labels))
 
     def histogram(
         self,
@@ -133,11 +184,9 @@ class Collector:
         help: str = "",
         buckets: Sequence[float] | None = None,
         labels: Mapping[str, str] | None = None,
-    ) -> Histogram:
+    ) -> HistogramCell:
         bounds = tuple(buckets) if buckets is not None else log_buckets(1e-4, 100.0)
-        child = self._child(name, "histogram", help, bounds, labels)
-        assert isinstance(child, Histogram)
-        return child
+        return cast(HistogramCell, self._child(name, "histogram", help, bounds, labels))
 
     def _child(
         self, name: str, kind: str, help: str, bounds: tuple[float, ...] | None, labels: Mapping[str, str] | None
@@ -151,14 +200,15 @@ class Collector:
                 raise ValueError(f"metric {name} is a {family.kind}, not a {kind}")
             child = family.children.get(key)
             if child is None:
-                child = family.children[key] = (
-                    Histogram(family.bounds or ())
-                    if kind == "histogram"
-                    else Counter()
-                    if kind == "counter"
-                    else Gauge()
-                )
+                child = family.children[key] = self._new(kind, family.bounds or ())
             return child
+
+    def _new(self, kind: str, bounds: tuple[float, ...]) -> Metric:
+        if kind == "histogram":
+            if not bounds or list(bounds) != sorted(set(bounds)):
+                raise ValueError("histogram bounds must be strictly increasing")
+            return self.cells.histogram(bounds)
+        return self.cells.counter() if kind == "counter" else Gauge()
 
     def _families_snapshot(self) -> list[tuple[_Family, list[tuple[Labels, Metric]]]]:
         with self._lock:
@@ -171,15 +221,15 @@ class Collector:
             lines.append(f"# HELP {family.name} {_escape_help(family.help)}")
             lines.append(f"# TYPE {family.name} {family.kind}")
             for labels, child in children:
-                if isinstance(child, Histogram):
-                    buckets, total, count = child.snapshot()
+                if family.kind == "histogram":
+                    buckets, total, count = cast(HistogramCell, child).snapshot()
                     for bound, n in buckets:
                         le = (*labels, ("le", _number(bound)))
                         lines.append(f"{family.name}_bucket{_labels(le)} {n}")
                     lines.append(f"{family.name}_sum{_labels(labels)} {_number(total)}")
                     lines.append(f"{family.name}_count{_labels(labels)} {count}")
                 else:
-                    lines.append(f"{family.name}{_labels(labels)} {_number(child.value)}")
+                    lines.append(f"{family.name}{_labels(labels)} {_number(_value(child))}")
         return "\n".join(lines) + "\n" if lines else ""
 
     def as_json(self) -> dict[str, Any]:
@@ -188,8 +238,8 @@ class Collector:
         for family, children in self._families_snapshot():
             samples: list[dict[str, Any]] = []
             for labels, child in children:
-                if isinstance(child, Histogram):
-                    buckets, total, count = child.snapshot()
+                if family.kind == "histogram":
+                    buckets, total, count = cast(HistogramCell, child).snapshot()
                     samples.append(
                         {
                             "labels": dict(labels),
@@ -199,10 +249,14 @@ class Collector:
                         }
                     )
                 else:
-                    value = child.value
+                    value = _value(child)
                     samples.append({"labels": dict(labels), "value": int(value) if value.is_integer() else value})
             out[family.name] = {"type": family.kind, "help": family.help, "samples": samples}
         return out
+
+
+def _value(child: Metric) -> float:
+    return float(cast(CounterCell | Gauge, child).value)
 
 
 def _number(v: float) -> str:

@@ -25,6 +25,7 @@ from runtime.methods.context import Services
 from runtime.methods.loading import stop_all_loads
 from runtime.methods.runtime import identity
 from runtime.metrics import RuntimeMetrics
+from runtime.metrics.collector import PYTHON_CELLS, Cells, Collector, native_cells
 from runtime.protocol.dispatch import Dispatcher
 from runtime.protocol.envelope import error_response, notification
 from runtime.protocol.errors import INTERNAL_ERROR, to_stream_error, to_wire_error, unencodable_response
@@ -51,6 +52,14 @@ def _thermal_probe() -> list[dict[str, Any]]:
 
     root = faultinject.thermal_root()
     return thermal(root) if root else thermal()
+
+
+def _metric_cells() -> Cells:
+    """The native module's metric cells where it is built (and not turned off), else Python's."""
+    from runtime.engine import native
+
+    module = native.module()
+    return native_cells(module) if module is not None and hasattr(module, "CounterCell") else PYTHON_CELLS
 
 
 class App:
@@ -99,7 +108,7 @@ class App:
         )
         source.wake = self.worker.wake
         registry = StreamRegistry()
-        metrics = RuntimeMetrics()
+        metrics = RuntimeMetrics(Collector(_metric_cells()))
         self.services = Services(
             limits=limits,
             store=ModelStore(limits.guide_cache_size, limits.prompt_cache_bytes, limits.prompt_cache_entries),

@@ -108,3 +108,12 @@ async def test_the_python_binding_reads_both_formats() -> None:
         text = (await rt.metrics("prometheus"))["text"]
         names = {f.name for f in text_string_to_metric_families(text)}
         assert {"mlx_runtime_prompt_tokens", "mlx_runtime_time_to_first_token_seconds"} <= names
+
+
+def test_the_metrics_say_which_cells_keep_them(one_at_a_time: RuntimeClient) -> None:
+    """The native module's cells where it is in use, the pure-Python ones with RUNTIME_NATIVE=0."""
+    from runtime.engine import native
+
+    expected = "native" if native.module() is not None else "python"
+    assert one_at_a_time.request("runtime/metrics")["cells"] == expected
+    assert one_at_a_time.request("runtime/metrics", {"format": "prometheus"})["cells"] == expected

@@ -579,6 +579,8 @@ export type RuntimeMetricsResult = {
       }[];
     }[];
   } };
+  /** Where counters and histograms keep their numbers: the native module's cells (C++ atomics, updated with the GIL released) or the pure-Python ones; the output is the same. */
+  cells: "native" | "python";
 };
 
 /** Loaded models, active streams and queues. */
