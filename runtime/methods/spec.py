@@ -117,5 +117,3 @@ def _check_local_policy(services: Services, params: dict[str, Any], local_path: 
         problem = outside_allowed(str(path), services.limits.model_dirs)
         if problem:
             raise faults.InvalidInput.at(where, problem)
-
-

@@ -15,7 +15,8 @@ from tests.unit.test_metrics import families
 
 MODULE = native.module()
 pytestmark = pytest.mark.skipif(
-    MODULE is None or not hasattr(MODULE, "CounterCell"), reason=f"native module not in use: {native.status()['reason']}"
+    MODULE is None or not hasattr(MODULE, "CounterCell"),
+    reason=f"native module not in use: {native.status()['reason']}",
 )
 
 
