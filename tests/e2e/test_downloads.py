@@ -34,6 +34,7 @@ WEIGHTS = "model.safetensors"
 SOURCE = EMBEDDED_DIR / "tiny-chat"
 WEIGHTS_SIZE = (SOURCE / WEIGHTS).stat().st_size
 TOTAL = sum(p.stat().st_size for p in SOURCE.iterdir() if p.suffix in (".json", ".safetensors"))
+DRAFT_ENTRY = {"source": {"embedded": "tiny-draft"}}
 SLOW_BYTES_PER_S = 400_000.0  # the weights take ~18 s: plenty of time to stop them half-way
 
 
@@ -351,6 +352,23 @@ def test_runtime_pull_downloads_into_the_cache_with_progress_lines(hub: FakeHub,
     assert done.returncode == 0, done.stderr
     assert_same_files(Path(done.stdout.strip()))
     assert "100.0%" in done.stderr and "ETA" in done.stderr and "MB" in done.stderr and "\r" not in done.stderr
+
+
+def test_runtime_pull_of_a_registry_id_downloads_its_hub_repo_and_runtime_models_shows_it(
+    hub: FakeHub, tmp_path: Path
+) -> None:
+    models = tmp_path / "models.json"
+    models.write_text(json.dumps({"models": {"chat": {"source": {"hub": REPO_ID}}, "local": DRAFT_ENTRY}}))
+    command, env = pull_command(hub, tmp_path)
+    env["RUNTIME_MODELS"] = str(models)
+    done = subprocess.run([*command[:-1], "chat"], env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    assert_same_files(Path(done.stdout.strip()))
+    local = subprocess.run([*command[:-1], "local"], env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    assert local.returncode == 2 and "nothing to pull" in local.stderr
+    listing = subprocess.run([*command[:-2], "models"], env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    row = next(line for line in listing.stdout.splitlines() if line.strip().startswith("chat"))
+    assert "downloaded" in row and "MB" in row and REPO_ID in listing.stdout
 
 
 def test_a_second_runtime_pull_after_a_cut_resumes_where_the_first_stopped(hub: FakeHub, tmp_path: Path) -> None:
