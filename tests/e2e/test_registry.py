@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import REPO, TIMEOUT, assert_schema_clean, spawn_runtime
 from tests.support.harness import RpcFailure, RuntimeClient
+from tests.support.waits import wait_until
 
 CHAT = {"source": {"embedded": "tiny-chat"}, "aliases": ["tiny"]}
 DRAFT = {"source": {"embedded": "tiny-draft"}}
@@ -58,15 +59,6 @@ def stages(client: RuntimeClient, model_id: str) -> list[str]:
 
 def listed(client: RuntimeClient) -> dict[str, dict[str, Any]]:
     return {m["model_id"]: m for m in client.request("models/list")["models"]}
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def loaded_ids(client: RuntimeClient) -> list[str]:

@@ -4,11 +4,11 @@ by the spawning host; nothing on the wire reaches it)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import MODEL, assert_schema_clean, runtime_with
 from tests.support.harness import RuntimeClient
+from tests.support.waits import wait_until
 
 
 def fake_zone(root: Path, celsius: float) -> None:
@@ -16,15 +16,6 @@ def fake_zone(root: Path, celsius: float) -> None:
     zone.mkdir(parents=True, exist_ok=True)
     (zone / "type").write_text("x86_pkg_temp\n")
     (zone / "temp").write_text(f"{int(celsius * 1000)}\n")
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def stream_state(client: RuntimeClient, stream_id: str) -> str | None:

@@ -17,6 +17,7 @@ from runtime.engine.jobs import StreamJob
 from runtime.engine.request import GenerationRequest
 from runtime.methods import metrics as metrics_method
 from runtime.metrics import Collector, RuntimeMetrics, log_buckets
+from runtime.metrics.collector import PYTHON_CELLS, Cells, native_cells
 from runtime.protocol import schemas
 from runtime.scheduler.breaker import CircuitBreaker
 from runtime.scheduler.lifecycle import StreamLifecycle
@@ -57,8 +58,21 @@ def test_counters_refuse_to_go_down_and_kinds_do_not_mix() -> None:
     assert c.counter("a_total", labels={"x": "1"}) is not c.counter("a_total")
 
 
-def test_concurrent_updates_from_many_threads_are_all_counted() -> None:
-    c = Collector()
+def cell_kinds() -> list[Any]:
+    """The pure-Python cells, and the native module's where it is in use."""
+    from runtime.engine import native
+
+    module = native.module()
+    kinds: list[Any] = [pytest.param(PYTHON_CELLS, id="python")]
+    missing = module is None or not hasattr(module, "CounterCell")
+    native_kind = None if missing else native_cells(module)
+    kinds.append(pytest.param(native_kind, id="native", marks=pytest.mark.skipif(missing, reason="no native module")))
+    return kinds
+
+
+@pytest.mark.parametrize("cells", cell_kinds())
+def test_concurrent_updates_from_many_threads_are_all_counted(cells: Cells) -> None:
+    c = Collector(cells)
     counter, hist = c.counter("n_total"), c.histogram("v_seconds", buckets=(0.5,))
     per_thread, threads = 20000, 8
 
