@@ -13,7 +13,6 @@ Who waits, and how:
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -29,10 +28,8 @@ from runtime.methods import drafts
 from runtime.methods.context import Services
 from runtime.methods.room import make_room, release_reservation
 from runtime.methods.shared import SharedLoad, wait_for
-from runtime.methods.spec import LoadSpec, draft_spec, load_spec
+from runtime.methods.spec import UNSET, LoadSpec, Unset, draft_spec, load_spec
 from runtime.methods.unloading import unloads_before
-
-log = logging.getLogger(__name__)
 
 
 def model_info(loaded: LoadedModel) -> dict[str, Any]:
@@ -224,16 +221,11 @@ def pair_after_load(services: Services, spec: LoadSpec) -> dict[str, Any]:
     return drafts.pairing_of(services, spec.model_id) or {}
 
 
-def on_demand_spec(services: Services, name: str, keep_alive: Any) -> LoadSpec:
-    """The spec of a load a request causes: the request's keep_alive (if it gives one) wins."""
-    params: dict[str, Any] = {"model_id": name}
-    if keep_alive is not None:
-        params["keep_alive"] = keep_alive
-    return load_spec(services, params, on_demand=True)
-
-
-def default_spec(services: Services, name: str, keep_alive: float | None) -> LoadSpec:
-    return replace(load_spec(services, {"model_id": name}, on_demand=True), keep_alive=keep_alive)
+def on_demand_spec(services: Services, name: str, keep_alive: float | None | Unset = UNSET) -> LoadSpec:
+    """The spec of a load the runtime causes (a request naming the model, the default model at
+    start); a keep-alive given here (seconds, None: never) replaces the usual one."""
+    spec = load_spec(services, {"model_id": name}, on_demand=True)
+    return spec if isinstance(keep_alive, Unset) else replace(spec, keep_alive=keep_alive)
 
 
 # --- progress ------------------------------------------------------------------------------------

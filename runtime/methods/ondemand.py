@@ -143,17 +143,13 @@ def _after_loads(
 def _wait_for_model(services: Services, name: str, keep_alive: float | None | Unset, key: str) -> Future[Any]:
     """A future that resolves when `name` is loaded (or its load fails, or the request is cancelled)."""
     wait: Future[Any] = Future()
-    spec = on_demand_spec(services, name, None if isinstance(keep_alive, Unset) else _wire(keep_alive))
+    spec = on_demand_spec(services, name, keep_alive)
     load = shared_load(services, spec, time.perf_counter())
     if load is None:
         wait.set_result(None)
     else:
         answer_when_loaded(services, load, key, wait)
     return wait
-
-
-def _wire(keep_alive: float | None) -> float:
-    return -1 if keep_alive is None else keep_alive
 
 
 def _let_go(services: Services, key: str) -> None:

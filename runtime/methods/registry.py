@@ -17,7 +17,7 @@ from typing import Any
 from runtime.catalog import EMBEDDED, FOREVER, HUB, ModelEntry, describe_keep_alive
 from runtime.engine.models import LoadedModel
 from runtime.methods.context import Handler, Services
-from runtime.methods.loading import default_spec, hold_and_wait
+from runtime.methods.loading import hold_and_wait, on_demand_spec
 from runtime.methods.unloading import Unload, abandon_unload, begin_unload, run_unload
 from runtime.protocol.dispatch import CallContext
 
@@ -159,7 +159,7 @@ def load_default_model(services: Services) -> None:
 
     def load() -> None:
         try:
-            hold_and_wait(services, default_spec(services, default, keep_alive))
+            hold_and_wait(services, on_demand_spec(services, default, keep_alive))
         except Exception as exc:
             log.warning("the default model %s did not load: %s", default, exc)
 

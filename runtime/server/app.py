@@ -19,7 +19,7 @@ from runtime.catalog import Catalog
 from runtime.config import Limits
 from runtime.engine.jobs import StreamJob
 from runtime.engine.models import ModelStore
-from runtime.engine.worker import EngineWorker
+from runtime.engine.worker import EngineWorker, JobSource
 from runtime.methods import build, capabilities, registry
 from runtime.methods.context import Services
 from runtime.methods.loading import stop_all_loads
@@ -87,7 +87,10 @@ class App:
         self.thermal = ThermalGuard(
             limits.thermal_policy, limits.thermal_limit_c, limits.thermal_pace_ms / 1000, _thermal_probe
         )
-        source = GuardedSource(queue, self.thermal)
+        # The guard stands between queue and engine only when it has a policy: the engine asks its
+        # source every turn, and with the policy off the queue answers directly.
+        guarded = GuardedSource(queue, self.thermal) if limits.thermal_policy != "off" else None
+        source: JobSource = guarded or queue
         self.worker = EngineWorker(
             source,
             self._fatal,
@@ -106,7 +109,8 @@ class App:
             limits.breaker_cooldown_ms / 1000,
             on_transition=self._breaker_moved,
         )
-        source.wake = self.worker.wake
+        if guarded is not None:
+            guarded.wake = self.worker.wake
         registry = StreamRegistry()
         metrics = RuntimeMetrics(Collector(_metric_cells()))
         self.services = Services(
