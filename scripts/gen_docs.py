@@ -43,6 +43,8 @@ def ts_type(schema: dict[str, Any], indent: str = "") -> str:
         return json.dumps(schema["const"])
     if "enum" in schema:
         return " | ".join(json.dumps(v) for v in schema["enum"])
+    if "oneOf" in schema and "type" not in schema and "properties" not in schema:
+        return " | ".join(ts_type(option, indent) for option in schema["oneOf"])
     kind = schema.get("type")
     if isinstance(kind, list):
         return " | ".join(ts_type({**schema, "type": k}, indent) for k in kind)

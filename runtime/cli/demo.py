@@ -73,8 +73,14 @@ async def _demo(args: argparse.Namespace) -> int:
                 "seed": args.seed,
             }
         )
+        thinking = False
         async for token in generation:
-            out.write(token["token"])
+            if token.get("reasoning") and not thinking:
+                out.write("(thinking) ")
+            if token["token"] and thinking:
+                out.write("\n(answer) ")
+            thinking = bool(token.get("reasoning")) or (thinking and not token["token"])
+            out.write(token.get("reasoning", "") + token["token"])
             out.flush()
         result = await generation.result()
         stats = result["stats"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from runtime.engine.jobs import StreamJob
@@ -34,13 +34,55 @@ class PromptProcessed:
     seconds: float
 
 
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a tool call as it streams: the first names it, later ones add argument text."""
+
+    index: int
+    call_id: str | None = None
+    name: str | None = None
+    arguments: str | None = None
+
+
 @dataclass(slots=True)  # not frozen: one is built per token, and a frozen __init__ costs ~4x
 class TokenEvent:
     token_id: int
-    text: str
+    text: str  # chat streams: the answer's text only (thinking and tool calls are apart)
     logprob: float | None = None
     top_logprobs: list[tuple[int, float]] | None = None
     from_draft: bool | None = None  # speculative streams: the draft proposed it and the target kept it
+    reasoning: str | None = None  # chat streams: thinking text
+    tool_calls: list[ToolCallDelta] | None = None  # chat streams: tool-call pieces
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A whole tool call parsed from the output by the model's mlx-lm tool parser."""
+
+    index: int
+    call_id: str
+    name: str
+    arguments: Any  # the parsed arguments (a JSON object)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallError:
+    """A tool-call section that did not parse: its raw text and why."""
+
+    index: int
+    raw: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatOutcome:
+    """A chat stream's output read whole: the answer, the thinking, the calls."""
+
+    content: str
+    reasoning: str | None
+    tool_calls: tuple[ToolCall, ...]
+    tool_call_errors: tuple[ToolCallError, ...]
+    reasoning_tokens: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +121,7 @@ class Finished:
     path: DecodePath | None = None  # the decode path it ended on; None if it never started
     handovers: int = 0
     kv_cache_bytes: int | None = None  # what its KV cache held at the end (solo streams; None: not measured)
+    chat: ChatOutcome | None = None  # chat streams: answer, thinking and tool calls read whole
 
     @classmethod
     def unstarted(

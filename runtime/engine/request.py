@@ -32,6 +32,16 @@ class DraftChoice:
 
 
 @dataclass(frozen=True, slots=True)
+class ChatOutput:
+    """How a chat stream's output is read: reasoning split from the answer, tool calls parsed."""
+
+    parse_tools: bool  # tool-call sections are parsed (tools given and tool_choice is not none)
+    tools: list[dict[str, Any]] | None  # the request's tools, for mlx-lm's parsers (some read types)
+    starts_in_reasoning: bool  # the prompt ends inside an open thinking section
+    reasoning_budget: int | None = None  # thinking tokens allowed before the end of thinking is forced
+
+
+@dataclass(frozen=True, slots=True)
 class GenerationRequest:
     prompt_tokens: list[int]
     max_tokens: int
@@ -46,6 +56,7 @@ class GenerationRequest:
     # expands each image token and tokenizes; prompt_tokens is then only the text's estimate).
     images: tuple[Any, ...] = ()
     prompt_text: str | None = None
+    chat: ChatOutput | None = None  # chat requests on models that think or call tools
     session_id: str | None = None  # pins the conversation's KV cache (engine/prompt_cache.py)
     use_prompt_cache: bool = True
     # Test-only (runtime.faultinject "stream_fault"): the sampler raises at this step.

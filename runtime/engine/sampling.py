@@ -113,8 +113,9 @@ class FaultySampler:
         self.inner.rewind(steps)
 
 
-def make_processors(params: SamplingParams, constraint: LogitsProcessor | None = None) -> list[LogitsProcessor]:
-    """mlx-lm's bias and penalties, then the structured-output mask last (it has the final word)."""
+def make_processors(params: SamplingParams, own: list[LogitsProcessor] | None = None) -> list[LogitsProcessor]:
+    """mlx-lm's bias and penalties, then the stream's own (the thinking budget, then the
+    structured-output mask, which has the final word)."""
     processors = make_logits_processors(
         logit_bias=params.logit_bias or None,
         repetition_penalty=params.repetition_penalty,
@@ -124,4 +125,4 @@ def make_processors(params: SamplingParams, constraint: LogitsProcessor | None =
         frequency_penalty=params.frequency_penalty,
         frequency_context_size=PENALTY_CONTEXT,
     )
-    return processors + [constraint] if constraint is not None else processors
+    return processors + own if own else processors

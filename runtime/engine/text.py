@@ -10,9 +10,11 @@ from typing import Any
 
 import mlx.core as mx
 
-from runtime.engine.events import FinishReason, GuidanceOutcome, TokenEvent
+from runtime.engine.chat import ChatSplitter, ReasoningBudget
+from runtime.engine.events import ChatOutcome, FinishReason, GuidanceOutcome, TokenEvent
 from runtime.engine.guidance import Constraint
 from runtime.engine.request import GenerationRequest
+from runtime.engine.sampling import LogitsProcessor
 from runtime.engine.stops import StopFilter
 
 
@@ -25,6 +27,8 @@ class TextAssembler:
         self.detokenizer = tokenizer.detokenizer
         self.stops = StopFilter(request.stop_sequences)
         self.constraint: Constraint | None = request.guide.new_constraint() if request.guide else None
+        self.splitter = ChatSplitter(tokenizer, request.chat) if request.chat else None
+        self.budget = _budget(tokenizer, request)
         self.emitted: list[int] = []  # every token of the text (stop tokens excluded)
         self.cut_by_stop_sequence = False
         self._with_logprobs = bool(request.logprobs or request.top_logprobs)
@@ -44,7 +48,19 @@ class TextAssembler:
             event = _token_event(token, detokenizer.last_segment, logprobs, self.request, from_draft)
         released, matched = self.stops.push(event)
         self.cut_by_stop_sequence = matched
+        if self.splitter is not None:
+            for entry in released:
+                self.splitter.split(entry)
         return released, "stop" if matched else None
+
+    @property
+    def processors(self) -> list[LogitsProcessor]:
+        """The stream's own logits processors, after the sampling ones: the thinking budget, then
+        the structured-output constraint (which has the final word)."""
+        return [p for p in (self.budget, self.constraint) if p is not None]
+
+    def chat_outcome(self) -> ChatOutcome | None:
+        return self.splitter.outcome() if self.splitter is not None else None
 
     def guidance_outcome(self, reason: FinishReason) -> GuidanceOutcome | None:
         """For a constrained stream: whether what was sent is a whole output of its grammar."""
@@ -57,7 +73,21 @@ class TextAssembler:
     def finish(self) -> list[TokenEvent]:
         """The stream ends without a stop match: whatever text is held back goes out."""
         self.detokenizer.finalize()
-        return self.stops.finish(self.detokenizer.last_segment)
+        released = self.stops.finish(self.detokenizer.last_segment)
+        if self.splitter is None:
+            return released
+        for entry in released:
+            self.splitter.split(entry)
+        tail = self.splitter.finish(self.emitted[-1] if self.emitted else 0)
+        return released + [tail] if tail is not None else released
+
+
+def _budget(tokenizer: Any, request: GenerationRequest) -> ReasoningBudget | None:
+    chat = request.chat
+    if chat is None or chat.reasoning_budget is None or not tokenizer.has_thinking:
+        return None
+    start, end = tuple(tokenizer.think_start_tokens), tuple(tokenizer.think_end_tokens)
+    return ReasoningBudget(start, end, chat.reasoning_budget, chat.starts_in_reasoning)
 
 
 def _token_event(

@@ -19,6 +19,7 @@ ON_DEMAND = frozenset(
         "generate_with_image",
         "batch_generate",
         "tokenize",
+        "count_tokens",
         "batch_tokenize",
         "detokenize",
         "check_draft",

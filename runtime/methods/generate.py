@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future
 from functools import partial
 from typing import Any
 
@@ -17,13 +18,17 @@ from runtime.protocol.dispatch import AfterSend, CallContext, Reply
 from runtime.requests import guidance, prompts
 from runtime.requests.build import build_request
 from runtime.streams.publisher import StreamPublisher
+from runtime.streams.whole import WholeOutput
 
 
-def open_stream(services: Services, params: dict[str, Any], ctx: CallContext) -> tuple[dict[str, Any], AfterSend]:
+def open_stream(
+    services: Services, params: dict[str, Any], ctx: CallContext, whole: list[WholeOutput] | None = None
+) -> tuple[dict[str, Any], AfterSend]:
     """Validate, then open the stream (registered, place reserved).
 
     Returns its result and the step that queues it, to run once the response is on its way (so the
-    host always has the stream_id before the first chunk).
+    host always has the stream_id before the first chunk). With `whole` (a non-streaming request)
+    the stream's output is collected instead, and appended there.
     """
     if services.shutting_down:
         raise faults.ShuttingDown("the runtime is shutting down")
@@ -38,14 +43,31 @@ def open_stream(services: Services, params: dict[str, Any], ctx: CallContext) ->
     timeout_ms = params.get("timeout_ms")
     deadline = submitted_at + timeout_ms / 1000 if timeout_ms else None
     guided = request.guide.mode if request.guide else None
-    output = StreamPublisher(services.writer, stream_id, loaded, guided, len(request.images))
+    started_at = time.time()
+    output: StreamPublisher | WholeOutput
+    if whole is None:
+        output = StreamPublisher(services.writer, stream_id, loaded, guided, len(request.images))
+    else:
+        keep_tokens = bool(request.logprobs or request.top_logprobs)
+        output = WholeOutput(stream_id, loaded, guided, len(request.images), started_at, keep_tokens)
+        whole.append(output)
     handle = services.lifecycle.open(stream_id, loaded.model_id, ctx.request_id, output)
     job = StreamJob(stream_id, loaded, request, handle, handle.record.cancel, submitted_at, deadline)
     start = partial(services.lifecycle.start, handle, job, params.get("priority", "normal"), deadline)
-    return {"stream_id": stream_id, "started_at": time.time()}, start
+    return {"stream_id": stream_id, "started_at": started_at}, start
+
+
+def streams(params: dict[str, Any]) -> bool:
+    """`streaming` (the peer's name) or `stream` (OpenAI's): false answers the request whole."""
+    if "streaming" in params and "stream" in params and params["streaming"] != params["stream"]:
+        raise faults.InvalidInput.at("/stream", "stream and streaming disagree")
+    return bool(params.get("streaming", params.get("stream", True)))
 
 
 def generate(services: Services, params: dict[str, Any], ctx: CallContext) -> Reply:
+    if not streams(params):
+        return _generate_whole(services, params, ctx)
+
     def start() -> tuple[dict[str, Any], list[AfterSend]]:
         result, enqueue = open_stream(services, params, ctx)
         return result, [enqueue]
@@ -53,9 +75,42 @@ def generate(services: Services, params: dict[str, Any], ctx: CallContext) -> Re
     return _when_prepared(services, [params], start, ctx)
 
 
+def _generate_whole(services: Services, params: dict[str, Any], ctx: CallContext) -> Reply:
+    """A non-streaming generate: the stream starts at once and the response is its whole output."""
+    answer: Future[Any] = Future()
+
+    def start() -> tuple[dict[str, Any], list[AfterSend]]:
+        whole: list[WholeOutput] = []
+        result, enqueue = open_stream(services, params, ctx, whole)
+        chain(whole[0].answer, answer)
+        enqueue()
+        return result, []
+
+    reply = _when_prepared(services, [params], start, ctx)
+    if reply.future is not None:  # prepared off the reader thread: its failure is the answer
+        reply.future.add_done_callback(lambda done: _fail(answer, done.exception()))
+    return Reply(future=answer)
+
+
 def generate_with_image(services: Services, params: dict[str, Any], ctx: CallContext) -> Reply:
     """Peer-compatible: a prompt and one `image` (base64 or data: URI; paths and URLs when allowed)."""
     return generate(services, params, ctx)
+
+
+def chain(source: Future[Any], target: Future[Any]) -> None:
+    def copy(done: Future[Any]) -> None:
+        error = done.exception()
+        if error is not None:
+            _fail(target, error)
+        elif not target.done():
+            target.set_result(done.result())
+
+    source.add_done_callback(copy)
+
+
+def _fail(target: Future[Any], error: BaseException | None) -> None:
+    if error is not None and not target.done():
+        target.set_exception(error)
 
 
 def batch_generate(services: Services, params: dict[str, Any], ctx: CallContext) -> Reply:
@@ -65,6 +120,8 @@ def batch_generate(services: Services, params: dict[str, Any], ctx: CallContext)
         queued: list[AfterSend] = []
 
         def start_one(entry: dict[str, Any]) -> dict[str, Any]:
+            if not streams(entry):
+                raise faults.InvalidInput.at("/streaming", "batch_generate streams; send generate for a whole answer")
             result, enqueue = open_stream(services, entry, ctx)
             queued.append(enqueue)
             return result

@@ -11,8 +11,9 @@ from typing import Any
 from runtime import faultinject, faults
 from runtime.config import Limits
 from runtime.engine.models import LoadedModel
-from runtime.engine.request import DraftChoice, GenerationRequest, SamplingParams
-from runtime.requests import guidance, images, prompts
+from runtime.engine.request import ChatOutput, DraftChoice, GenerationRequest, SamplingParams
+from runtime.requests import chat as chats
+from runtime.requests import guidance, images, prompts, tools
 
 SAMPLING_FIELDS = (
     "temperature",
@@ -29,14 +30,23 @@ SAMPLING_FIELDS = (
 def build_request(
     limits: Limits, loaded: LoadedModel, params: dict[str, Any], draft: DraftChoice | None
 ) -> GenerationRequest:
+    chat = _read_chat(params, loaded)
     spec = guidance.spec_of(params, loaded.model_id, limits.max_guidance_bytes)
     prompt_text, pictures = None, ()
     if loaded.kind == "vision":
-        prompt_text, pictures, tokens = _vision_inputs(limits, loaded, params)
+        prompt_text, pictures, tokens = _vision_inputs(limits, loaded, params, chat)
     elif params.get("image") is not None:
         raise faults.InvalidInput.at("/image", f"model {loaded.model_id} is not a vision model: it takes no images")
     else:
-        tokens = prompts.prompt_tokens(loaded, params, limits.max_prompt_tokens)
+        tokens = prompts.prompt_tokens(loaded, params, limits.max_prompt_tokens, chat)
+    chat_output = _chat_output(loaded, chat, tokens)
+    if chat is not None and chat_output is not None:
+        tool_spec = tools.enforced_spec(loaded, chat, chat_output.starts_in_reasoning)
+        if tool_spec is not None and spec is not None:
+            raise faults.InvalidInput.at(
+                "/tool_choice", f"tool_choice {chat.tool_choice.mode} cannot be combined with guidance"
+            )
+        spec = spec or tool_spec
     max_tokens = params.get("max_tokens", limits.default_max_tokens)
     if max_tokens > limits.max_tokens:
         raise faults.InvalidInput.at("/max_tokens", f"must be <= {limits.max_tokens} (the runtime's limit)")
@@ -44,13 +54,14 @@ def build_request(
     return GenerationRequest(
         prompt_tokens=tokens,
         max_tokens=max_tokens,
-        sampling=SamplingParams(**sampling, logit_bias=_logit_bias(loaded, params.get("logit_bias"))),
+        sampling=SamplingParams(**sampling, logit_bias=_logit_bias(loaded, params.get("logit_bias"), chat)),
         stop_sequences=tuple(params.get("stop_sequences", ())),
         stop_token_ids=frozenset(params.get("stop_token_ids", ())),
         logprobs=params.get("logprobs", False),
         top_logprobs=params.get("top_logprobs", 0),
         guide=guidance.guide_for(loaded, spec) if spec else None,
         draft=draft,
+        chat=chat_output,
         images=pictures,
         prompt_text=prompt_text,
         session_id=params.get("session_id"),
@@ -59,14 +70,41 @@ def build_request(
     )
 
 
+CHAT_ONLY_FIELDS = ("tools", "tool_choice", "system", "thinking", "chat_template_kwargs", "reasoning_budget", "format")
+
+
+def _read_chat(params: dict[str, Any], loaded: LoadedModel) -> chats.ChatInput | None:
+    """The request's chat input (messages, tools, choice, thinking), its tool schemas checked."""
+    if not chats.is_chat(params):
+        given = next((name for name in CHAT_ONLY_FIELDS if params.get(name) is not None), None)
+        if given is not None:
+            raise faults.InvalidInput.at(f"/{given}", "applies to chat requests: send messages")
+        return None
+    chat = chats.read_chat(params)
+    tools.check_schemas(chat, loaded.model_id)
+    return chat
+
+
+def _chat_output(loaded: LoadedModel, chat: chats.ChatInput | None, tokens: list[int]) -> ChatOutput | None:
+    """How the output of a chat request is read: thinking apart, tool calls parsed."""
+    if chat is None:
+        return None
+    tokenizer = loaded.tokenizer
+    inside = False
+    if getattr(tokenizer, "has_thinking", False):
+        inside = tokenizer.rfind_think_start(tokens) > tokenizer.rfind_think_end(tokens)
+    parse = bool(chat.tools) and chat.tool_choice.mode != "none"
+    return ChatOutput(parse, chat.tools, inside, chat.reasoning_budget)
+
+
 def _vision_inputs(
-    limits: Limits, loaded: LoadedModel, params: dict[str, Any]
+    limits: Limits, loaded: LoadedModel, params: dict[str, Any], chat: chats.ChatInput | None
 ) -> tuple[str, tuple[Any, ...], list[int]]:
     """The prompt as text (chat template applied to messages) and its decoded images, in order."""
     token = getattr(loaded.processor, "image_token", "<image>")
-    if "messages" in params:
-        messages, sources = prompts.image_sources(params)
-        text, where = prompts.render_chat(loaded, messages), "/messages"
+    if chat is not None:
+        messages, sources = prompts.image_sources(chat.messages)
+        text, where = prompts.render_chat(loaded, messages, chat), "/messages"
     elif "prompt" in params:
         image = params.get("image")
         sources = [] if image is None else [(image, "/image")]
@@ -89,12 +127,20 @@ def _vision_inputs(
     return text, pictures, tokens
 
 
-def _logit_bias(loaded: LoadedModel, bias: dict[str, float] | None) -> dict[int, float] | None:
-    if not bias:
-        return None
-    ids = [int(key) for key in bias]
-    prompts.check_token_ids(loaded, ids, [f"/logit_bias/{key}" for key in bias])
-    return {int(k): float(v) for k, v in bias.items()}
+def _logit_bias(
+    loaded: LoadedModel, bias: dict[str, float] | None, chat: chats.ChatInput | None
+) -> dict[int, float] | None:
+    """The host's logit bias; under tool_choice none, a single-token tool-call start is never drawn."""
+    out: dict[int, float] = {}
+    if bias:
+        ids = [int(key) for key in bias]
+        prompts.check_token_ids(loaded, ids, [f"/logit_bias/{key}" for key in bias])
+        out = {int(k): float(v) for k, v in bias.items()}
+    if chat is not None and chat.tools and chat.tool_choice.mode == "none":
+        start: tuple[int, ...] = tuple(getattr(loaded.tokenizer, "tool_call_start_tokens", None) or ())
+        if len(start) == 1:
+            out[start[0]] = float("-inf")
+    return out or None
 
 
 def _injected_fault(params: dict[str, Any]) -> int | None:

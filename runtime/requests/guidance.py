@@ -47,7 +47,7 @@ def spec_of(params: dict[str, Any], model_id: str, max_bytes: int) -> GuidanceSp
         raise faults.GuidanceFailed(
             f"invalid XML shape: {exc}", model_id=model_id, mode=mode, reason=str(exc)
         ) from None
-    except _Invalid as exc:
+    except InvalidGuidance as exc:
         raise faults.GuidanceFailed(str(exc), model_id=model_id, mode=mode, reason=str(exc), **exc.details) from None
 
 
@@ -101,7 +101,7 @@ def guide_for(loaded: LoadedModel, spec: GuidanceSpec) -> Guide:
         raise
 
 
-class _Invalid(ValueError):
+class InvalidGuidance(ValueError):
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
         self.details = details
@@ -146,7 +146,7 @@ def _grammar(mode: str, guidance_params: dict[str, Any]) -> str:
         return guidance.lark_grammar(_xml_lark(guidance_params))
     payload = _payload(mode, guidance_params)
     if mode == "json_schema":
-        return guidance.json_schema_grammar(_checked_schema(payload))
+        return guidance.json_schema_grammar(checked_schema(payload))
     if mode == "regex":
         return guidance.regex_grammar(payload)
     if mode == "choice":
@@ -154,20 +154,20 @@ def _grammar(mode: str, guidance_params: dict[str, Any]) -> str:
     return guidance.lark_grammar(_lark(payload, guidance_params.get("syntax", "lark")))
 
 
-def _checked_schema(schema: Any) -> dict[str, Any] | bool:
+def checked_schema(schema: Any) -> dict[str, Any] | bool:
     """A JSON Schema (object, or the same as a JSON string) checked against the 2020-12 meta-schema."""
     if isinstance(schema, str):
         try:
             schema = json.loads(schema)
         except ValueError as exc:
-            raise _Invalid(f"schema is a string but not JSON: {exc}") from None
+            raise InvalidGuidance(f"schema is a string but not JSON: {exc}") from None
     if not isinstance(schema, dict | bool):
-        raise _Invalid("schema must be a JSON Schema object")
+        raise InvalidGuidance("schema must be a JSON Schema object")
     try:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
         path = "/" + "/".join(str(p) for p in exc.path)
-        raise _Invalid(f"invalid JSON Schema at {path}: {exc.message}", path=path) from None
+        raise InvalidGuidance(f"invalid JSON Schema at {path}: {exc.message}", path=path) from None
     return schema
 
 
@@ -179,7 +179,7 @@ def _lark(grammar: str, syntax: str) -> str:
     try:
         return gbnf_to_lark(grammar)
     except Exception as exc:  # the converter raises plain exceptions for syntax errors
-        raise _Invalid(f"the EBNF grammar does not parse: {exc}") from None
+        raise InvalidGuidance(f"the EBNF grammar does not parse: {exc}") from None
 
 
 def _xml_lark(guidance_params: dict[str, Any]) -> str:

@@ -6,24 +6,31 @@ from typing import Any
 
 from runtime import faults
 from runtime.engine.models import LoadedModel
+from runtime.requests.chat import ChatInput
 
 PROMPT_FIELDS = ("prompt", "messages", "prompt_tokens")
 
 
-def prompt_tokens(loaded: LoadedModel, params: dict[str, Any], limit: int) -> list[int]:
+def prompt_tokens(loaded: LoadedModel, params: dict[str, Any], limit: int, chat: ChatInput | None) -> list[int]:
+    """The prompt's token ids; `chat` is the request's messages read by `requests.chat`."""
     given = [name for name in PROMPT_FIELDS if name in params]
     if len(given) != 1:
         raise faults.InvalidInput.at("", "exactly one of prompt, messages or prompt_tokens is required")
-    if "prompt_tokens" in params:
+    if chat is not None:
+        tokens = chat_tokens(loaded, chat)
+    elif "prompt_tokens" in params:
         tokens = list(params["prompt_tokens"])
         check_token_ids(loaded, tokens, "/prompt_tokens")
-    elif "messages" in params:
-        _require_chat_template(loaded)
-        rendered = render_chat(loaded, text_only_messages(loaded, params["messages"]))
-        tokens = loaded.tokenizer.encode(rendered, add_special_tokens=False)
     else:
         tokens = encode_like_mlx_lm(loaded.tokenizer, params["prompt"])
     check_prompt_length(loaded, tokens, limit, f"/{given[0]}")
+    return tokens
+
+
+def chat_tokens(loaded: LoadedModel, chat: ChatInput) -> list[int]:
+    """A text model's chat prompt: the template applied to the messages and tools, then encoded."""
+    rendered = render_chat(loaded, text_only_messages(loaded, chat.messages), chat)
+    tokens: list[int] = loaded.tokenizer.encode(rendered, add_special_tokens=False)
     return tokens
 
 
@@ -60,10 +67,19 @@ def _require_chat_template(loaded: LoadedModel) -> None:
         )
 
 
-def render_chat(loaded: LoadedModel, messages: list[dict[str, Any]]) -> str:
-    """The chat template applied to messages, as text (with the generation prompt)."""
+def render_chat(loaded: LoadedModel, messages: list[dict[str, Any]], chat: ChatInput) -> str:
+    """The chat template applied to messages and tools, as text (with the generation prompt);
+    chat_template_kwargs (enable_thinking, ...) pass through to the template."""
+    _require_chat_template(loaded)
+    if chat.tools and not getattr(loaded.tokenizer, "has_tool_calling", False):
+        raise faults.InvalidInput.at(
+            "/tools",
+            f"model {loaded.model_id} has no tool-call format mlx-lm can parse (its chat template names none)",
+        )
     try:
-        return loaded.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return loaded.tokenizer.apply_chat_template(
+            messages, tools=chat.tools, add_generation_prompt=True, tokenize=False, **chat.template_kwargs
+        )
     except Exception as exc:
         raise faults.TokenizerFailed(
             f"chat template failed: {type(exc).__name__}: {exc}", model_id=loaded.model_id
@@ -87,12 +103,12 @@ def has_images(params: dict[str, Any]) -> bool:
     )
 
 
-def image_sources(params: dict[str, Any]) -> tuple[list[dict[str, Any]], list[tuple[Any, str]]]:
+def image_sources(chat_messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[tuple[Any, str]]]:
     """Messages with image parts reduced to {"type": "image"} (what chat templates expect), and
     every image source in prompt order with its field path."""
     sources: list[tuple[Any, str]] = []
     messages = []
-    for i, message in enumerate(params["messages"]):
+    for i, message in enumerate(chat_messages):
         content = message.get("content")
         if not isinstance(content, list):
             messages.append(message)

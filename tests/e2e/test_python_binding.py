@@ -179,3 +179,15 @@ async def test_a_runtime_that_never_becomes_ready_is_given_up_in_time() -> None:
 async def test_a_runtime_that_dies_before_ready_is_reported_as_exited() -> None:
     with pytest.raises(RuntimeExited):
         await RuntimeClient.spawn(command=["sh", "-c", "exit 3"], ready_timeout=10)
+
+
+async def test_count_tokens_and_a_whole_answer_agree_with_a_streamed_chat() -> None:
+    chat = {"model_id": MODEL, "messages": [{"role": "user", "content": "What is 3 plus 4?"}], "temperature": 0}
+    async with await spawn() as rt:
+        await rt.load_model(MODEL)
+        counted = await rt.count_tokens(MODEL, messages=chat["messages"])
+        whole = await rt.generate_whole({**chat, "max_tokens": 40})
+        streamed = await rt.generate({**chat, "max_tokens": 40}).result()
+        assert counted["input_tokens"] == whole["usage"]["prompt_tokens"] == streamed["stats"]["prompt_tokens"]
+        assert whole["content"] == streamed["text"]
+        assert whole.get("reasoning") == streamed.get("reasoning")

@@ -8,6 +8,8 @@ import type {
   BatchCheckDraftResult,
   CheckDraftParams,
   CheckDraftResult,
+  CountTokensParams,
+  CountTokensResult,
   GenerateParams,
   GenerateResult,
   LoadModelParams,
@@ -183,6 +185,11 @@ export class RuntimeClient extends EventEmitter<ClientEvents> {
 
   unloadModel(modelId: string, options: { force?: boolean } = {}): Promise<UnloadModelResult> {
     return this.request("unload_model", { model_id: modelId, ...options });
+  }
+
+  /** The prompt's tokens as generate builds them (messages in OpenAI or Anthropic shape, with tools). */
+  countTokens(params: CountTokensParams): Promise<CountTokensResult> {
+    return this.request("count_tokens", params);
   }
 
   tokenize(params: TokenizeParams): Promise<TokenizeResult> {

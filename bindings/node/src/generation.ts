@@ -15,6 +15,14 @@ export interface GenerationResult {
   guidance?: StreamEventParams["guidance"];
   /** Structured JSON output that is whole: the parsed value. */
   parsed?: unknown;
+  /** Chat streams: the answer's whole text (thinking and tool calls apart). */
+  content?: string;
+  /** Chat streams: the whole thinking text. */
+  reasoning?: string;
+  /** Chat streams: the complete tool calls, arguments parsed (finishReason "tool_calls"). */
+  toolCalls?: StreamEventParams["tool_calls"];
+  /** Chat streams: tool-call sections that did not parse. */
+  toolCallErrors?: StreamEventParams["tool_call_errors"];
 }
 
 /**
@@ -114,6 +122,10 @@ export class Generation implements AsyncIterable<TokenEntry>, StreamSink {
       finishReason: params.finish_reason,
       ...(params.guidance !== undefined ? { guidance: params.guidance } : {}),
       ...("parsed" in params ? { parsed: params.parsed } : {}),
+      ...(params.content !== undefined ? { content: params.content } : {}),
+      ...(params.reasoning !== undefined ? { reasoning: params.reasoning } : {}),
+      ...(params.tool_calls !== undefined ? { toolCalls: params.tool_calls } : {}),
+      ...(params.tool_call_errors !== undefined ? { toolCallErrors: params.tool_call_errors } : {}),
     });
     this.signal();
   }

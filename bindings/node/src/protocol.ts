@@ -7,7 +7,7 @@ export type StreamId = string;
 
 export type RequestId = string | number | null;
 
-export type FinishReason = "stop" | "length" | "cancelled" | "timeout" | "error";
+export type FinishReason = "stop" | "length" | "cancelled" | "timeout" | "error" | "tool_calls";
 
 export type Limits = {
   max_line_bytes: number;
@@ -65,9 +65,19 @@ export type Limits = {
 export type BreakerState = "closed" | "open" | "half_open";
 
 export type Message = {
-  role: string;
-  content: unknown;
-  [key: string]: unknown;
+  role: "system" | "developer" | "user" | "assistant" | "tool";
+  content?: string | null | ContentPart[];
+  name?: string;
+  /** OpenAI: the calls an assistant made (arguments as a JSON string, or an object). */
+  tool_calls?: MessageToolCall[];
+  /** OpenAI: the call a tool message answers. */
+  tool_call_id?: string;
+  /** An assistant's thinking (rendered where the template renders it). */
+  reasoning_content?: string;
+  /** Same as reasoning_content. */
+  reasoning?: string;
+  /** OpenAI: accepted and ignored. */
+  refusal?: string | null;
 };
 
 export type TopLogprob = {
@@ -77,6 +87,7 @@ export type TopLogprob = {
 };
 
 export type TokenEntry = {
+  /** The text. Chat streams: the answer's text only; thinking goes in reasoning and tool calls in tool_calls (never as raw tags). */
   token: string;
   token_id: number;
   is_final: boolean;
@@ -84,6 +95,10 @@ export type TokenEntry = {
   top_logprobs?: TopLogprob[];
   /** Speculative streams only: the draft proposed this token and the target kept it. */
   from_draft?: boolean;
+  /** Chat streams: thinking text of this token. */
+  reasoning?: string;
+  /** Chat streams: tool-call pieces of this token. */
+  tool_calls?: ToolCallDelta[];
 };
 
 export type BatchResult = {
@@ -124,20 +139,142 @@ export type DraftPairing = {
   num_draft_tokens: number;
 };
 
-export type ImageSource = unknown;
-
-export type ContentPart = {
-  type: "text" | "image_url" | "image" | "input_image";
-  text?: string;
-  image_url?: unknown;
+export type ImageSource = string | {
   data?: string;
   path?: string;
   url?: string;
 };
 
+export type ContentPart = {
+  type: "text" | "image_url" | "image" | "input_image" | "tool_use" | "tool_result" | "thinking" | "redacted_thinking";
+  text?: string;
+  image_url?: string | {
+    url: string;
+    detail?: string;
+  };
+  data?: string;
+  path?: string;
+  url?: string;
+  /** Anthropic image: {type: base64, media_type, data} or {type: url, url}. */
+  source?: {
+    type: "base64" | "url";
+    media_type?: string;
+    data?: string;
+    url?: string;
+  };
+  /** tool_use: the call's id. */
+  id?: string;
+  /** tool_use: the tool's name. */
+  name?: string;
+  /** tool_use: the call's arguments. */
+  input?: { [key: string]: unknown };
+  /** tool_result: the call it answers. */
+  tool_use_id?: string;
+  /** tool_result: the result, as text or text blocks. */
+  content?: string | {
+    type: "text";
+    text: string;
+    [key: string]: unknown;
+  }[];
+  /** tool_result: the tool failed. */
+  is_error?: boolean;
+  /** thinking: the text of an assistant's thinking. */
+  thinking?: string;
+  /** thinking: accepted and ignored (a local model signs nothing). */
+  signature?: string;
+  /** Anthropic: accepted and ignored (the prompt cache is automatic). */
+  cache_control?: { [key: string]: unknown };
+};
+
 export type SessionId = string;
 
-export type KeepAlive = unknown;
+export type KeepAlive = number | string;
+
+export type MessageToolCall = {
+  id?: string;
+  type?: "function";
+  function: {
+    name: string;
+    arguments?: string | { [key: string]: unknown };
+  };
+};
+
+export type Tool = {
+  type?: "function";
+  function?: {
+    name: string;
+    description?: string;
+    parameters?: { [key: string]: unknown };
+    strict?: boolean | null;
+  };
+  name?: string;
+  description?: string;
+  input_schema?: { [key: string]: unknown };
+  cache_control?: { [key: string]: unknown };
+};
+
+export type ToolChoice = "auto" | "none" | "required" | {
+  type: "function" | "auto" | "any" | "tool" | "none";
+  function?: {
+    name: string;
+  };
+  name?: string;
+  disable_parallel_tool_use?: boolean;
+};
+
+export type ToolCallDelta = {
+  index: number;
+  id?: string;
+  type?: "function";
+  function: {
+    name?: string;
+    arguments?: string;
+  };
+};
+
+export type ToolCall = {
+  index: number;
+  id: string;
+  type: "function";
+  name: string;
+  /** The parsed arguments (a JSON object). */
+  arguments: unknown;
+  function: {
+    name: string;
+    arguments: string;
+  };
+};
+
+export type ToolCallError = {
+  index: number;
+  raw: string;
+  reason: string;
+};
+
+export type Usage = {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  cached_tokens: number;
+  /** Generated tokens spent thinking (the thinking markers included). */
+  reasoning_tokens: number;
+  prompt_tokens_details: {
+    cached_tokens: number;
+  };
+  completion_tokens_details: {
+    reasoning_tokens: number;
+  };
+};
+
+export type ChatOutcome = {
+  /** Chat streams: the answer's whole text (thinking and tool calls apart). */
+  content?: string;
+  /** Chat streams: the whole thinking text. */
+  reasoning?: string;
+  tool_calls?: ToolCall[];
+  tool_call_errors?: ToolCallError[];
+  [key: string]: unknown;
+};
 
 /** Several check_draft calls; one result per request, in order. Each entry is check_draft's params (primary_id, draft_id, measure, num_draft_tokens, probe_tokens) and succeeds or fails on its own; entries with measure: true are measured one after another, never side by side. */
 export type BatchCheckDraftParams = {
@@ -225,6 +362,32 @@ export type CheckDraftResult = {
   };
 };
 
+/** The prompt's token count exactly as generate would build it (Anthropic's count_tokens): messages in OpenAI or Anthropic form with tools and template options, or a prompt. Answered on the reader thread. */
+export type CountTokensParams = {
+  model_id: ModelId;
+  prompt?: string;
+  messages?: Message[];
+  format?: "openai" | "anthropic";
+  system?: string | {
+    type: "text";
+    text: string;
+    cache_control?: { [key: string]: unknown };
+  }[];
+  tools?: Tool[];
+  tool_choice?: ToolChoice;
+  parallel_tool_calls?: boolean;
+  chat_template_kwargs?: { [key: string]: unknown };
+  thinking?: {
+    type: "enabled" | "disabled";
+    budget_tokens?: number;
+  };
+  keep_alive?: KeepAlive;
+};
+export type CountTokensResult = {
+  model_id: ModelId;
+  input_tokens: number;
+};
+
 /** The text of token ids. */
 export type DetokenizeParams = {
   model_id: ModelId;
@@ -268,8 +431,8 @@ export type GenerateParams = {
   priority?: "high" | "normal" | "low";
   /** Deadline for queue wait plus generation; expiry ends the stream with finish_reason timeout. */
   timeout_ms?: number;
-  /** Accepted for peer compatibility; generation always streams. */
-  streaming?: true;
+  /** false: no stream notifications; the response is the whole output (content, reasoning, tool_calls, finish_reason, usage, stats). */
+  streaming?: boolean;
   /** Structured output, enforced token by token (each mode's payload in its own field; see docs/structured-output.md). Peer-compatible {mode, schema}. */
   guidance?: {
     mode: "json_schema" | "json_object" | "regex" | "choice" | "grammar" | "xml";
@@ -322,10 +485,49 @@ export type GenerateParams = {
   prompt_cache?: boolean;
   /** How long its model stays loaded once idle after this request (Ollama's keep_alive; replaces the model's). */
   keep_alive?: KeepAlive;
+  /** OpenAI's name for streaming. */
+  stream?: boolean;
+  /** The shape of messages, tools and tool_choice; by default detected from the shape. */
+  format?: "openai" | "anthropic";
+  /** Anthropic: the system prompt (a string or text blocks). */
+  system?: string | {
+    type: "text";
+    text: string;
+    cache_control?: { [key: string]: unknown };
+  }[];
+  /** Function tools, rendered through the chat template's tools variable; calls in the output are parsed by the model's mlx-lm tool parser. */
+  tools?: Tool[];
+  tool_choice?: ToolChoice;
+  /** OpenAI: false allows one call under tool_choice required. */
+  parallel_tool_calls?: boolean;
+  /** Passed to the chat template (e.g. {enable_thinking: false}). */
+  chat_template_kwargs?: { [key: string]: unknown };
+  /** Anthropic: enabled (with a budget) or disabled thinking; maps onto enable_thinking and reasoning_budget. */
+  thinking?: {
+    type: "enabled" | "disabled";
+    budget_tokens?: number;
+  };
+  /** Thinking tokens allowed; when spent, the end of thinking is forced and the answer follows. */
+  reasoning_budget?: number;
 };
 export type GenerateResult = {
   stream_id: StreamId;
   started_at: number;
+} | {
+  stream_id: StreamId;
+  started_at: number;
+  content: string;
+  finish_reason: FinishReason;
+  reasoning?: string;
+  tool_calls?: ToolCall[];
+  tool_call_errors?: ToolCallError[];
+  guidance?: { [key: string]: unknown };
+  parsed?: unknown;
+  usage: Usage;
+  /** What stream.stats would have said (without stream_id). */
+  stats: { [key: string]: unknown };
+  /** With logprobs or top_logprobs: every token entry. */
+  tokens?: TokenEntry[];
 };
 
 /** Peer-compatible: a vision model, a prompt and one image; <image> is put first when the prompt has none. Streams like generate. */
@@ -352,8 +554,8 @@ export type GenerateWithImageParams = {
   priority?: "high" | "normal" | "low";
   /** Deadline for queue wait plus generation; expiry ends the stream with finish_reason timeout. */
   timeout_ms?: number;
-  /** Accepted for peer compatibility; generation always streams. */
-  streaming?: true;
+  /** false: no stream notifications; the response is the whole output (content, reasoning, tool_calls, finish_reason, usage, stats). */
+  streaming?: boolean;
   /** Structured output, enforced token by token (each mode's payload in its own field; see docs/structured-output.md). Peer-compatible {mode, schema}. */
   guidance?: {
     mode: "json_schema" | "json_object" | "regex" | "choice" | "grammar" | "xml";
@@ -397,10 +599,27 @@ export type GenerateWithImageParams = {
     };
   };
   image: ImageSource;
+  /** OpenAI's name for streaming. */
+  stream?: boolean;
 };
 export type GenerateWithImageResult = {
   stream_id: StreamId;
   started_at: number;
+} | {
+  stream_id: StreamId;
+  started_at: number;
+  content: string;
+  finish_reason: FinishReason;
+  reasoning?: string;
+  tool_calls?: ToolCall[];
+  tool_call_errors?: ToolCallError[];
+  guidance?: { [key: string]: unknown };
+  parsed?: unknown;
+  usage: Usage;
+  /** What stream.stats would have said (without stream_id). */
+  stats: { [key: string]: unknown };
+  /** With logprobs or top_logprobs: every token entry. */
+  tokens?: TokenEntry[];
 };
 
 /** Load a model from the embedded set, a local directory or the Hugging Face cache/hub. Emits model.progress. */
@@ -849,11 +1068,19 @@ export type StreamEventParams = {
   error_code?: number;
   /** Streams with structured output: whether the output sent is whole (the grammar accepts it). False when max_tokens, a stop sequence, cancel or timeout cut it short. */
   guidance?: {
-    mode: "json_schema" | "json_object" | "regex" | "choice" | "grammar" | "xml";
+    mode: "json_schema" | "json_object" | "regex" | "choice" | "grammar" | "xml" | "tool_call";
     complete: boolean;
   };
   /** json_schema / json_object streams whose output is complete: the JSON value. */
   parsed?: unknown;
+  /** Chat streams: the answer's whole text (thinking and tool calls apart). */
+  content?: string;
+  /** Chat streams: the whole thinking text. */
+  reasoning?: string;
+  /** Chat streams: the complete calls, arguments parsed (finish_reason tool_calls). */
+  tool_calls?: ToolCall[];
+  /** Chat streams: tool-call sections that did not parse. */
+  tool_call_errors?: ToolCallError[];
 };
 
 /** Sent once before a completed stream.event. Times in seconds. */
@@ -886,6 +1113,7 @@ export type StreamStatsParams = {
   handovers?: number;
   /** Bytes its KV cache held at the end (streams decoded solo; smaller with kv_bits, bounded with max_kv_size). */
   kv_cache_bytes?: number;
+  usage?: Usage;
 };
 
 export interface Methods {
@@ -894,6 +1122,7 @@ export interface Methods {
   "batch_tokenize": { params: BatchTokenizeParams; result: BatchTokenizeResult };
   "cancel": { params: CancelParams; result: CancelResult };
   "check_draft": { params: CheckDraftParams; result: CheckDraftResult };
+  "count_tokens": { params: CountTokensParams; result: CountTokensResult };
   "detokenize": { params: DetokenizeParams; result: DetokenizeResult };
   "$/cancelRequest": { params: CancelRequestParams; result: CancelRequestResult };
   "generate": { params: GenerateParams; result: GenerateResult };

@@ -54,6 +54,35 @@ describe("streams against the real runtime", () => {
     );
   });
 
+  test("a chat with tools: parsed calls as deltas and in the result; count_tokens agrees", TEST_TIMEOUT, async () => {
+    const tools = [
+      {
+        type: "function" as const,
+        function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } } },
+      },
+    ];
+    const messages = [{ role: "user" as const, content: "What is the weather in Paris?" }];
+    const generation = runtime.client.generate({
+      model_id: MODEL_ID,
+      messages,
+      tools,
+      tool_choice: "required",
+      temperature: 0,
+      max_tokens: 80,
+    });
+    const names: string[] = [];
+    for await (const entry of generation) {
+      assert.ok(!entry.token.includes("tool_call"));
+      for (const delta of entry.tool_calls ?? []) if (delta.function.name) names.push(delta.function.name);
+    }
+    const result = await generation.result;
+    assert.equal(result.finishReason, "tool_calls");
+    assert.deepEqual(names, ["get_weather"]);
+    assert.equal(result.toolCalls?.[0]?.name, "get_weather");
+    const counted = await runtime.client.countTokens({ model_id: MODEL_ID, messages, tools });
+    assert.equal(counted.input_tokens, result.stats?.prompt_tokens);
+  });
+
   test("listModels shows the model loaded by hand as ready and unregistered", TEST_TIMEOUT, async () => {
     const listed = await runtime.client.listModels();
     const model = listed.models.find((m) => m.model_id === MODEL_ID);

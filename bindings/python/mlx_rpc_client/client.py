@@ -125,8 +125,10 @@ class Generation:
             self._done.set_exception(RpcError({"code": -32002, "message": event.get("error", "generation failed")}))
         else:
             result = {"text": "".join(self._text), "finish_reason": event["finish_reason"], "stats": stats}
-            # Structured output: {mode, complete}, and the parsed JSON value of a whole JSON output.
-            result.update({key: event[key] for key in ("guidance", "parsed") if key in event})
+            # Structured output: {mode, complete}, and the parsed JSON value of a whole JSON output;
+            # chat streams: the answer, the thinking and the parsed tool calls.
+            kept = ("guidance", "parsed", "content", "reasoning", "tool_calls", "tool_call_errors")
+            result.update({key: event[key] for key in kept if key in event})
             self._done.set_result(result)
 
     async def _cancel_quietly(self) -> None:
@@ -270,6 +272,16 @@ class RuntimeClient:
         return await self.request(
             "tokenize", {"model_id": model_id, "text": text, "add_special_tokens": add_special_tokens}
         )
+
+    async def count_tokens(self, model_id: str, **params: Any) -> dict[str, Any]:
+        """`count_tokens`: the prompt's tokens as generate builds them (messages in OpenAI or Anthropic
+        shape, with tools), like Anthropic's count_tokens."""
+        return await self.request("count_tokens", {"model_id": model_id, **params})
+
+    async def generate_whole(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A non-streaming generate: the response is the whole output (content, reasoning,
+        tool_calls, finish_reason, usage)."""
+        return await self.request("generate", {**params, "streaming": False}, timeout=600)
 
     async def check_draft(self, primary_id: str, draft_id: str, **params: Any) -> dict[str, Any]:
         """`check_draft`: can the draft serve the target; `measure=True` adds a measured speed-up."""

@@ -136,6 +136,7 @@ class StreamProgress:
                 total_s=now - job.submitted_at,
                 failure=failure,
                 guidance=self.assembler.guidance_outcome(reason),
+                chat=self.assembler.chat_outcome(),
                 draft=draft,
                 cached_tokens=self.cached_tokens,
                 path=self.path,

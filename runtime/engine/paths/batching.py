@@ -62,7 +62,7 @@ class ModelBatch:
         request = job.request
         member = _Member(StreamProgress(job, "batch"))
         sampler = make_sampler(request.sampling, self.loaded.vocab_size, request.inject_fault_at)
-        processors = make_processors(request.sampling, member.progress.assembler.constraint)
+        processors = make_processors(request.sampling, member.progress.assembler.processors)
         cache, reused = reuse_prefix(self.loaded, request)
         member.progress.cached_tokens = reused
         prompt = request.prompt_tokens

@@ -45,7 +45,7 @@ class SoloStream:
         self.job, request, loaded = job, job.request, job.loaded
         self.progress = StreamProgress(job, self.path)
         self.sampler = make_sampler(request.sampling, loaded.vocab_size, request.inject_fault_at)
-        self.processors = make_processors(request.sampling, self.progress.assembler.constraint)
+        self.processors = make_processors(request.sampling, self.progress.assembler.processors)
         self.generated: list[int] = []
         self.sampled: list[int] = []  # every token drawn, stop tokens included (the cache may hold them)
         self.cache: list[Any] = []
@@ -126,10 +126,14 @@ class SoloStream:
         trim_prompt_cache(self.cache, 1)
         self.sampler.rewind(1)
         mx.eval([c.state for c in self.cache])
+        # The batch shows its processors the whole history; here they saw the cached prefix's head
+        # only (with_prefix), and a constraint or budget counts from the history's first length.
+        cached = self.progress.cached_tokens
+        unseen = cached - min(cached, PENALTY_CONTEXT)
         return HandOver(
             progress=self.progress,
             sampler=self.sampler,
-            processors=self.processors,
+            processors=[_skipping(p, unseen) for p in self.processors] if unseen else self.processors,
             next_input=self.generated[-1],
             cache=self.cache,
             context=list(self.job.request.prompt_tokens) + self.generated[:-1],
@@ -192,5 +196,15 @@ def with_prefix(processors: list[LogitsProcessor], prefix: list[int]) -> list[Lo
 def _prefixed(processor: LogitsProcessor, head: mx.array) -> LogitsProcessor:
     def call(tokens: mx.array, logits: mx.array) -> mx.array:
         return processor(mx.concatenate([head, tokens.reshape(-1).astype(head.dtype)]), logits)
+
+    return call
+
+
+def _skipping(processor: LogitsProcessor, unseen: int) -> LogitsProcessor:
+    """A processor that keeps seeing the history as it did before a hand-over: without its first
+    `unseen` tokens."""
+
+    def call(tokens: mx.array, logits: mx.array) -> mx.array:
+        return processor(tokens.reshape(-1)[unseen:], logits)
 
     return call

@@ -52,7 +52,7 @@ class SpeculativeStream:
         self.num_draft, self.prefill_step = num_draft, prefill_step
         self.progress = StreamProgress(job, self.path)
         self.sampler = make_sampler(request.sampling, loaded.vocab_size, request.inject_fault_at)
-        self.processors = make_processors(request.sampling, self.progress.assembler.constraint)
+        self.processors = make_processors(request.sampling, self.progress.assembler.processors)
         self.cache = make_prompt_cache(loaded.model)
         self.draft_cache = make_prompt_cache(draft.model)
         self.history: list[int] = list(request.prompt_tokens)  # prompt, then every kept token
