@@ -3,7 +3,8 @@
 Per-token overhead: the same prompt decoded with and without a schema, the same number of tokens
 (EOS suppressed without the schema; with it, a schema that cannot end within the run). Time to
 first token: a schema the model has never compiled (cold), the same schema again (cached), and no
-schema. Runs alternate and ratios are medians of per-round ratios, as in the rest of the bench.
+schema. Both grammar engines (llguidance, outlines) run the same schema, in the same rounds. Runs
+alternate and ratios are medians of per-round ratios, as in the rest of the bench.
 """
 
 from __future__ import annotations
@@ -22,36 +23,50 @@ ENDLESS_PETS: dict[str, Any] = {
         "properties": {
             "name": {"type": "string", "maxLength": 12},
             "animal": {"enum": ["dog", "cat", "bird", "fish"]},
-            "age": {"type": "integer", "minimum": 0, "maximum": 30},
+            "age": {"enum": list(range(31))},  # both engines enforce it (outlines ignores integer bounds)
         },
         "required": ["name", "animal", "age"],
         "additionalProperties": False,
     },
     "minItems": 100000,
 }
+ENGINES = ("llguidance", "outlines")
 
 
 def run_structured(client: Any, model: str, tokens: int, runs: int, eos_ids: list[int]) -> dict[str, Any]:
     base = {"model_id": model, "prompt": PROMPT, "temperature": 0}
     free = {**base, "max_tokens": tokens, "logit_bias": {str(i): -100.0 for i in eos_ids}}
-    guided = {**base, "max_tokens": tokens, "guidance": {"mode": "json_schema", "schema": ENDLESS_PETS}}
-    _decode(client, free)  # warm both paths (and compile the schema) once
-    _decode(client, guided)
-    decode_pairs = [(_decode(client, free), _decode(client, guided)) for _ in range(runs)]
-    ttft_rounds = [_ttft_round(client, base) for _ in range(runs)]
-    free_tps = [pair[0] for pair in decode_pairs]
-    guided_tps = [pair[1] for pair in decode_pairs]
+    guided = {e: {**base, "max_tokens": tokens, "guidance": _guidance(ENDLESS_PETS, e)} for e in ENGINES}
+    _decode(client, free)  # warm every path (and compile the schema) once
+    for params in guided.values():
+        _decode(client, params)
+    rounds = [{"free": _decode(client, free), **{e: _decode(client, guided[e]) for e in ENGINES}} for _ in range(runs)]
+    engines = {engine: _engine_report(client, base, rounds, engine, runs) for engine in ENGINES}
     return {
         "tokens_per_run": tokens,
         "runs": runs,
-        "unconstrained_decode_tps": median(free_tps),
-        "constrained_decode_tps": median(guided_tps),
-        "per_token_overhead": median([f / g - 1 for f, g in decode_pairs]),
-        "per_token_overhead_ms": median([(1000 / g - 1000 / f) for f, g in decode_pairs]),
+        "unconstrained_decode_tps": median([r["free"] for r in rounds]),
+        **engines["llguidance"],
+        "engines": engines,
+        "targets": {"per_token_overhead": "<= 0.15", "cached_ttft_vs_unconstrained": "<= 1.10"},
+    }
+
+
+def _guidance(schema: dict[str, Any], engine: str) -> dict[str, Any]:
+    return {"mode": "json_schema", "schema": schema, "engine": engine}
+
+
+def _engine_report(
+    client: Any, base: dict[str, Any], rounds: list[dict[str, float]], engine: str, runs: int
+) -> dict[str, Any]:
+    ttft_rounds = [_ttft_round(client, base, engine) for _ in range(runs)]
+    return {
+        "constrained_decode_tps": median([r[engine] for r in rounds]),
+        "per_token_overhead": median([r["free"] / r[engine] - 1 for r in rounds]),
+        "per_token_overhead_ms": median([(1000 / r[engine] - 1000 / r["free"]) for r in rounds]),
         "ttft_ms": {key: median([r[key] for r in ttft_rounds]) for key in ("unconstrained", "cold", "cached")},
         "cached_ttft_vs_unconstrained": median([r["cached"] / r["unconstrained"] for r in ttft_rounds]),
         "cold_ttft_vs_unconstrained": median([r["cold"] / r["unconstrained"] for r in ttft_rounds]),
-        "targets": {"per_token_overhead": "<= 0.15", "cached_ttft_vs_unconstrained": "<= 1.10"},
     }
 
 
@@ -60,10 +75,19 @@ def _decode(client: Any, params: dict[str, Any]) -> float:
     return timed_stream(client, params)["decode_tps"]
 
 
-def _ttft_round(client: Any, base: dict[str, Any]) -> dict[str, float]:
+def _ttft_round(client: Any, base: dict[str, Any], engine: str) -> dict[str, float]:
     """One cold schema (a property name never seen before), the same schema cached, and none."""
-    schema = {**ENDLESS_PETS, "items": {**ENDLESS_PETS["items"], "title": f"pet-{uuid.uuid4().hex}"}}
-    guided = {**base, "max_tokens": 4, "guidance": {"mode": "json_schema", "schema": schema}}
+    fresh = f"pet_{uuid.uuid4().hex[:8]}"
+    items = ENDLESS_PETS["items"]
+    schema = {
+        **ENDLESS_PETS,
+        "items": {
+            **items,
+            "properties": {**items["properties"], fresh: {"type": "boolean"}},
+            "required": [*items["required"], fresh],
+        },
+    }
+    guided = {**base, "max_tokens": 4, "guidance": _guidance(schema, engine)}
     return {
         "cold": _first_token_ms(client, guided),
         "cached": _first_token_ms(client, guided),
@@ -76,8 +100,16 @@ def _first_token_ms(client: Any, params: dict[str, Any]) -> float:
 
 
 def print_structured(report: dict[str, Any]) -> None:
+    for engine, numbers in report["engines"].items():
+        _print_engine(engine, {**report, **numbers})
+
+
+def _print_engine(engine: str, report: dict[str, Any]) -> None:
     ttft = report["ttft_ms"]
-    print(f"\nstructured output (JSON Schema), {report['tokens_per_run']} tokens x {report['runs']} alternating runs")
+    print(
+        f"\nstructured output (JSON Schema, {engine}), {report['tokens_per_run']} tokens x {report['runs']} "
+        "alternating runs"
+    )
     print(f"{'decode tokens/s':<34}{'unconstrained':>14}{'constrained':>13}")
     print(f"{'':<34}{report['unconstrained_decode_tps']:>14}{report['constrained_decode_tps']:>13}")
     print(

@@ -76,6 +76,7 @@ class GuideCache:
         self._hf_tokenizer, self._vocab_size, self.capacity = tokenizer, vocab_size, capacity
         self._eos_ids = frozenset(tokenizer.eos_token_ids)
         self._lltokenizer: Any = None
+        self._outlines_vocab: Any = None
         self._guides: OrderedDict[tuple[str, str], Guide] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = self.misses = 0
@@ -88,9 +89,10 @@ class GuideCache:
         with self._lock:
             return {"entries": len(self._guides), "capacity": self.capacity, "hits": self.hits, "misses": self.misses}
 
-    def get(self, mode: str, grammar: str, model_id: str) -> Guide:
-        """The compiled guide for this grammar; compiles it (milliseconds to a second) on a miss."""
-        key = (mode, grammar)
+    def get(self, mode: str, grammar: str, model_id: str, engine: str = "llguidance") -> Guide:
+        """The compiled guide for this grammar; compiles it (milliseconds to a second) on a miss.
+        For the outlines engine, `grammar` is the regex outlines-core compiles."""
+        key = (mode if engine == "llguidance" else f"{mode}@{engine}", grammar)
         with self._lock:
             guide = self._guides.get(key)
             if guide is not None:
@@ -98,7 +100,8 @@ class GuideCache:
                 self.hits += 1
                 return guide
             self.misses += 1
-        guide = Guide(mode, self._compile(grammar, model_id), self._vocab_size)
+        matcher = self._compile(grammar, model_id) if engine == "llguidance" else self._outlines(grammar, model_id)
+        guide = Guide(mode, matcher, self._vocab_size)
         with self._lock:
             self._guides[key] = guide
             while len(self._guides) > self.capacity:
@@ -112,6 +115,36 @@ class GuideCache:
         if matcher.is_error():
             raise compile_error(matcher.get_error(), model_id)
         return matcher
+
+    def _outlines(self, regex: str, model_id: str) -> OutlinesMatcher:
+        from outlines_core import Index
+
+        try:
+            index = Index(regex, self._outlines_vocabulary())
+        except Exception as exc:  # outlines-core raises ValueError for what it cannot compile
+            raise faults.GuidanceFailed(
+                f"outlines does not compile it: {exc}", model_id=model_id, reason=str(exc), engine="outlines"
+            ) from None
+        return OutlinesMatcher(index, sorted(self._eos_ids))
+
+    def _outlines_vocabulary(self) -> Any:
+        """outlines-core's vocabulary: every token's bytes (as llguidance reads them from the
+        tokenizer), special tokens left out; built once."""
+        if self._outlines_vocab is None:
+            from outlines_core import Vocabulary
+
+            lltokenizer = self._tokenizer()
+            by_bytes: dict[bytes, list[int]] = {}
+            for token in range(min(self._vocab_size, lltokenizer.vocab_size)):
+                if token in self._eos_ids or lltokenizer.is_special_token(token):
+                    continue
+                text = lltokenizer.decode_bytes([token])
+                if text:
+                    by_bytes.setdefault(text, []).append(token)
+            vocabulary = Vocabulary(min(self._eos_ids), by_bytes)
+            with self._lock:
+                self._outlines_vocab = self._outlines_vocab or vocabulary
+        return self._outlines_vocab
 
     def _tokenizer(self) -> Any:
         """Built once (up to a second for a large vocabulary), outside the lock: readers of the
@@ -136,6 +169,55 @@ def compile_error(message: str, model_id: str) -> faults.GuidanceFailed:
         details["unsupported_keywords"] = [n for n in names if n]
         message = "unsupported JSON Schema keywords: " + ", ".join(details["unsupported_keywords"])
     return faults.GuidanceFailed(f"guidance does not compile: {message.strip()}", **details)
+
+
+class OutlinesMatcher:
+    """outlines-core's Guide behind the part of llguidance's matcher the constraint uses, so one
+    `Constraint` serves both engines (the mask is the same portable MLX op)."""
+
+    def __init__(self, index: Any, eos_ids: list[int]) -> None:
+        from outlines_core import Guide as OutlinesGuide
+
+        self.index, self.eos_ids = index, eos_ids
+        self.guide = OutlinesGuide(index, max_rollback=SYNC_WINDOW + 16)
+
+    def deep_copy(self) -> OutlinesMatcher:
+        return OutlinesMatcher(self.index, self.eos_ids)  # the pristine matcher is never advanced
+
+    def validate_tokens(self, tokens: list[int]) -> int:
+        """How many of `tokens`, in order, the grammar accepts from here."""
+        accepted = 0
+        while accepted < len(tokens) and self.guide.accepts_tokens(tokens[: accepted + 1]):
+            accepted += 1
+        return accepted
+
+    def consume_tokens(self, tokens: list[int]) -> bool:
+        for token in tokens:
+            self.guide.advance(token, return_tokens=False)
+        return True
+
+    def rollback(self, count: int) -> bool:
+        self.guide.rollback_state(count)
+        return True
+
+    def is_accepting(self) -> bool:
+        return bool(self.guide.is_finished())
+
+    def is_error(self) -> bool:
+        return False
+
+    def get_error(self) -> str:
+        return ""
+
+    def allowed_bits(self, vocab: int) -> np.ndarray:
+        import numpy as np
+
+        bits = np.zeros(vocab, np.uint8)
+        allowed = [t for t in self.guide.get_tokens() if t < vocab]
+        bits[allowed] = 1
+        if bits[min(self.eos_ids)]:  # outlines knows one end-of-stream token: the model's others too
+            bits[[t for t in self.eos_ids if t < vocab]] = 1
+        return bits
 
 
 class GuidanceViolation(RuntimeError):
@@ -201,10 +283,13 @@ class Constraint:
         import llguidance.numpy
         import numpy as np
 
-        if self._bitmask is None:
-            self._bitmask = llguidance.numpy.allocate_token_bitmask(1, self.vocab)
-        llguidance.numpy.fill_next_token_bitmask(self.matcher, self._bitmask)
-        bits = np.unpackbits(self._bitmask.view(np.uint8), bitorder="little")[: self.vocab]
+        if isinstance(self.matcher, OutlinesMatcher):
+            bits = self.matcher.allowed_bits(self.vocab)
+        else:
+            if self._bitmask is None:
+                self._bitmask = llguidance.numpy.allocate_token_bitmask(1, self.vocab)
+            llguidance.numpy.fill_next_token_bitmask(self.matcher, self._bitmask)
+            bits = np.unpackbits(self._bitmask.view(np.uint8), bitorder="little")[: self.vocab]
         if width != bits.size:
             bits = np.concatenate([bits, np.zeros(width, np.uint8)])[:width]
         return mx.array(bits.astype(np.bool_))

@@ -24,6 +24,17 @@ def load_vision(path: Path, eos_ids: list[int] | None) -> tuple[Any, Any, Any]:
     return model, processor, load_tokenizer(path, eos_token_ids=eos_ids)
 
 
+def vision_prompt(model: Any, processor: Any, prompt: str, images: int) -> str | None:
+    """A plain prompt through the model's chat template with its image placeholders, as mlx-vlm's
+    own CLI renders it; None when the model has no chat template."""
+    from mlx_vlm.prompt_utils import apply_chat_template
+
+    tokenizer = getattr(processor, "tokenizer", processor)
+    if not getattr(processor, "chat_template", None) and not getattr(tokenizer, "chat_template", None):
+        return None
+    return str(apply_chat_template(processor, model.config, prompt, num_images=images))
+
+
 class _KnownKwargsOnly:
     """An image processor that drops the keyword arguments it does not declare."""
 

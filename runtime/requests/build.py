@@ -10,6 +10,7 @@ from typing import Any
 
 from runtime import faultinject, faults
 from runtime.config import Limits
+from runtime.engine import vlm
 from runtime.engine.models import LoadedModel
 from runtime.engine.request import ChatOutput, DraftChoice, GenerationRequest, SamplingParams
 from runtime.requests import chat as chats
@@ -31,7 +32,9 @@ def build_request(
     limits: Limits, loaded: LoadedModel, params: dict[str, Any], draft: DraftChoice | None
 ) -> GenerationRequest:
     chat = _read_chat(params, loaded)
-    spec = guidance.spec_of(params, loaded.model_id, limits.max_guidance_bytes)
+    spec = guidance.spec_of(
+        params, loaded.model_id, limits.max_guidance_bytes, params.get("max_tokens", limits.default_max_tokens)
+    )
     prompt_text, pictures = None, ()
     if loaded.kind == "vision":
         prompt_text, pictures, tokens = _vision_inputs(limits, loaded, params, chat)
@@ -109,8 +112,13 @@ def _vision_inputs(
         image = params.get("image")
         sources = [] if image is None else [(image, "/image")]
         text, where = params["prompt"], "/image"
-        if sources and token not in text:
-            text = f"{token}\n{text}"  # as the peer does: the image first
+        templated = (
+            None if params.get("raw_prompt") else vlm.vision_prompt(loaded.model, loaded.processor, text, len(sources))
+        )
+        if templated is not None and token not in text:
+            text = templated  # as mlx-vlm's CLI renders a prompt: the chat template, the images first
+        elif sources and token not in text:
+            text = f"{token}\n{text}"  # raw: as the peer does, the image first
     else:
         raise faults.InvalidInput.at("/prompt_tokens", "vision models take prompt or messages")
     policy = images.policy_from(limits)

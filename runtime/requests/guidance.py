@@ -20,7 +20,7 @@ from runtime import faults
 from runtime.engine import guidance
 from runtime.engine.guidance import Guide
 from runtime.engine.models import LoadedModel
-from runtime.requests import xmlshape
+from runtime.requests import fit, outlines, xmlshape
 
 MODES = ("json_schema", "json_object", "regex", "choice", "grammar", "xml")
 PAYLOAD = {"json_schema": "schema", "regex": "pattern", "choice": "choices", "grammar": "grammar"}
@@ -30,12 +30,18 @@ ANY_JSON_OBJECT: dict[str, Any] = {"type": "object"}
 @dataclass(frozen=True)
 class GuidanceSpec:
     mode: str
-    grammar: str  # llguidance grammar: what is compiled, and the cache key
+    grammar: str  # llguidance grammar (or, for outlines, the regex): what is compiled, and the cache key
+    engine: str = "llguidance"
+
+    @property
+    def cache_key(self) -> tuple[str, str]:
+        return (self.mode if self.engine == "llguidance" else f"{self.mode}@{self.engine}", self.grammar)
 
 
-def spec_of(params: dict[str, Any], model_id: str, max_bytes: int) -> GuidanceSpec | None:
-    """The request's constraint, or None; `response_format` is the OpenAI-style alias."""
-    guidance_params = _guidance_params(params)
+def spec_of(params: dict[str, Any], model_id: str, max_bytes: int, max_tokens: int) -> GuidanceSpec | None:
+    """The request's constraint, or None; `response_format` is the OpenAI-style alias. With
+    fit_max_tokens the grammar depends on the request's token budget, which joins its key."""
+    guidance_params = _guidance_params(params, max_tokens)
     if guidance_params is None:
         return None
     mode = guidance_params["mode"]
@@ -47,16 +53,28 @@ def spec_of(params: dict[str, Any], model_id: str, max_bytes: int) -> GuidanceSp
         raise faults.GuidanceFailed(
             f"invalid XML shape: {exc}", model_id=model_id, mode=mode, reason=str(exc)
         ) from None
-    except InvalidGuidance as exc:
+    except (InvalidGuidance, outlines.Unenforceable) as exc:
         raise faults.GuidanceFailed(str(exc), model_id=model_id, mode=mode, reason=str(exc), **exc.details) from None
+    except fit.TooSmall as exc:
+        raise faults.GuidanceFailed(
+            f"fit_max_tokens: {exc}", model_id=model_id, mode=mode, reason=str(exc), needed_max_tokens=exc.needed_tokens
+        ) from None
+    except fit.CannotBound as exc:
+        raise faults.GuidanceFailed(f"fit_max_tokens: {exc}", model_id=model_id, mode=mode, reason=str(exc)) from None
 
 
-def _guidance_params(params: dict[str, Any]) -> dict[str, Any] | None:
+def _guidance_params(params: dict[str, Any], max_tokens: int | None = None) -> dict[str, Any] | None:
+    """The constraint as one dict: mode, payload, strict, and the budget when it must fit it."""
     guidance_params, response_format = params.get("guidance"), params.get("response_format")
     if guidance_params is not None and response_format is not None:
         raise faults.InvalidInput.at("/response_format", "give guidance or response_format, not both")
     if response_format is not None:
-        return _from_response_format(response_format)
+        guidance_params = _from_response_format(response_format)
+    if guidance_params is None:
+        return None
+    if params.get("fit_max_tokens") or guidance_params.get("fit_max_tokens"):
+        budget = params.get("max_tokens", max_tokens)
+        guidance_params = {**guidance_params, "fit_max_tokens": True, "max_tokens": budget}
     return guidance_params
 
 
@@ -72,7 +90,14 @@ def _spec_for(key: bytes) -> GuidanceSpec:
             _SPECS.move_to_end(key)
             return _SPECS[key]
     guidance_params = orjson.loads(key)
-    spec = GuidanceSpec(guidance_params["mode"], _grammar(guidance_params["mode"], guidance_params))
+    mode, engine = guidance_params["mode"], guidance_params.get("engine", "llguidance")
+    if engine == "outlines":
+        if mode in PAYLOAD:
+            _payload(mode, guidance_params)  # present, or -32602 naming the field
+        schema = checked_schema(guidance_params.get("schema")) if mode == "json_schema" else None
+        spec = GuidanceSpec(mode, outlines.regex_for(mode, guidance_params, schema), "outlines")
+    else:
+        spec = GuidanceSpec(mode, _grammar(mode, guidance_params))
     with _SPECS_LOCK:
         _SPECS[key] = spec
         while len(_SPECS) > SPEC_CACHE_SIZE:
@@ -87,15 +112,17 @@ def ready_without_work(params: dict[str, Any], loaded: LoadedModel) -> bool:
     guidance_params = _guidance_params(params)
     if guidance_params is None:
         return True
+    if guidance_params.get("max_tokens", 0) is None:  # fit to the default budget: prepared off the reader
+        return False
     with _SPECS_LOCK:
         spec = _SPECS.get(orjson.dumps(guidance_params))
-    return spec is not None and (spec.mode, spec.grammar) in loaded.guides
+    return spec is not None and spec.cache_key in loaded.guides
 
 
 def guide_for(loaded: LoadedModel, spec: GuidanceSpec) -> Guide:
     """The compiled guide, cached per (mode, grammar): two modes can yield one grammar."""
     try:
-        return loaded.guides.get(spec.mode, spec.grammar, loaded.model_id)
+        return loaded.guides.get(spec.mode, spec.grammar, loaded.model_id, spec.engine)
     except faults.GuidanceFailed as exc:
         exc.details["mode"] = spec.mode
         raise
@@ -116,7 +143,8 @@ def _from_response_format(response_format: dict[str, Any]) -> dict[str, Any] | N
     json_schema = response_format.get("json_schema")
     if not isinstance(json_schema, dict) or "schema" not in json_schema:
         raise faults.InvalidInput.at("/response_format/json_schema/schema", "is required for type json_schema")
-    return {"mode": "json_schema", "schema": json_schema["schema"]}
+    # OpenAI's strict structured outputs: on when the host says strict: true.
+    return {"mode": "json_schema", "schema": json_schema["schema"], "strict": json_schema.get("strict") is True}
 
 
 def _check_size(size: int, mode: str, model_id: str, max_bytes: int) -> None:
@@ -139,19 +167,55 @@ def _payload(mode: str, guidance_params: dict[str, Any]) -> Any:
     return guidance_params[field]
 
 
+FITTING_MODES = ("json_schema", "json_object", "choice")
+
+
 def _grammar(mode: str, guidance_params: dict[str, Any]) -> str:
+    budget = guidance_params.get("max_tokens") if guidance_params.get("fit_max_tokens") else None
+    if budget is not None and mode not in FITTING_MODES:
+        raise faults.InvalidInput.at("/fit_max_tokens", f"applies to {', '.join(FITTING_MODES)}, not {mode}")
     if mode == "json_object":
-        return guidance.json_schema_grammar(ANY_JSON_OBJECT)
+        return guidance.json_schema_grammar(_shaped(ANY_JSON_OBJECT, False, budget))
     if mode == "xml":
         return guidance.lark_grammar(_xml_lark(guidance_params))
     payload = _payload(mode, guidance_params)
     if mode == "json_schema":
-        return guidance.json_schema_grammar(checked_schema(payload))
+        schema = _shaped(checked_schema(payload), guidance_params.get("strict", False), budget)
+        return guidance.json_schema_grammar(schema)
     if mode == "regex":
         return guidance.regex_grammar(payload)
     if mode == "choice":
+        longest = max(len(choice.encode()) for choice in payload)
+        if budget is not None and longest > budget - 1:
+            raise fit.TooSmall(longest + 1)  # a token writes one byte at least: the longest choice must fit
         return guidance.lark_grammar("start: " + " | ".join(json.dumps(choice) for choice in payload))
     return guidance.lark_grammar(_lark(payload, guidance_params.get("syntax", "lark")))
+
+
+def _shaped(schema: dict[str, Any] | bool, strict: bool, budget: int | None) -> dict[str, Any] | bool:
+    """strict: objects closed; fit_max_tokens: tightened so that every output fits the budget."""
+    if strict:
+        schema = close_objects(schema)
+    if budget is not None:
+        schema, _ = fit.fit(schema, budget)
+    return schema
+
+
+def close_objects(node: Any, in_all_of: bool = False) -> Any:
+    """OpenAI's strict mode: every object schema that does not say additionalProperties (or
+    unevaluatedProperties) is closed to keys it does not declare. The direct members of an allOf
+    are left open: closed, each would refuse the keys the others declare."""
+    if not isinstance(node, dict):
+        return node
+    out = fit.map_subschemas(node, lambda value, key: close_objects(value, key == "allOf"))
+    for key in ("$defs", "definitions"):
+        if isinstance(node.get(key), dict):
+            out[key] = {name: close_objects(value) for name, value in node[key].items()}
+    kinds = node.get("type")
+    is_object = kinds == "object" or (isinstance(kinds, list) and "object" in kinds) or "properties" in node
+    if is_object and not in_all_of and "additionalProperties" not in node and "unevaluatedProperties" not in node:
+        out["additionalProperties"] = False
+    return out
 
 
 def checked_schema(schema: Any) -> dict[str, Any] | bool:

@@ -180,6 +180,19 @@ def test_generate_with_image_is_the_peers_single_image_call(rt: RuntimeClient) -
     assert info["is_vision_model"] and info["processor_type"] == "LlavaProcessor" and info["image_size"] == 56
 
 
+def test_a_plain_prompt_on_the_peer_method_is_rendered_through_the_chat_template_and_the_image_matters(
+    rt: RuntimeClient,
+) -> None:
+    def ask(seed: int, **params: Any) -> dict[str, Any]:
+        image = b64(picture(seed))
+        return run(rt, "generate_with_image", prompt=QUESTION, image=image, max_tokens=30, temperature=0, **params)
+
+    templated = [ask(seed) for seed in (1, 2, 3, 4)]
+    raw = ask(1, raw_prompt=True)
+    assert all(out["text"] for out in templated) and len({out["text"] for out in templated}) > 1
+    assert raw["stats"]["prompt_tokens"] < templated[0]["stats"]["prompt_tokens"]  # no template around it
+
+
 def test_stops_max_tokens_and_cancel_work_as_for_text(rt: RuntimeClient) -> None:
     messages = [user(image_url(b64(picture(4))), TEXT)]
     full = run(rt, messages=messages, max_tokens=30)

@@ -445,6 +445,12 @@ export type GenerateParams = {
     /** grammar (or xml): a Lark grammar with a start rule, or EBNF (GBNF dialect, root rule) with syntax ebnf. */
     grammar?: string;
     syntax?: "lark" | "ebnf" | "gbnf";
+    /** OpenAI's strict mode: object schemas without additionalProperties are closed (docs/structured-output.md). */
+    strict?: boolean;
+    /** Tighten the schema so that every output is complete and valid within max_tokens; -32004 with needed_max_tokens when even its smallest caps do not fit. */
+    fit_max_tokens?: boolean;
+    /** The grammar engine: llguidance (every mode), or outlines-core (json_schema, regex, choice). */
+    engine?: "llguidance" | "outlines";
   } | {
     mode: "json_schema" | "json_object" | "regex" | "choice" | "grammar" | "xml";
     /** json_schema: a JSON Schema (2020-12; an object, or the same as a JSON string). xml: an XSD string or an element description object. */
@@ -456,6 +462,12 @@ export type GenerateParams = {
     /** grammar (or xml): a Lark grammar with a start rule, or EBNF (GBNF dialect, root rule) with syntax ebnf. */
     grammar?: string;
     syntax?: "lark" | "ebnf" | "gbnf";
+    /** OpenAI's strict mode: object schemas without additionalProperties are closed (docs/structured-output.md). */
+    strict?: boolean;
+    /** Tighten the schema so that every output is complete and valid within max_tokens; -32004 with needed_max_tokens when even its smallest caps do not fit. */
+    fit_max_tokens?: boolean;
+    /** The grammar engine: llguidance (every mode), or outlines-core (json_schema, regex, choice). */
+    engine?: "llguidance" | "outlines";
   };
   /** Speculative decoding with this loaded draft (checked against the target); null: no draft even if the target has a pairing; absent: the pairing's draft, if any. */
   draft_model?: string | null;
@@ -509,6 +521,10 @@ export type GenerateParams = {
   };
   /** Thinking tokens allowed; when spent, the end of thinking is forced and the answer follows. */
   reasoning_budget?: number;
+  /** Vision models with a prompt: use the prompt as given (the image token put first) instead of rendering it through the model's chat template. */
+  raw_prompt?: boolean;
+  /** For guidance or response_format: every output is complete and valid within max_tokens (docs/structured-output.md). */
+  fit_max_tokens?: boolean;
 };
 export type GenerateResult = {
   stream_id: StreamId;
@@ -568,6 +584,12 @@ export type GenerateWithImageParams = {
     /** grammar (or xml): a Lark grammar with a start rule, or EBNF (GBNF dialect, root rule) with syntax ebnf. */
     grammar?: string;
     syntax?: "lark" | "ebnf" | "gbnf";
+    /** OpenAI's strict mode: object schemas without additionalProperties are closed (docs/structured-output.md). */
+    strict?: boolean;
+    /** Tighten the schema so that every output is complete and valid within max_tokens; -32004 with needed_max_tokens when even its smallest caps do not fit. */
+    fit_max_tokens?: boolean;
+    /** The grammar engine: llguidance (every mode), or outlines-core (json_schema, regex, choice). */
+    engine?: "llguidance" | "outlines";
   } | {
     mode: "json_schema" | "json_object" | "regex" | "choice" | "grammar" | "xml";
     /** json_schema: a JSON Schema (2020-12; an object, or the same as a JSON string). xml: an XSD string or an element description object. */
@@ -579,6 +601,12 @@ export type GenerateWithImageParams = {
     /** grammar (or xml): a Lark grammar with a start rule, or EBNF (GBNF dialect, root rule) with syntax ebnf. */
     grammar?: string;
     syntax?: "lark" | "ebnf" | "gbnf";
+    /** OpenAI's strict mode: object schemas without additionalProperties are closed (docs/structured-output.md). */
+    strict?: boolean;
+    /** Tighten the schema so that every output is complete and valid within max_tokens; -32004 with needed_max_tokens when even its smallest caps do not fit. */
+    fit_max_tokens?: boolean;
+    /** The grammar engine: llguidance (every mode), or outlines-core (json_schema, regex, choice). */
+    engine?: "llguidance" | "outlines";
   };
   /** OpenAI-style alias of guidance: {type: text | json_object | json_schema, json_schema: {name, schema, strict}}. */
   response_format?: {
@@ -601,6 +629,10 @@ export type GenerateWithImageParams = {
   image: ImageSource;
   /** OpenAI's name for streaming. */
   stream?: boolean;
+  /** Vision models with a prompt: use the prompt as given (the image token put first) instead of rendering it through the model's chat template. */
+  raw_prompt?: boolean;
+  /** For guidance or response_format: every output is complete and valid within max_tokens (docs/structured-output.md). */
+  fit_max_tokens?: boolean;
 };
 export type GenerateWithImageResult = {
   stream_id: StreamId;

@@ -1,0 +1,96 @@
+"""fit_max_tokens: a schema tightened so that its longest output fits the budget, or refused with the
+budget it needs; strict mode closes objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from runtime.engine.guidance import json_schema_grammar
+from runtime.requests import fit
+from runtime.requests.guidance import close_objects
+
+OPEN_SCHEMAS: list[dict[str, Any]] = [
+    {"type": "object"},
+    {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}}},
+    },
+    {"type": "array", "items": {"type": "number"}},
+    {
+        "$defs": {"pet": {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}}}},
+        "type": "object",
+        "properties": {"first": {"$ref": "#/$defs/pet"}, "second": {"$ref": "#/$defs/pet"}},
+        "required": ["first"],
+    },
+    {
+        "type": "object",
+        "properties": {"code": {"type": "string", "pattern": "^[A-Z]+$"}, "note": {"type": ["string", "null"]}},
+    },
+    {"anyOf": [{"type": "integer"}, {"type": "object", "additionalProperties": {"type": "boolean"}}]},
+    {"type": "object", "properties": {"when": {"type": "string", "format": "date-time"}, "any": {}}},
+]
+
+
+@pytest.mark.parametrize("schema", OPEN_SCHEMAS)
+@pytest.mark.parametrize("max_tokens", [48, 128, 512])
+def test_a_fitted_schema_has_a_worst_case_within_the_budget_and_compiles(
+    schema: dict[str, Any], max_tokens: int
+) -> None:
+    try:
+        tightened, worst = fit.fit(schema, max_tokens)
+    except fit.TooSmall as exc:
+        assert exc.needed_tokens > max_tokens
+        tightened, worst = fit.fit(schema, exc.needed_tokens)  # the budget it names is enough
+        max_tokens = exc.needed_tokens
+    assert worst == fit.worst_bytes(tightened) <= max_tokens - 1
+    json_schema_grammar(tightened)  # llguidance compiles it
+
+
+def test_without_tightening_an_open_schema_has_no_worst_case() -> None:
+    assert all(fit.worst_bytes(schema) == float("inf") for schema in OPEN_SCHEMAS)
+
+
+def test_a_budget_below_the_smallest_instance_is_refused_with_the_budget_needed() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"a_long_property_name": {"type": "string", "minLength": 20}},
+        "required": ["a_long_property_name"],
+    }
+    with pytest.raises(fit.TooSmall) as caught:
+        fit.fit(schema, 30)
+    needed = caught.value.needed_tokens
+    assert needed > 30 and fit.fit(schema, needed)[1] == needed - 1
+
+
+def test_a_recursive_schema_cannot_be_bounded() -> None:
+    tree = {
+        "$defs": {
+            "node": {"type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#/$defs/node"}}}}
+        }
+    }
+    with pytest.raises(fit.CannotBound):
+        fit.fit({**tree, "$ref": "#/$defs/node"}, 4096)
+
+
+def test_tightening_keeps_lower_bounds_and_explicit_narrower_bounds() -> None:
+    schema = {"type": "array", "minItems": 3, "maxItems": 5, "items": {"type": "integer", "minimum": 0, "maximum": 9}}
+    tightened, _ = fit.fit(schema, 4096)
+    assert tightened["minItems"] == 3 and tightened["maxItems"] == 5
+    assert (tightened["items"]["minimum"], tightened["items"]["maximum"]) == (0, 9)
+
+
+def test_strict_closes_every_object_but_the_members_of_an_allof_and_a_property_named_like_a_keyword() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"properties": {"type": "object"}, "type": {"type": "string"}},
+        "allOf": [{"properties": {"a": {"type": "string"}}}],
+        "$defs": {"x": {"type": "object", "properties": {"b": {}}}},
+    }
+    closed = close_objects(schema)
+    assert closed["additionalProperties"] is False
+    assert closed["properties"]["properties"]["additionalProperties"] is False
+    assert "additionalProperties" not in closed["properties"]
+    assert "additionalProperties" not in closed["allOf"][0]
+    assert closed["$defs"]["x"]["additionalProperties"] is False
