@@ -32,9 +32,10 @@ def build_request(
     limits: Limits, loaded: LoadedModel, params: dict[str, Any], draft: DraftChoice | None
 ) -> GenerationRequest:
     chat = _read_chat(params, loaded)
-    spec = guidance.spec_of(
-        params, loaded.model_id, limits.max_guidance_bytes, params.get("max_tokens", limits.default_max_tokens)
-    )
+    max_tokens = params.get("max_tokens", limits.default_max_tokens)
+    if max_tokens > limits.max_tokens:
+        raise faults.InvalidInput.at("/max_tokens", f"must be <= {limits.max_tokens} (the runtime's limit)")
+    spec = guidance.spec_of(params, loaded.model_id, limits.max_guidance_bytes, max_tokens)
     prompt_text, pictures = None, ()
     if loaded.kind == "vision":
         prompt_text, pictures, tokens = _vision_inputs(limits, loaded, params, chat)
@@ -42,7 +43,7 @@ def build_request(
         raise faults.InvalidInput.at("/image", f"model {loaded.model_id} is not a vision model: it takes no images")
     else:
         tokens = prompts.prompt_tokens(loaded, params, limits.max_prompt_tokens, chat)
-    chat_output = _chat_output(loaded, chat, tokens)
+    chat_output = _chat_output(loaded, chat, tokens, max_tokens)
     if chat is not None and chat_output is not None:
         tool_spec = tools.enforced_spec(loaded, chat, chat_output.starts_in_reasoning)
         if tool_spec is not None and spec is not None:
@@ -50,9 +51,6 @@ def build_request(
                 "/tool_choice", f"tool_choice {chat.tool_choice.mode} cannot be combined with guidance"
             )
         spec = spec or tool_spec
-    max_tokens = params.get("max_tokens", limits.default_max_tokens)
-    if max_tokens > limits.max_tokens:
-        raise faults.InvalidInput.at("/max_tokens", f"must be <= {limits.max_tokens} (the runtime's limit)")
     sampling = {k: params[k] for k in SAMPLING_FIELDS if k in params}
     return GenerationRequest(
         prompt_tokens=tokens,
@@ -88,8 +86,12 @@ def _read_chat(params: dict[str, Any], loaded: LoadedModel) -> chats.ChatInput |
     return chat
 
 
-def _chat_output(loaded: LoadedModel, chat: chats.ChatInput | None, tokens: list[int]) -> ChatOutput | None:
-    """How the output of a chat request is read: thinking apart, tool calls parsed."""
+def _chat_output(
+    loaded: LoadedModel, chat: chats.ChatInput | None, tokens: list[int], max_tokens: int
+) -> ChatOutput | None:
+    """How the output of a chat request is read: thinking apart, tool calls parsed. Under a required
+    or named tool choice, thinking gets a budget even when the host set none (a quarter of
+    max_tokens), so that the call the grammar demands always comes."""
     if chat is None:
         return None
     tokenizer = loaded.tokenizer
@@ -97,7 +99,10 @@ def _chat_output(loaded: LoadedModel, chat: chats.ChatInput | None, tokens: list
     if getattr(tokenizer, "has_thinking", False):
         inside = tokenizer.rfind_think_start(tokens) > tokenizer.rfind_think_end(tokens)
     parse = bool(chat.tools) and chat.tool_choice.mode != "none"
-    return ChatOutput(parse, chat.tools, inside, chat.reasoning_budget)
+    budget = chat.reasoning_budget
+    if budget is None and chat.tool_choice.mode in ("required", "named"):
+        budget = max_tokens // 4
+    return ChatOutput(parse, chat.tools, inside, budget)
 
 
 def _vision_inputs(
