@@ -76,9 +76,16 @@ def render_chat(loaded: LoadedModel, messages: list[dict[str, Any]], chat: ChatI
             "/tools",
             f"model {loaded.model_id} has no tool-call format mlx-lm can parse (its chat template names none)",
         )
+    # Anthropic's prefill: a last assistant message is continued, not answered.
+    prefill = chat.format == "anthropic" and messages[-1].get("role") == "assistant" and bool(messages[-1]["content"])
     try:
         return loaded.tokenizer.apply_chat_template(
-            messages, tools=chat.tools, add_generation_prompt=True, tokenize=False, **chat.template_kwargs
+            messages,
+            tools=chat.tools,
+            add_generation_prompt=not prefill,
+            continue_final_message=prefill,
+            tokenize=False,
+            **chat.template_kwargs,
         )
     except Exception as exc:
         raise faults.TokenizerFailed(

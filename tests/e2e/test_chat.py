@@ -317,3 +317,12 @@ def test_tools_on_a_model_without_a_tool_call_format_are_refused(runtime: Runtim
     with pytest.raises(RpcFailure) as caught:
         runtime.request("count_tokens", {"model_id": "tiny-vlm", "messages": WEATHER_QUESTION, "tools": OPENAI_TOOLS})
     assert caught.value.code == -32602 and caught.value.data["errors"][0]["path"] == "/tools"
+
+
+def test_an_anthropic_prefill_is_continued_rather_than_answered(runtime: RuntimeClient) -> None:
+    prefill = '{"name": "'
+    messages = [{"role": "user", "content": "Describe a dog as JSON."}, {"role": "assistant", "content": prefill}]
+    out = chat(runtime, messages=messages, format="anthropic", max_tokens=20)
+    text = "<|im_start|>user\nDescribe a dog as JSON.<|im_end|>\n<|im_start|>assistant\n" + prefill
+    expected = runtime.request("tokenize", {"model_id": MODEL, "text": text})["tokens"]
+    assert out["stats"]["prompt_tokens"] == len(expected)
