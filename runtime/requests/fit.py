@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from decimal import Decimal
 from typing import Any
 
@@ -155,7 +156,7 @@ def _tighten(node: Any, caps: tuple[int, ...]) -> Any:
     types = out.get("type")
     kinds = set(types if isinstance(types, list) else [types] if types else [])
     if "string" in kinds:
-        _cap(out, "maxLength", "minLength", caps[0])
+        out["maxLength"] = max(_shortest_string(out), min(out.get("maxLength", caps[0]), caps[0]))
     if "integer" in kinds or "number" in kinds:
         _tighten_numbers(out, caps, integral="number" not in kinds)
     if "array" in kinds:
@@ -163,6 +164,27 @@ def _tighten(node: Any, caps: tuple[int, ...]) -> Any:
     if "object" in kinds:
         _tighten_object(out, caps)
     return out
+
+
+# The shortest text of each JSON Schema string format llguidance knows (a cap below it would leave no
+# valid string at all).
+FORMAT_SHORTEST = {"date": 10, "time": 8, "date-time": 20, "uuid": 36, "email": 3, "ipv4": 7, "ipv6": 2, "uri": 3}
+
+
+def _shortest_string(node: dict[str, Any]) -> int:
+    """The fewest characters a string of this schema has: minLength, its format's, its pattern's."""
+    shortest = max(node.get("minLength", 0), FORMAT_SHORTEST.get(node.get("format", ""), 0))
+    pattern = node.get("pattern")
+    if isinstance(pattern, str):
+        try:
+            with warnings.catch_warnings():  # the stdlib parser knows a regex's shortest match
+                warnings.simplefilter("ignore", DeprecationWarning)
+                import sre_parse
+
+            shortest = max(shortest, sre_parse.parse(pattern).getwidth()[0])
+        except Exception:  # an ECMA-only construct: llguidance will say whether it compiles
+            shortest = max(shortest, len(pattern))
+    return shortest
 
 
 def _cap(node: dict[str, Any], upper: str, lower: str, cap: int) -> None:

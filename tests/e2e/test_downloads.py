@@ -22,7 +22,7 @@ import huggingface_hub.constants
 import pytest
 
 from runtime import faults
-from runtime.cli.pull import ProgressBar
+from runtime.cli.pull import ProgressBar, human_size
 from runtime.engine import download as dl
 from runtime.engine.download import DownloadProgress, cached_snapshot, download
 from runtime.engine.resolve import EMBEDDED_DIR, resolve
@@ -430,4 +430,5 @@ def test_the_pull_progress_bar_redraws_one_line_on_a_terminal() -> None:
     bar.end()
     text = out.getvalue()
     assert text.count("\r") == 3 and text.endswith("\n") and text.count("\n") == 1
-    assert "7.1 MB / 7.1 MB  100.0%  2.0 MB/s  ETA 0:00" in text and "\x1b[K" in text
+    size = human_size(TOTAL)
+    assert f"{size} / {size}  100.0%  2.0 MB/s  ETA 0:00" in text and "\x1b[K" in text

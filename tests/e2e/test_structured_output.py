@@ -542,7 +542,7 @@ def test_fit_max_tokens_always_ends_complete_and_valid_on_random_weights(
                 "guidance": {"mode": "json_schema", "schema": schema, "fit_max_tokens": True},
             }
             for schema in OPEN_SCHEMAS
-            for budget in (24, 64, 160)
+            for budget in (24, 64, 256)
             for seed, temperature in ((1, 1.0), (2, 1.5))
         ]
         served, refused, refusals = 0, 0, []
@@ -560,7 +560,7 @@ def test_fit_max_tokens_always_ends_complete_and_valid_on_random_weights(
                 assert outcome["stats"]["tokens_generated"] <= entry["max_tokens"]
                 assert_whole_json(outcome, entry["guidance"]["schema"])
                 served += 1
-        assert served == 2 * len(OPEN_SCHEMAS) * 3 - refused and not any(r[0] == 160 for r in refusals)
+        assert served == 2 * len(OPEN_SCHEMAS) * 3 - refused and not any(r[0] == 256 for r in refusals)
     finally:
         runtime.request("unload_model", {"model_id": "random-fit"})
 
