@@ -45,6 +45,10 @@ NOT_ENFORCED = frozenset(
     }
 )
 REGEX_META = set(".^$*+?()[]{}|\\/")
+# outlines-core writes counted repetitions out into its automaton: compiling minItems 100000 does
+# not end. Larger counts are refused.
+COUNTS = ("minItems", "maxItems", "minLength", "maxLength")
+MAX_COUNT = 512
 
 
 def regex_for(mode: str, guidance_params: dict[str, Any], schema: Any = None) -> str:
@@ -58,6 +62,13 @@ def regex_for(mode: str, guidance_params: dict[str, Any], schema: Any = None) ->
         return str(guidance_params["pattern"])
     if mode == "choice":
         return "(" + "|".join(escape(choice) for choice in guidance_params["choices"]) + ")"
+    too_large = _largest_count(schema)
+    if too_large > MAX_COUNT:
+        raise Unenforceable(
+            f"a count of {too_large} is too large for the outlines engine (its regex grows with it; "
+            f"at most {MAX_COUNT}): use the llguidance engine",
+            largest_count=too_large,
+        )
     unenforced = sorted(_keywords(schema) & NOT_ENFORCED)
     if unenforced:
         raise Unenforceable(
@@ -70,6 +81,17 @@ def regex_for(mode: str, guidance_params: dict[str, Any], schema: Any = None) ->
         return str(build_regex_from_schema(json.dumps(schema)))
     except Exception as exc:  # outlines-core raises ValueError for schemas it cannot read
         raise Unenforceable(f"outlines cannot compile this schema: {exc}") from None
+
+
+def _largest_count(node: Any) -> int:
+    """The largest minItems/maxItems/minLength/maxLength anywhere in the schema."""
+    if isinstance(node, list):
+        return max((_largest_count(item) for item in node), default=0)
+    if not isinstance(node, dict):
+        return 0
+    own = [v for k, v in node.items() if k in COUNTS and isinstance(v, int)]
+    nested = [_largest_count(v) for k, v in node.items() if k not in ("enum", "const", "default", "examples")]
+    return max([0, *own, *nested])
 
 
 def escape(text: str) -> str:

@@ -580,3 +580,20 @@ def test_strict_closes_objects_and_response_format_strict_turns_it_on(runtime: R
     ]
     for outcome in outcomes:
         assert set(json.loads(outcome["text"])) == {"name"}
+
+
+def test_the_outlines_engine_refuses_what_it_cannot_enforce_or_compile_in_time(runtime: RuntimeClient) -> None:
+    cases = [
+        ({"type": "integer", "minimum": 3}, "unsupported_keywords", ["minimum"]),
+        ({"type": "array", "items": {"type": "string"}, "minItems": 100000}, "largest_count", 100000),
+    ]
+    for schema, field, value in cases:
+        with pytest.raises(RpcFailure) as caught:
+            start(runtime, {"mode": "json_schema", "schema": schema, "engine": "outlines"})
+        assert caught.value.code == -32004 and caught.value.data[field] == value
+    with pytest.raises(RpcFailure) as caught:
+        start(runtime, {"mode": "grammar", "grammar": 'start: "a"', "engine": "outlines"})
+    assert caught.value.code == -32004
+    with pytest.raises(RpcFailure) as caught:
+        start(runtime, {"mode": "json_object", "engine": "outlines"}, fit_max_tokens=True)
+    assert caught.value.code == -32004
