@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from runtime.tinymodels.tokenizer import CHATML_TEMPLATE
+from runtime.tinymodels.tokenizer import CHAT_TEMPLATE
 
 DEFAULT_TOKENIZER_SOURCE = Path(__file__).resolve().parents[1] / "assets" / "models" / "tiny-chat"
 
@@ -52,5 +52,5 @@ def build_random_model(
     (out_dir / "config.json").write_text(json.dumps(config, indent=2))
     for name in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(tokenizer_from / name, out_dir / name)
-    assert json.loads((out_dir / "tokenizer_config.json").read_text())["chat_template"] == CHATML_TEMPLATE
+    assert json.loads((out_dir / "tokenizer_config.json").read_text())["chat_template"] == CHAT_TEMPLATE
     return {"path": str(out_dir), "arch": arch, "parameters": sum(v.size for v in weights.values())}

@@ -25,12 +25,12 @@ class TrainConfig:
     num_key_value_heads: int = 1
     vocab_size: int = 4096  # the BPE's upper bound; the model uses the size it reaches
     documents: int = 60_000
-    seq_len: int = 256
-    batch_size: int = 16
-    learning_rate: float = 3e-3
-    warmup_steps: int = 30
-    steps: int = 400
-    time_budget_s: float = 600.0
+    seq_len: int = 384  # a conversation with tools (~100 tokens of instructions, ~60 per tool) fits
+    batch_size: int = 4
+    learning_rate: float = 2e-3
+    warmup_steps: int = 50
+    steps: int = 1200
+    time_budget_s: float = 720.0
     seed: int = 0
 
 

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import cast
 
-from runtime.tinymodels.tokenizer import CHATML_TEMPLATE
+from runtime.tinymodels.tokenizer import CHAT_TEMPLATE
 
 IMAGE_TOKEN = "<image>"
 IMAGE_SIZE, PATCH = 56, 14
@@ -57,7 +57,7 @@ def build_vlm(out_dir: Path, lm_from: Path, seed: int = 0) -> dict:
 
     (out_dir / "config.json").write_text(json.dumps(config, indent=2))
     tokenizer_config = json.loads((lm_from / "tokenizer_config.json").read_text())
-    assert tokenizer_config["chat_template"] == CHATML_TEMPLATE
+    assert tokenizer_config["chat_template"] == CHAT_TEMPLATE
     (out_dir / "tokenizer_config.json").write_text(
         json.dumps({**tokenizer_config, "chat_template": VLM_TEMPLATE}, indent=2)
     )
