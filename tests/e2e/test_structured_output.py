@@ -16,6 +16,7 @@ import pytest
 from runtime.tinymodels.fixtures import build_random_model
 from tests.conftest import MODEL
 from tests.support.harness import RpcFailure, RuntimeClient
+from tests.support.open_schemas import OPEN_SCHEMAS
 
 PROMPT = "<|im_start|>user\nDescribe a dog as data.<|im_end|>\n<|im_start|>assistant\n"
 NAME = {"type": "string", "minLength": 1, "maxLength": 12}
@@ -500,28 +501,6 @@ def test_properties_are_written_in_the_order_the_schema_declares(runtime: Runtim
     }
     outcome = run(runtime, {"mode": "json_schema", "schema": schema}, temperature=0.7, seed=2)
     assert list(json.loads(outcome["text"])) == ["zebra", "apple", "mango"]
-
-
-OPEN_SCHEMAS: list[dict[str, Any]] = [
-    {"type": "object"},
-    {
-        "type": "object",
-        "properties": {"name": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}}},
-    },
-    {"type": "array", "items": {"type": "number"}},
-    {
-        "$defs": {"pet": {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}}}},
-        "type": "object",
-        "properties": {"first": {"$ref": "#/$defs/pet"}, "second": {"$ref": "#/$defs/pet"}},
-        "required": ["first"],
-    },
-    {
-        "type": "object",
-        "properties": {"code": {"type": "string", "pattern": "^[A-Z]+$"}, "note": {"type": ["string", "null"]}},
-    },
-    {"anyOf": [{"type": "integer"}, {"type": "object", "additionalProperties": {"type": "boolean"}}]},
-    {"type": "object", "properties": {"when": {"type": "string", "format": "date"}, "any": {}}, "required": ["when"]},
-]
 
 
 def test_fit_max_tokens_always_ends_complete_and_valid_on_random_weights(

@@ -10,27 +10,7 @@ import pytest
 from runtime.engine.guidance import json_schema_grammar
 from runtime.requests import fit
 from runtime.requests.guidance import close_objects
-
-OPEN_SCHEMAS: list[dict[str, Any]] = [
-    {"type": "object"},
-    {
-        "type": "object",
-        "properties": {"name": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}}},
-    },
-    {"type": "array", "items": {"type": "number"}},
-    {
-        "$defs": {"pet": {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}}}},
-        "type": "object",
-        "properties": {"first": {"$ref": "#/$defs/pet"}, "second": {"$ref": "#/$defs/pet"}},
-        "required": ["first"],
-    },
-    {
-        "type": "object",
-        "properties": {"code": {"type": "string", "pattern": "^[A-Z]+$"}, "note": {"type": ["string", "null"]}},
-    },
-    {"anyOf": [{"type": "integer"}, {"type": "object", "additionalProperties": {"type": "boolean"}}]},
-    {"type": "object", "properties": {"when": {"type": "string", "format": "date-time"}, "any": {}}},
-]
+from tests.support.open_schemas import OPEN_SCHEMAS
 
 
 @pytest.mark.parametrize("schema", OPEN_SCHEMAS)
