@@ -134,6 +134,8 @@ class ChatSplitter:
         self.reasoning_tokens = 0
         self._open: _OpenCall | None = None
         self._next_index = 0
+        # Formats without an end marker (mlx-lm's mistral) close their last call at the end of the output.
+        self.closes_at_end = spec.parse_tools and not tokenizer.tool_call_end
 
     def split(self, event: TokenEvent) -> None:
         self.state, segments = TextStateMachine.split(self.state, event.text)
@@ -168,6 +170,9 @@ class ChatSplitter:
         self.state = state
         if self._open is not None:
             self._open.text += held
+            if self.closes_at_end:
+                deltas = self._close_call()
+                return TokenEvent(last_token, "", tool_calls=deltas) if deltas else None
             self._fail(self._open, "the output ended inside a tool call")
             self._open = None
             return None

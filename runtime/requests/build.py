@@ -50,6 +50,9 @@ def build_request(
             raise faults.InvalidInput.at(
                 "/tool_choice", f"tool_choice {chat.tool_choice.mode} cannot be combined with guidance"
             )
+        if spec is not None and tool_spec is None and chat.reasoning_budget is not None:
+            # The end of thinking the budget forces is no part of a JSON (or other) grammar.
+            raise faults.InvalidInput.at("/reasoning_budget", "a thinking budget cannot be combined with guidance")
         spec = spec or tool_spec
     sampling = {k: params[k] for k in SAMPLING_FIELDS if k in params}
     return GenerationRequest(

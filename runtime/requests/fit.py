@@ -51,9 +51,12 @@ class TooSmall(ValueError):
         self.needed_tokens = needed_tokens
 
 
+MAX_INLINED_NODES = 20_000  # $refs used many times over can multiply a small schema without end
+
+
 def fit(schema: dict[str, Any] | bool, max_tokens: int) -> tuple[dict[str, Any] | bool, int]:
     """The tightened schema and its worst case in bytes, or TooSmall with the budget it needs."""
-    inlined = _inline(schema, schema, ())
+    inlined = _inline(schema, schema, (), [0])
     budget = max_tokens - 1
     worst = math.inf
     for caps in LADDER:
@@ -99,29 +102,35 @@ def map_subschemas(node: dict[str, Any], change: Any) -> dict[str, Any]:
 
 
 # --- $ref ------------------------------------------------------------------------------------------
-def _inline(node: Any, root: Any, seen: tuple[str, ...]) -> Any:
+def _inline(node: Any, root: Any, seen: tuple[str, ...], count: list[int]) -> Any:
     if not isinstance(node, dict):
         return node
+    count[0] += 1
+    if count[0] > MAX_INLINED_NODES:
+        raise CannotBound(f"with its $refs inlined the schema has over {MAX_INLINED_NODES} subschemas")
     if "$ref" in node:
         ref = node["$ref"]
         if ref in seen:
             raise CannotBound(f"the $ref {ref} is recursive: no output length bounds it")
         target = _resolve(root, ref)
         rest = {k: v for k, v in node.items() if k != "$ref"}
-        merged = _inline(target, root, (*seen, ref))
-        return {"allOf": [merged, _inline(rest, root, seen)]} if rest else merged
+        merged = _inline(target, root, (*seen, ref), count)
+        return {"allOf": [merged, _inline(rest, root, seen, count)]} if rest else merged
     # Definitions are inlined where they are used; kept, they would only be compiled for nothing.
-    out = map_subschemas(node, lambda value, _key: _inline(value, root, seen))
+    out = map_subschemas(node, lambda value, _key: _inline(value, root, seen, count))
     return {k: v for k, v in out.items() if k not in ("$defs", "definitions")}
 
 
 def _resolve(root: Any, ref: str) -> Any:
-    if not ref.startswith("#"):
-        raise CannotBound(f"only local $refs can be bounded, not {ref}")
+    if not ref.startswith("#/") and ref != "#":
+        raise CannotBound(f"only local JSON-pointer $refs can be bounded, not {ref}")
     node = root
-    for part in [p for p in ref[1:].split("/") if p]:
-        key = part.replace("~1", "/").replace("~0", "~")
-        node = node[int(key)] if isinstance(node, list) else node[key]
+    try:
+        for part in [p for p in ref[1:].split("/") if p]:
+            key = part.replace("~1", "/").replace("~0", "~")
+            node = node[int(key)] if isinstance(node, list) else node[key]
+    except (KeyError, IndexError, ValueError, TypeError):
+        raise CannotBound(f"the $ref {ref} does not resolve") from None
     return node
 
 
@@ -144,15 +153,19 @@ def _constrains(node: dict[str, Any]) -> bool:
     return any(key in node for key in ("type", "const", "enum", *COMPOSITIONS))
 
 
-def _tighten(node: Any, caps: tuple[int, ...]) -> Any:
+def _tighten(node: Any, caps: tuple[int, ...], branch: bool = False) -> Any:
+    """`branch`: a member of anyOf/oneOf/allOf, which its parent's own keywords bound too, so an
+    unconstrained member stays as it is (narrowed to a short scalar, it would contradict them)."""
     if node is True or (isinstance(node, dict) and not _constrains(node)):
+        if branch:
+            return node
         return {**(node if isinstance(node, dict) else {}), **_any_value(caps)}
     if not isinstance(node, dict):
         return node
     out = dict(node)
     for key in COMPOSITIONS:
         if key in out:
-            out[key] = [_tighten(branch, caps) for branch in out[key]]
+            out[key] = [_tighten(member, caps, branch=True) for member in out[key]]
     types = out.get("type")
     kinds = set(types if isinstance(types, list) else [types] if types else [])
     if "string" in kinds:
@@ -168,12 +181,24 @@ def _tighten(node: Any, caps: tuple[int, ...]) -> Any:
 
 # The shortest text of each JSON Schema string format llguidance knows (a cap below it would leave no
 # valid string at all).
-FORMAT_SHORTEST = {"date": 10, "time": 8, "date-time": 20, "uuid": 36, "email": 3, "ipv4": 7, "ipv6": 2, "uri": 3}
+FORMAT_SHORTEST = {
+    "date": 10,
+    "time": 9,  # llguidance's time needs a zone: 00:00:00Z
+    "date-time": 20,
+    "uuid": 36,
+    "email": 3,
+    "ipv4": 7,
+    "ipv6": 2,
+    "uri": 3,
+    "duration": 3,
+    "hostname": 1,
+}
 
 
 def _shortest_string(node: dict[str, Any]) -> int:
     """The fewest characters a string of this schema has: minLength, its format's, its pattern's."""
-    shortest = max(node.get("minLength", 0), FORMAT_SHORTEST.get(node.get("format", ""), 0))
+    fmt = node.get("format")
+    shortest = max(node.get("minLength", 0), FORMAT_SHORTEST.get(fmt, 1) if isinstance(fmt, str) else 0)
     pattern = node.get("pattern")
     if isinstance(pattern, str):
         try:
@@ -199,11 +224,21 @@ def _tighten_numbers(node: dict[str, Any], caps: tuple[int, ...], integral: bool
     high = node.get("maximum", node.get("exclusiveMaximum"))
     new_low = -top if low is None else max(low, -top)
     new_high = top if high is None else min(high, top)
-    if new_low > new_high:  # the allowed range lies beyond +-top
-        new_low, new_high = (low, low) if low is not None and low > top else (high, high)
-    node["minimum"], node["maximum"] = new_low, new_high
+    if new_low > new_high and low is not None and low > top:  # all it allows lies above +top
+        new_low, new_high = low, high if high is not None else low + 10
+    elif new_low > new_high and high is not None:  # ... or below -top
+        new_low, new_high = low if low is not None else high - 10, high
+    node["minimum"], node["maximum"] = new_low, new_high  # beside any exclusive bound, which still applies
     if not integral and "multipleOf" not in node:
-        node["multipleOf"] = 1 if caps[5] == 0 else float(Decimal(1).scaleb(-caps[5]))
+        places = caps[5]
+        while places < 12 and not _has_multiple(new_low, new_high, Decimal(1).scaleb(-places)):
+            places += 1  # a range narrower than the step: more decimal places
+        node["multipleOf"] = 1 if places == 0 else float(Decimal(1).scaleb(-places))
+
+
+def _has_multiple(low: float, high: float, step: Decimal) -> bool:
+    first = math.ceil(Decimal(str(low)) / step) * step
+    return first <= Decimal(str(high))
 
 
 def _tighten_array(node: dict[str, Any], caps: tuple[int, ...]) -> None:
@@ -255,10 +290,17 @@ def worst_bytes(node: Any) -> float:
 
 
 def _literal(value: Any) -> float:
+    """The longest way the grammar writes a constant: strings with every character escaped, floats
+    in positional notation (llguidance writes 1e100 out in full), containers part by part."""
     if isinstance(value, str):
         return 2 + ESCAPED_CHAR * len(value)
-    if isinstance(value, (dict, list)):
-        return len(json.dumps(value, ensure_ascii=True, separators=(", ", ": "))) * ESCAPED_CHAR
+    if isinstance(value, dict):
+        parts = [_literal(str(key)) + SEPARATOR + _literal(item) for key, item in value.items()]
+        return 2 + sum(parts) + SEPARATOR * max(len(parts) - 1, 0)
+    if isinstance(value, list):
+        return 2 + sum(_literal(item) for item in value) + SEPARATOR * max(len(value) - 1, 0)
+    if isinstance(value, float) and math.isfinite(value):
+        return len(format(Decimal(repr(value)), "f"))
     return len(json.dumps(value))
 
 

@@ -122,3 +122,17 @@ def test_the_budget_forces_the_end_of_thinking_once_spent_and_not_before() -> No
     forced = budget(mx.array(history + [7]), logits)
     assert mx.argmax(forced).item() == end and mx.isinf(forced[0, 0]).item()
     assert budget(mx.array(history + [7, end, 3]), logits).tolist() == logits.tolist()  # thinking over
+
+
+def test_a_format_without_an_end_marker_closes_its_call_at_the_end_of_the_output() -> None:
+    from mlx_lm.tool_parsers import mistral
+
+    markers = {"tool_call_start": mistral.tool_call_start, "tool_call_end": mistral.tool_call_end}
+    tokenizer = SimpleNamespace(**{**vars(TOKENIZER), **markers, "tool_parser": mistral.parse_tool_call})
+    splitter = ChatSplitter(tokenizer, ChatOutput(True, TOOLS, False))
+    for i, piece in enumerate(["[TOOL_CALLS]", 'get_weather[ARGS]{"city": ', '"Oslo"}']):
+        splitter.split(TokenEvent(i, piece))
+    tail = splitter.finish(3)
+    outcome = splitter.outcome()
+    assert [(c.name, c.arguments) for c in outcome.tool_calls] == [("get_weather", {"city": "Oslo"})]
+    assert not outcome.tool_call_errors and tail is not None and tail.tool_calls

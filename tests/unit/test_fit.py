@@ -74,3 +74,51 @@ def test_strict_closes_every_object_but_the_members_of_an_allof_and_a_property_n
     assert "additionalProperties" not in closed["properties"]
     assert "additionalProperties" not in closed["allOf"][0]
     assert closed["$defs"]["x"]["additionalProperties"] is False
+
+
+@pytest.mark.parametrize(
+    ("schema", "max_tokens"),
+    [
+        (
+            {
+                "type": "object",
+                "properties": {"a": {"type": "string"}},
+                "anyOf": [{"required": ["a"]}, {"required": []}],
+            },
+            200,
+        ),
+        ({"type": "object", "properties": {"x": {"const": 1e100}}, "required": ["x"]}, 200),
+        ({"type": "object", "properties": {"t": {"type": "string", "format": "time"}}, "required": ["t"]}, 70),
+        ({"type": "integer", "exclusiveMinimum": 1e13}, 100),
+        ({"type": "number", "minimum": 0.1, "maximum": 0.9}, 5),
+        ({"type": "string", "format": "hostname"}, 100),
+    ],
+)
+def test_tightening_never_leaves_a_schema_that_nothing_satisfies(schema: dict[str, Any], max_tokens: int) -> None:
+    tightened, worst = fit.fit(schema, max_tokens)
+    assert worst <= max_tokens - 1
+    json_schema_grammar(tightened)  # an unsatisfiable schema would not compile
+
+
+def test_a_float_constant_counts_as_llguidance_writes_it_out_in_full() -> None:
+    assert fit.worst_bytes({"const": 1e100}) == 101
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"$ref": "#/$defs/missing"},
+        {
+            "$defs": {
+                **{
+                    f"d{i}": {"type": "array", "prefixItems": [{"$ref": f"#/$defs/d{i - 1}"}] * 2} for i in range(1, 25)
+                },
+                "d0": {"type": "integer"},
+            },
+            "$ref": "#/$defs/d24",
+        },
+    ],
+)
+def test_a_dangling_ref_or_one_that_multiplies_without_end_cannot_be_bounded(schema: dict[str, Any]) -> None:
+    with pytest.raises(fit.CannotBound):
+        fit.fit(schema, 4096)
