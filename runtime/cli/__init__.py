@@ -11,7 +11,10 @@ import sys
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="runtime", description="MLX models over JSON-RPC 2.0 on stdio.")
+    # No abbreviations: `runtime demo --prompt` must not be taken for the top level's --prompt-cache-*.
+    parser = argparse.ArgumentParser(
+        prog="runtime", description="MLX models over JSON-RPC 2.0 on stdio.", allow_abbrev=False
+    )
     parser.add_argument("--stdio", action="store_true", help="serve line-delimited JSON-RPC on stdin/stdout")
     parser.add_argument("--log-format", choices=["human", "json"], default="human")
     parser.add_argument("--log-level", default="info")
