@@ -49,6 +49,11 @@ class Limits:
     thermal_policy: str = "off"  # under thermal pressure new streams are: off (not looked at), pace, pause
     thermal_limit_c: int = 85  # the hottest thermal zone at or above this is pressure (+10 °C: critical)
     thermal_pace_ms: int = 1000  # thermal_policy pace: one new stream per this long under pressure
+    embed_batch_size: int = 32  # embed/rerank inputs in one forward pass (one pass runs between two decode steps)
+    embed_batch_tokens: int = 16384  # padded tokens in one such pass (a longer single input runs alone)
+    max_embed_inputs: int = 2048  # inputs (or rerank documents) in one request
+    embed_cache_entries: int = 16384  # embeddings kept for reuse, all models (least recently used out; 0: off)
+    embed_cache_bytes: int = 256 * 1024 * 1024  # their float32 vectors' bytes
     keep_alive: str = "5m"  # how long a model loaded on demand stays once idle (0: unload at once; -1: never)
 
     def as_dict(self) -> dict[str, Any]:
@@ -60,6 +65,13 @@ class ConfigError(ValueError):
 
 
 OPTIONAL_STRINGS = ("models",)
+ZERO_ALLOWED = (
+    "memory_budget_mb",
+    "prompt_cache_entries",
+    "max_loaded_models",
+    "embed_cache_entries",
+    "embed_cache_bytes",
+)
 CHOICES = {"switch_policy": ("drain", "cancel"), "thermal_policy": ("off", "pace", "pause")}
 
 
@@ -98,7 +110,7 @@ def _coerce(name: str, value: Any, kind: type) -> Any:
         number = int(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{name}: expected an integer, got {value!r}") from None
-    if number < 0 or (number == 0 and name not in ("memory_budget_mb", "prompt_cache_entries", "max_loaded_models")):
+    if number < 0 or (number == 0 and name not in ZERO_ALLOWED):
         raise ConfigError(f"{name}: must be positive, got {number}")
     return number
 

@@ -37,9 +37,15 @@ PROMPTS = [
 
 def run_bench(args: argparse.Namespace) -> int:
     blas = preload_blas()
+    if args.only == "embeddings":
+        return _embeddings_only(args, blas.name)
+    if args.only == "http":
+        return _http_only(args, blas.name)
     from runtime.bench.cache import print_cache, run_cache
     from runtime.bench.cpu_formats import FORMATS, print_cpu_formats, run_cpu_formats
+    from runtime.bench.embeddings import print_embeddings, run_embeddings
     from runtime.bench.host import LeanHost
+    from runtime.bench.http import print_http, run_http
     from runtime.bench.low_memory import print_low_memory, run_low_memory
     from runtime.bench.plain import run_plain
     from runtime.bench.speculative import print_speculative, run_speculative
@@ -56,6 +62,7 @@ def run_bench(args: argparse.Namespace) -> int:
         plain = (
             run_plain(raw, args.model, PROMPT, args.tokens, args.plain_runs, NO_EOS_BIAS) if args.plain_runs else None
         )
+        http = run_http(raw, args.model, PROMPT, args.tokens, args.http_runs, NO_EOS_BIAS) if args.http_runs else None
         concurrency = _concurrency(client, raw, args, bias) if args.concurrency else {}
         structured = (
             run_structured(client, args.model, args.structured_tokens, args.structured_runs, info["eos_token_ids"])
@@ -68,6 +75,7 @@ def run_bench(args: argparse.Namespace) -> int:
     finally:
         client.close()
     low_memory = run_low_memory(args.model, args.low_memory_runs) if args.low_memory_runs else None
+    embeddings = run_embeddings(args.embed_runs, args.model, info["eos_token_ids"]) if args.embed_runs else None
     cpu_formats = run_cpu_formats(args.cpu_format_runs, 64, list(FORMATS)) if args.cpu_format_runs else None
     report = _report(args, blas.name, ready, single, concurrency)
     report["cpu_formats"] = cpu_formats
@@ -77,6 +85,8 @@ def run_bench(args: argparse.Namespace) -> int:
     report["vision"] = vision
     report["prompt_cache"] = cache
     report["low_memory"] = low_memory
+    report["embeddings"] = embeddings
+    report["http"] = http
     _print(report)
     if structured:
         print_structured(structured)
@@ -90,8 +100,43 @@ def run_bench(args: argparse.Namespace) -> int:
         print_low_memory(low_memory)
     if cpu_formats:
         print_cpu_formats(cpu_formats)
+    if embeddings:
+        print_embeddings(embeddings)
+    if http:
+        print_http(http)
     with open(args.out, "w") as f:
         json.dump(report, f, indent=2)
+    print(f"\nwritten to {args.out}")
+    return 0
+
+
+def _embeddings_only(args: argparse.Namespace, blas: str) -> int:
+    from runtime.bench.embeddings import print_embeddings, run_embeddings
+    from runtime.bench.host import LeanHost
+
+    client = LeanHost(ready_timeout=60)
+    try:
+        eos_ids = client.request("load_model", {"model_id": args.model}, timeout=120)["eos_token_ids"]
+    finally:
+        client.close()
+    embeddings = run_embeddings(args.embed_runs, args.model, eos_ids)
+    report = {"blas": blas, "platform": platform.platform(), "embeddings": embeddings}
+    print_embeddings(embeddings)
+    with open(args.out, "w") as f:
+        json.dump(report, f, indent=2)
+    print(f"\nwritten to {args.out}")
+    return 0
+
+
+def _http_only(args: argparse.Namespace, blas: str) -> int:
+    from runtime.bench.http import print_http, run_http
+
+    raw = _RawMlxLm(args.model, [])
+    raw.eos_ids = sorted(raw.tokenizer.eos_token_ids)
+    http = run_http(raw, args.model, PROMPT, args.tokens, args.http_runs, NO_EOS_BIAS)
+    print_http(http)
+    with open(args.out, "w") as f:
+        json.dump({"blas": blas, "platform": platform.platform(), "http": http}, f, indent=2)
     print(f"\nwritten to {args.out}")
     return 0
 

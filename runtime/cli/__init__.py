@@ -10,15 +10,9 @@ import argparse
 import sys
 
 
-def _parser() -> argparse.ArgumentParser:
-    # No abbreviations: `runtime demo --prompt` must not be taken for the top level's --prompt-cache-*.
-    parser = argparse.ArgumentParser(
-        prog="runtime", description="MLX models over JSON-RPC 2.0 on stdio.", allow_abbrev=False
-    )
-    parser.add_argument("--stdio", action="store_true", help="serve line-delimited JSON-RPC on stdin/stdout")
-    parser.add_argument("--log-format", choices=["human", "json"], default="human")
-    parser.add_argument("--log-level", default="info")
-    parser.add_argument("--config", help="JSON file of limits (also RUNTIME_CONFIG); env RUNTIME_<NAME> overrides it")
+def _add_limits(parser: argparse.ArgumentParser, default: object = None) -> None:
+    """The limit flags, on the top level (`runtime --stdio ...`) and on `runtime serve`; a
+    subcommand's copies default to SUPPRESS so they never overwrite a top-level value."""
     limits = parser.add_argument_group("limits (flags override the config file and RUNTIME_* env)")
     for flag, kind, text in [
         ("--max-line-bytes", int, "longest accepted input line (default 16 MiB)"),
@@ -48,28 +42,33 @@ def _parser() -> argparse.ArgumentParser:
         ("--thermal-policy", str, "new streams under thermal pressure: off, pace or pause (default off)"),
         ("--thermal-limit-c", int, "the hottest thermal zone at or above this is pressure (default 85)"),
         ("--thermal-pace-ms", int, "thermal-policy pace: one new stream per this long (default 1000)"),
+        ("--embed-batch-size", int, "embed/rerank inputs in one forward pass (default 32)"),
+        ("--embed-batch-tokens", int, "padded tokens in one embed/rerank pass (default 16384)"),
+        ("--max-embed-inputs", int, "inputs or documents in one embed/rerank request (default 2048)"),
+        ("--embed-cache-entries", int, "embeddings kept for reuse, all models; 0: off (default 16384)"),
+        ("--embed-cache-bytes", int, "bytes of vectors the embedding cache keeps (default 256 MiB)"),
         ("--keep-alive", str, "how long a model loaded on demand stays idle: 5m, 300, 0, -1 (default 5m)"),
     ]:
-        limits.add_argument(flag, type=kind, default=None, help=text)
+        limits.add_argument(flag, type=kind, default=default, help=text)
     limits.add_argument(
         "--allow-image-dir",
         dest="image_dirs",
         action="append",
-        default=None,
+        default=default,
         help="a directory image file paths may come from (repeatable; default: none, paths are refused)",
     )
     limits.add_argument(
         "--allow-image-url",
         dest="image_url_prefixes",
         action="append",
-        default=None,
+        default=default,
         help="a URL prefix images may be fetched from, e.g. https://example.com/img/ (repeatable; default: none)",
     )
     limits.add_argument(
         "--allow-model-dir",
         dest="model_dirs",
         action="append",
-        default=None,
+        default=default,
         help="a directory local models may be loaded from (repeatable; default: any directory)",
     )
     limits.add_argument(
@@ -77,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
         dest="low_memory",
         action="store_const",
         const=True,
-        default=None,
+        default=default,
         help="8-bit KV caches, contexts of at most 4096 tokens, prefill steps of at most 128, a 64 MB MLX cache",
     )
     limits.add_argument(
@@ -85,9 +84,21 @@ def _parser() -> argparse.ArgumentParser:
         dest="batching",
         action="store_const",
         const=False,
-        default=None,
+        default=default,
         help="decode streams one by one, round-robin, instead of in one batch",
     )
+
+
+def _parser() -> argparse.ArgumentParser:
+    # No abbreviations: `runtime demo --prompt` must not be taken for the top level's --prompt-cache-*.
+    parser = argparse.ArgumentParser(
+        prog="runtime", description="MLX models over JSON-RPC 2.0 on stdio.", allow_abbrev=False
+    )
+    parser.add_argument("--stdio", action="store_true", help="serve line-delimited JSON-RPC on stdin/stdout")
+    parser.add_argument("--log-format", choices=["human", "json"], default="human")
+    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--config", help="JSON file of limits (also RUNTIME_CONFIG); env RUNTIME_<NAME> overrides it")
+    _add_limits(parser)
     parser.add_argument("--no-blas", action="store_true", help="do not preload OpenBLAS/MKL (slow on Linux)")
     parser.add_argument("--jit", action="store_true", help="keep mx.compile on (g++ JIT stalls on CPU)")
     sub = parser.add_subparsers(dest="command")
@@ -121,7 +132,22 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--cpu-format-runs", type=int, default=2, help="rounds per format of the 134M CPU-formats scenario (0 skips)"
     )
+    bench.add_argument("--embed-runs", type=int, default=6, help="alternating embeddings repetitions (0 skips)")
+    bench.add_argument("--http-runs", type=int, default=6, help="rotating HTTP / stdio / raw rounds (0 skips)")
+    bench.add_argument(
+        "--only", choices=["embeddings", "http"], default=None, help="run only this scenario (--model for its stream)"
+    )
     bench.add_argument("--out", default="bench.json")
+    http = sub.add_parser(
+        "serve", help="serve OpenAI- and Anthropic-compatible HTTP (SSE) on loopback", allow_abbrev=False
+    )
+    http.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    http.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    http.add_argument("--api-key", default=None, help="require this key (Authorization: Bearer, or x-api-key)")
+    http.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host without --api-key")
+    http.add_argument("--config", default=argparse.SUPPRESS, help="JSON file of limits (also RUNTIME_CONFIG)")
+    http.add_argument("--log-level", default=argparse.SUPPRESS)
+    _add_limits(http, argparse.SUPPRESS)
     sub.add_parser("doctor", help="report backend, device, BLAS and versions")
     pull = sub.add_parser("pull", help="download a hub model into the Hugging Face cache (resumes; Ctrl-C stops)")
     pull.add_argument(
@@ -136,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.stdio:
         return serve(args)
+    if args.command == "serve":
+        return serve(args, http=True)
     if args.command == "demo":
         from runtime.cli.demo import run_demo
 
@@ -160,10 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def serve(args: argparse.Namespace) -> int:
+def serve(args: argparse.Namespace, http: bool = False) -> int:
+    """`--stdio` (the protocol on the claimed stdin/stdout) or `serve` (HTTP; stdout stays free)."""
     from runtime.transport.stdio import claim_stdio
 
-    fds = claim_stdio()
+    fds = None if http else claim_stdio()
     from runtime.server import logs
     from runtime.server.blas import preload_blas
 
@@ -185,7 +214,17 @@ def serve(args: argparse.Namespace) -> int:
     except ModelsFileError as exc:
         print(f"runtime: {exc}", file=sys.stderr)
         return 2
-    code = App(fds, limits, blas, disable_compile=not args.jit, catalog=catalog).run()
+    if fds is None:
+        from runtime.server.http import RemoteRefused, ServeOptions, serve_http
+
+        options = ServeOptions(args.host, args.port, args.api_key, args.allow_remote)
+        try:
+            code = serve_http(options, limits, blas, not args.jit, catalog)
+        except RemoteRefused as exc:
+            print(f"runtime serve: {exc}", file=sys.stderr)
+            return 2
+    else:
+        code = App(fds, limits, blas, disable_compile=not args.jit, catalog=catalog).run()
     sys.stderr.flush()
     # Skip interpreter teardown: daemon threads may sit inside MLX, and the work is already done.
     import os

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from runtime.engine.jobs import StreamJob
+    from runtime.engine.jobs import Job
 
 FinishReason = Literal["stop", "length", "cancelled", "timeout", "error"]
-DecodePath = Literal["solo", "batch", "speculative", "vision"]
+DecodePath = Literal["solo", "batch", "speculative", "vision", "pooling"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +104,14 @@ class DraftStats:
     accepted: int
 
 
+@dataclass(frozen=True, slots=True)
+class PoolOutcome:
+    """An embed or rerank job's results: one float32 row (embed) or score (rerank) per input."""
+
+    rows: tuple[Any, ...]
+    batches: int  # forward passes it took part in
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Finished:
     """The stream's end: exactly one per stream. `failure` is the exception of an errored stream
@@ -122,15 +130,15 @@ class Finished:
     handovers: int = 0
     kv_cache_bytes: int | None = None  # what its KV cache held at the end (solo streams; None: not measured)
     chat: ChatOutcome | None = None  # chat streams: answer, thinking and tool calls read whole
+    pooled: PoolOutcome | None = None  # embed and rerank jobs: their results
+    stop_sequence: str | None = None  # the stop sequence that ended the text (finish reason stop)
 
     @classmethod
-    def unstarted(
-        cls, job: StreamJob, reason: FinishReason, now: float, failure: BaseException | None = None
-    ) -> Finished:
+    def unstarted(cls, job: Job, reason: FinishReason, now: float, failure: BaseException | None = None) -> Finished:
         """A stream that ends before the engine produced anything (queued, refused, cut off)."""
         return cls(
             reason=reason,
-            prompt_tokens=len(job.request.prompt_tokens),
+            prompt_tokens=job.prompt_size(),
             total_s=now - job.submitted_at,
             failure=failure,
         )

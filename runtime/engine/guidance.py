@@ -74,7 +74,7 @@ class GuideCache:
 
     def __init__(self, tokenizer: Any, vocab_size: int, capacity: int) -> None:
         self._hf_tokenizer, self._vocab_size, self.capacity = tokenizer, vocab_size, capacity
-        self._eos_ids = frozenset(tokenizer.eos_token_ids)
+        self._eos_ids = frozenset(getattr(tokenizer, "eos_token_ids", None) or ())  # encoders: none
         self._lltokenizer: Any = None
         self._outlines_vocab: Any = None
         self._guides: OrderedDict[tuple[str, str], Guide] = OrderedDict()

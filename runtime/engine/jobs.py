@@ -1,13 +1,16 @@
-"""What the engine is asked to run: one stream, with its request, deadline and event sink."""
+"""What the engine is asked to run: one stream (or one embed/rerank job), with its request, deadline
+and event sink."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from runtime.engine.events import Event, FinishReason
 from runtime.engine.models import LoadedModel
+from runtime.engine.pooling import Pooling
 from runtime.engine.request import GenerationRequest
 
 
@@ -22,9 +25,49 @@ class StreamJob:
     deadline: float | None = None  # time.perf_counter() deadline covering queue wait and generation
 
     def stop_reason(self, now: float) -> FinishReason | None:
-        """Why the stream must end now, if it must: the one rule for both engine paths."""
-        if self.cancel.is_set():
-            return "cancelled"
-        if self.deadline is not None and now >= self.deadline:
-            return "timeout"
-        return None
+        """Why the stream must end now, if it must: the one rule for every engine path."""
+        return stop_reason(self.cancel, self.deadline, now)
+
+    def prompt_size(self) -> int:
+        return len(self.request.prompt_tokens)
+
+
+@dataclass(frozen=True)
+class PoolRequest:
+    """Inputs to pool (embed) or score (rerank), as token ids ready for the model."""
+
+    op: Literal["embed", "score"]
+    inputs: tuple[list[int], ...]
+    pooling: Pooling = "mean"
+
+
+@dataclass
+class PoolJob:
+    """An embed or rerank request's forward passes: short, run between decode steps (paths/pooling.py)."""
+
+    stream_id: str
+    loaded: LoadedModel
+    request: PoolRequest
+    emit: Callable[[Event], None]
+    cancel: threading.Event
+    submitted_at: float
+    deadline: float | None = None
+    rows: list[Any] = field(default_factory=list)  # filled by the engine: one result per input
+
+    def stop_reason(self, now: float) -> FinishReason | None:
+        return stop_reason(self.cancel, self.deadline, now)
+
+    def prompt_size(self) -> int:
+        return sum(len(ids) for ids in self.request.inputs)
+
+
+Job = StreamJob | PoolJob
+
+
+def stop_reason(cancel: threading.Event, deadline: float | None, now: float) -> FinishReason | None:
+    """Why a job must end now, if it must."""
+    if cancel.is_set():
+        return "cancelled"
+    if deadline is not None and now >= deadline:
+        return "timeout"
+    return None

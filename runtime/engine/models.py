@@ -14,7 +14,9 @@ from typing import Any, cast
 import mlx.core as mx
 
 from runtime import faultinject, faults
+from runtime.engine import pooling
 from runtime.engine.guidance import GuideCache
+from runtime.engine.pooling import Pooler, Task
 from runtime.engine.prompt_cache import PromptCache
 from runtime.engine.resolve import ResolvedModel
 from runtime.engine.weights import CpuWeights, Served, apply_cpu_weights
@@ -77,13 +79,18 @@ class LoadedModel:
     load_seconds: float
     loaded_at: float
     guides: GuideCache  # structured-output grammars compiled for this model's tokenizer
-    kind: str = "text"  # or "vision" (mlx-vlm)
+    kind: str = "text"  # or "vision" (mlx-vlm), "embedding" or "reranker" (engine/pooling.py)
     processor: Any = None  # vision models: the mlx-vlm processor
     prompt_cache: PromptCache = field(default_factory=lambda: PromptCache(0, 0))
     # Set while the model is in the store; a queued job may still hold a model unloaded since.
     alive: threading.Event = field(default_factory=threading.Event)
     cpu_weights: Served | None = None  # what serves its quantized layers on the CPU (engine/weights.py)
     kv: KvPolicy = field(default_factory=KvPolicy)  # low-memory mode: quantized or bounded KV caches
+    pooler: Pooler | None = None  # embedders and rerankers: what their requests run
+
+    @property
+    def task(self) -> Task:
+        return self.pooler.task if self.pooler is not None else "generate"
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,7 @@ class Weights:
     processor: Any
     served: Served | None
     memory_before: int
+    pooler: Pooler | None = None
 
 
 class ModelStore:
@@ -136,29 +144,44 @@ class ModelStore:
         return self.admit(self.read(model_id, resolved, cpu_weights, room_bytes), context_length, started)
 
     def read(
-        self, model_id: str, resolved: ResolvedModel, cpu_weights: CpuWeights = "auto", room_bytes: int = 0
+        self,
+        model_id: str,
+        resolved: ResolvedModel,
+        cpu_weights: CpuWeights = "auto",
+        room_bytes: int = 0,
+        task: Task | None = None,
     ) -> Weights:
-        """The model's weights in memory (and its CPU weight format applied); not in the store yet."""
+        """The model's weights in memory (and its CPU weight format applied); not in the store yet.
+        `task` (the load's) says what a decoder serves; otherwise the directory says (pooling.py)."""
         from mlx_lm.utils import load as mlx_lm_load
 
         from runtime.engine.vlm import is_vision_config, load_vision
 
         before = mx.get_active_memory()
-        processor = None
+        processor, pooler = None, None
+        config = _config(resolved.path, model_id)
+        served_task = pooling.detect_task(resolved.path, config, model_id, task)
+        encoder = pooling.family_of(config) != "decoder"
         try:
-            config = json.loads((resolved.path / "config.json").read_text())
-            if is_vision_config(config):
+            if served_task == "generate" and is_vision_config(config):
                 eos = config.get("eos_token_id")
                 model, processor, tokenizer = load_vision(resolved.path, [eos] if isinstance(eos, int) else eos)
+            elif encoder:
+                model, tokenizer = pooling.load_encoder(resolved.path)
             else:
                 model, tokenizer = mlx_lm_load(str(resolved.path))[:2]
             mx.eval(model.parameters())
+            if served_task != "generate":
+                pooler = pooling.make_pooler(served_task, resolved.path, config, model, tokenizer, model_id)
+        except faults.Fault:
+            raise
         except Exception as exc:
             raise faults.ModelLoadFailed(
                 f"Failed to load model {model_id}: {type(exc).__name__}: {exc}", model_id=model_id
             ) from None
-        served = apply_cpu_weights(model, cpu_weights, room_bytes)  # a refusal here is the caller's error
-        return Weights(model_id, resolved, model, tokenizer, processor, served, before)
+        # A refusal here is the caller's error; mlx-embeddings' encoders keep MLX's own layers.
+        served = None if encoder else apply_cpu_weights(model, cpu_weights, room_bytes)
+        return Weights(model_id, resolved, model, tokenizer, processor, served, before, pooler)
 
     def admit(
         self, weights: Weights, context_length: int | None, started: float, kv: KvPolicy | None = None
@@ -167,6 +190,8 @@ class ModelStore:
         when the host's load_model was taken in, so the load time counts what the host waited for:
         resolving, the memory check, the first load's imports, the weights and the warm-up."""
         model_id, processor = weights.model_id, weights.processor
+        if weights.pooler is not None:
+            return self._admit_pooler(weights, weights.pooler, context_length, started)
         warm_up(model_id, weights.model, weights.tokenizer, processor is not None)
         kv = kv or KvPolicy()
         loaded = _describe(weights, context_length, started, self.guide_cache_size, kv)
@@ -182,6 +207,27 @@ class ModelStore:
         loaded.alive.set()
         with self._lock:
             self._models[model_id] = loaded
+        return loaded
+
+    def _admit_pooler(
+        self, weights: Weights, pooler: Pooler, context_length: int | None, started: float
+    ) -> LoadedModel:
+        """An embedder or reranker: a warm-up pass, then in the store; no KV or prompt cache."""
+        try:
+            pooling.warm_up(pooler, _some_token(weights.tokenizer))
+        except Exception as exc:
+            raise faults.ModelLoadFailed(
+                f"Failed to load model {weights.model_id}: the warm-up pass failed: {type(exc).__name__}: {exc}",
+                model_id=weights.model_id,
+                reason="warm_up",
+            ) from None
+        context = min(context_length, pooler.max_length) if context_length else pooler.max_length
+        loaded = _describe(weights, context, started, self.guide_cache_size, KvPolicy())
+        kind = "embedding" if pooler.task == "embed" else "reranker"
+        loaded = replace(loaded, kind=kind, pooler=pooler, context_length=context)
+        loaded.alive.set()
+        with self._lock:
+            self._models[weights.model_id] = loaded
         return loaded
 
     def unload(self, model_id: str) -> tuple[bool, int]:
@@ -243,6 +289,28 @@ def _describe(
         loaded_at=time.time(),
         guides=GuideCache(tokenizer, vocab_size, guide_cache_size),
     )
+
+
+def _config(path: Path, model_id: str) -> dict[str, Any]:
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise faults.ModelLoadFailed(
+            f"Failed to load model {model_id}: config.json: {exc}", model_id=model_id
+        ) from None
+    if not isinstance(config, dict):
+        raise faults.ModelLoadFailed(
+            f"Failed to load model {model_id}: config.json is not an object", model_id=model_id
+        )
+    return config
+
+
+def _some_token(tokenizer: Any) -> int:
+    for name in ("bos_token_id", "cls_token_id", "eos_token_id"):
+        token = getattr(tokenizer, name, None)
+        if isinstance(token, int):
+            return token
+    return 0
 
 
 def _capped(model_context: int | None, cap: int | None) -> int:

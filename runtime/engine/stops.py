@@ -17,6 +17,7 @@ class StopFilter:
         self.stops = tuple(s for s in stop_sequences if s)
         self._pending: list[TokenEvent] = []
         self._last_token = 0
+        self.matched: str | None = None  # the stop sequence that ended the text, once one has
 
     def push(self, entry: TokenEvent) -> tuple[list[TokenEvent], bool]:
         """Add one entry; return the entries safe to send and whether a stop sequence matched."""
@@ -34,8 +35,9 @@ class StopFilter:
             return [entry], False
         self._pending.append(entry)
         text = "".join(e.text for e in self._pending)
-        match = min((i for i in (text.find(s) for s in self.stops) if i >= 0), default=-1)
-        if match >= 0:
+        found = [(i, s) for s in self.stops if (i := text.find(s)) >= 0]
+        if found:
+            match, self.matched = min(found, key=lambda hit: hit[0])
             return self._cut(match), True
         return self._release(len(text) - self._held_suffix(text)), False
 

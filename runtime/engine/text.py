@@ -59,6 +59,11 @@ class TextAssembler:
         the structured-output constraint (which has the final word)."""
         return [p for p in (self.budget, self.constraint) if p is not None]
 
+    @property
+    def stop_sequence(self) -> str | None:
+        """The stop sequence that ended the text, if one did."""
+        return self.stops.matched if self.cut_by_stop_sequence else None
+
     def chat_outcome(self) -> ChatOutcome | None:
         return self.splitter.outcome() if self.splitter is not None else None
 

@@ -21,7 +21,8 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Protocol
 
 from runtime.engine.events import Finished
-from runtime.engine.jobs import StreamJob
+from runtime.engine.jobs import Job, PoolJob, StreamJob
+from runtime.engine.paths.pooling import PoolingLane
 
 if TYPE_CHECKING:
     from runtime.engine.paths.base import DecodeStream
@@ -31,9 +32,9 @@ log = logging.getLogger(__name__)
 
 
 class JobSource(Protocol):
-    def take(self, now: float) -> list[StreamJob]: ...
+    def take(self, now: float) -> list[Job]: ...
 
-    def expired(self, now: float) -> list[StreamJob]: ...
+    def expired(self, now: float) -> list[Job]: ...
 
     def waiting(self) -> int: ...
 
@@ -67,6 +68,7 @@ class EngineWorker:
         disable_compile: bool = True,
         output: TurnOutput | None = None,
         cache_limit_bytes: int | None = None,
+        pooling: PoolingLane | None = None,
     ) -> None:
         self._source, self._on_fatal = source, on_fatal
         self._cache_limit = cache_limit_bytes  # MLX's buffer cache bound (low-memory mode), set at start
@@ -76,6 +78,7 @@ class EngineWorker:
         self._calls: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]]] = queue.SimpleQueue()
         self._batches: dict[str, ModelBatch] = {}
         self._solos: list[DecodeStream] = []  # solo, vision and speculative streams
+        self._pooling = pooling or PoolingLane()  # embed and rerank jobs: one bounded pass a turn
         self._thread = threading.Thread(target=self._run, name="engine", daemon=True)
 
     def start(self) -> None:
@@ -102,10 +105,11 @@ class EngineWorker:
         self._solos = [s for s in self._solos if s.job.loaded.model_id != model_id]
         for stream in self._solos:  # speculative streams drafting with it go on without a draft
             stream.drop_model(model_id)
+        self._pooling.end_model(model_id)
 
     def _idle(self) -> bool:
         """Nothing to step and nothing queued (checked twice a turn: kept cheap)."""
-        if self._solos or self._source.waiting():
+        if self._solos or self._source.waiting() or len(self._pooling):
             return False
         return not any(len(b) for b in self._batches.values()) if self._batches else True
 
@@ -145,6 +149,7 @@ class EngineWorker:
         if self._solos and busy_batches and self.batching:
             self._move_solos()
         ended = False
+        decoding = bool(self._solos or busy_batches)
         for stream in self._solos:
             stream.step()  # checks cancel and deadline itself
             ended = ended or stream.done
@@ -154,6 +159,8 @@ class EngineWorker:
             batch.sweep(now)
             if len(batch):
                 batch.step()
+        if len(self._pooling):  # one bounded pass, sized to the decode step it follows
+            self._pooling.step(now, time.perf_counter() - now if decoding else None)
 
     def _drain_calls(self, block: bool) -> int:
         """Run the queued calls; how many ran."""
@@ -174,9 +181,12 @@ class EngineWorker:
                     future.set_exception(exc)
             block = False
 
-    def _admit_all(self, jobs: list[StreamJob]) -> None:
+    def _admit_all(self, jobs: list[Job]) -> None:
         by_model: dict[str, list[StreamJob]] = {}
         for job in jobs:
+            if isinstance(job, PoolJob):
+                self._pooling.add(job)
+                continue
             by_model.setdefault(job.loaded.model_id, []).append(job)
         for model_jobs in by_model.values():
             alone = len(model_jobs) == 1 and not self._busy(model_jobs[0].loaded.model_id)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from functools import partial
 
-from runtime.methods import drafts, generate, metrics, models, registry, runtime, sessions, tokenize
+from runtime.methods import drafts, generate, metrics, models, pooling, registry, runtime, sessions, tokenize
 from runtime.methods.context import Handler, Services
 from runtime.methods.ondemand import on_demand
 from runtime.protocol import schemas
 from runtime.protocol.dispatch import Method, build_method_table
 
-MODULES = (runtime, models, registry, generate, tokenize, drafts, sessions, metrics)
+MODULES = (runtime, models, registry, generate, pooling, tokenize, drafts, sessions, metrics)
 # Methods that name models and load registered ones on demand (load_model loads by itself).
 ON_DEMAND = frozenset(
     {
@@ -20,6 +20,8 @@ ON_DEMAND = frozenset(
         "batch_generate",
         "tokenize",
         "count_tokens",
+        "embed",
+        "rerank",
         "batch_tokenize",
         "detokenize",
         "check_draft",

@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Any
 from runtime.catalog import Catalog
 from runtime.config import Limits
 from runtime.engine.drafts import Compatibility
-from runtime.engine.jobs import StreamJob
+from runtime.engine.jobs import Job
 from runtime.engine.models import ModelStore
 from runtime.engine.worker import EngineWorker
 from runtime.metrics import RuntimeMetrics
 from runtime.protocol.dispatch import CallContext, Reply
 from runtime.protocol.envelope import notification
 from runtime.scheduler.breaker import CircuitBreaker
+from runtime.scheduler.embed_cache import EmbeddingCache
 from runtime.scheduler.lifecycle import StreamLifecycle
 from runtime.scheduler.queue import AdmissionQueue
 from runtime.scheduler.registry import StreamRegistry
@@ -62,7 +63,7 @@ class Services:
     store: ModelStore
     worker: EngineWorker
     streams: StreamRegistry
-    queue: AdmissionQueue[StreamJob]
+    queue: AdmissionQueue[Job]
     breaker: CircuitBreaker
     lifecycle: StreamLifecycle  # every stream's open, start, events, finish and cancel
     writer: Writer
@@ -75,6 +76,7 @@ class Services:
     metrics: RuntimeMetrics = field(default_factory=RuntimeMetrics)
     catalog: Catalog = field(default_factory=Catalog)  # the models file's registry (empty: none given)
     thermal: ThermalGuard | None = None  # paces or pauses admissions under thermal pressure
+    embed_cache: EmbeddingCache = field(default_factory=lambda: EmbeddingCache(0, 0))  # off unless the app sizes it
     loads: dict[str, Future[Any]] = field(default_factory=dict)
     loads_lock: threading.Lock = field(default_factory=threading.Lock)
     # Where each model id is in its life while not simply ready or absent: downloading, loading,

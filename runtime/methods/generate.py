@@ -54,7 +54,7 @@ def open_stream(
     handle = services.lifecycle.open(stream_id, loaded.model_id, ctx.request_id, output)
     job = StreamJob(stream_id, loaded, request, handle, handle.record.cancel, submitted_at, deadline)
     start = partial(services.lifecycle.start, handle, job, params.get("priority", "normal"), deadline)
-    return {"stream_id": stream_id, "started_at": started_at}, start
+    return {"stream_id": stream_id, "started_at": started_at, "prompt_tokens": len(request.prompt_tokens)}, start
 
 
 def streams(params: dict[str, Any]) -> bool:

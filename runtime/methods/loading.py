@@ -19,9 +19,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from runtime import faults
+from runtime import faultinject, faults
 from runtime.engine.models import LoadedModel
 from runtime.engine.resolve import ResolvedModel, resolve
 from runtime.methods import drafts
@@ -30,6 +30,9 @@ from runtime.methods.room import make_room, release_reservation
 from runtime.methods.shared import SharedLoad, wait_for
 from runtime.methods.spec import UNSET, LoadSpec, Unset, draft_spec, load_spec
 from runtime.methods.unloading import unloads_before
+
+if TYPE_CHECKING:
+    from runtime.engine.pooling import Pooler
 
 
 def model_info(loaded: LoadedModel) -> dict[str, Any]:
@@ -44,11 +47,22 @@ def model_info(loaded: LoadedModel) -> dict[str, Any]:
         "memory_bytes": loaded.memory_bytes,
         "load_time_ms": round(loaded.load_seconds * 1000, 1),
         "source": loaded.source,
-        "eos_token_ids": sorted(loaded.tokenizer.eos_token_ids),
+        "eos_token_ids": sorted(getattr(loaded.tokenizer, "eos_token_ids", None) or ()),
         "has_chat_template": bool(getattr(loaded.tokenizer, "chat_template", None)),
         "cpu_weights": loaded.cpu_weights,
         "kv_cache": loaded.kv.describe(),
+        "task": loaded.task,
+        **({"pooling": pooling_info(loaded.pooler)} if loaded.pooler is not None else {}),
     }
+
+
+def pooling_info(pooler: Pooler) -> dict[str, Any]:
+    """What an embedder or reranker is, for model_info and models/list."""
+    info: dict[str, Any] = {"family": pooler.family, "max_length": pooler.max_length}
+    if pooler.task == "embed":
+        info.update(dimensions=pooler.dimensions, pooling=pooler.pooling, poolings=list(pooler.poolings))
+        info["prompts"] = sorted(pooler.prompts)
+    return info
 
 
 def refuse_while_shutting_down(services: Services) -> None:
@@ -181,6 +195,8 @@ def _load_and_pair(services: Services, spec: LoadSpec, started: float, stopped: 
         room = make_room(services, spec, resolved.path)
         try:
             progress("loading", 0.3)
+            if faultinject.armed("slow_load"):
+                time.sleep(faultinject.SLOW_LOAD_S)
             loaded = _load_on_engine(services, spec, resolved, started, room, stopped)
         finally:
             release_reservation(services, model_id)
@@ -207,7 +223,9 @@ def _load_on_engine(
     """Two engine calls: the weights, then a one-token warm-up; only then is the model ready (in
     the store). "warming" is sent between them, in order with the other stages."""
     store = services.store
-    weights = services.worker.call(partial(store.read, spec.model_id, resolved, spec.cpu_weights, room)).result()
+    weights = services.worker.call(
+        partial(store.read, spec.model_id, resolved, spec.cpu_weights, room, spec.task)
+    ).result()
     _check_stopped(stopped, spec.model_id)  # the weights are dropped with this frame
     _progress(services, spec.model_id, "warming", 0.9)
     return services.worker.call(partial(store.admit, weights, spec.context_length, started, spec.kv)).result()

@@ -13,6 +13,7 @@ from typing import Any
 from runtime import faults
 from runtime.catalog import FOREVER, LOCAL, ModelEntry, looks_like_path, outside_allowed, parse_keep_alive
 from runtime.engine.models import KvPolicy
+from runtime.engine.pooling import Task
 from runtime.engine.weights import CpuWeights
 from runtime.methods.context import Services
 
@@ -42,6 +43,7 @@ class LoadSpec:
     keep_alive: float | None = FOREVER  # seconds idle before it is unloaded; None: never
     pinned: bool = False
     kv: KvPolicy = KvPolicy()  # low-memory mode: a quantized or bounded KV cache
+    task: Task | None = None  # what the model serves (generate, embed, rerank); None: its files say
     on_demand: bool = False  # loaded because a request named it (not by load_model)
     protect: frozenset[str] = field(default_factory=frozenset)  # ids its load must not evict (its target)
 
@@ -68,6 +70,7 @@ def load_spec(services: Services, params: dict[str, Any], on_demand: bool = Fals
         keep_alive=_keep_alive(services, params, entry, on_demand),
         pinned=bool(entry and entry.pinned),
         kv=_kv_policy(services, options),
+        task=options.get("task"),
         on_demand=on_demand,
     )
 

@@ -72,6 +72,23 @@ class RuntimeMetrics:
         self.decode_rate = c.histogram(
             p + "decode_tokens_per_second", "Per-stream decode speed ((tokens - 1) / (total - ttft)).", RATES
         )
+        self.pooled_requests = {
+            op: c.counter(
+                p + "pooling_requests_total", "embed and rerank requests that reached the engine.", {"op": op}
+            )
+            for op in ("embed", "score")
+        }
+        self.pooled_inputs = c.counter(
+            p + "pooling_inputs_total", "Inputs embedded or scored by the engine (cache misses)."
+        )
+        self.pooled_tokens = c.counter(
+            p + "pooling_tokens_total", "Tokens of the inputs embedded or scored by the engine."
+        )
+        self.pooled_time = c.histogram(
+            p + "pooling_request_seconds",
+            "From an embed or rerank request to its result (queue wait included).",
+            SECONDS,
+        )
         self.model_loads = c.counter(p + "model_loads_total", "Models loaded (each load_model that read weights).")
         self.model_load_time = c.histogram(
             p + "model_load_seconds",
@@ -87,6 +104,9 @@ class RuntimeMetrics:
     def stream_finished(self, event: Finished, submitted_at: float | None, started_at: float | None) -> None:
         """One stream's end. `started_at` (perf_counter) is when it left the queue; None if it never did."""
         self.finished[event.reason].inc()
+        if event.path == "pooling":
+            self._pooled(event)
+            return
         success = self.success.get(event.reason)
         if success is not None:
             success.inc()
@@ -117,6 +137,16 @@ class RuntimeMetrics:
         if generated >= 2 and decode_s > 0:
             self.itl.observe(decode_s / (generated - 1))
             self.decode_rate.observe((generated - 1) / decode_s)
+
+    def _pooled(self, event: Finished) -> None:
+        """An embed or rerank job: counted apart, so streams' latency and token figures stay theirs."""
+        if event.pooled is None:
+            return
+        scores = bool(event.pooled.rows) and isinstance(event.pooled.rows[0], float)
+        self.pooled_requests["score" if scores else "embed"].inc()
+        self.pooled_inputs.inc(len(event.pooled.rows))
+        self.pooled_tokens.inc(event.prompt_tokens)
+        self.pooled_time.observe(event.total_s)
 
     def model_loaded(self, seconds: float) -> None:
         self.model_loads.inc()

@@ -31,6 +31,10 @@ SAMPLING_FIELDS = (
 def build_request(
     limits: Limits, loaded: LoadedModel, params: dict[str, Any], draft: DraftChoice | None
 ) -> GenerationRequest:
+    if loaded.task != "generate":
+        raise faults.InvalidInput.at(
+            "/model_id", f"{loaded.model_id} is an {loaded.kind} model (task {loaded.task}): it does not generate"
+        )
     chat = _read_chat(params, loaded)
     max_tokens = params.get("max_tokens", limits.default_max_tokens)
     if max_tokens > limits.max_tokens:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from runtime import faults
 from runtime.engine.events import Event, Finished, FinishReason, HandedOver, PromptProcessed, PromptStarted, TokenEvent
-from runtime.engine.jobs import StreamJob
+from runtime.engine.jobs import Job
 from runtime.scheduler.breaker import CircuitBreaker, CircuitOpen
 from runtime.scheduler.keepalive import IdleTimers
 from runtime.scheduler.queue import AdmissionQueue, QueueFull
@@ -49,7 +49,7 @@ class StreamHandle:
 
     def __init__(self, lifecycle: StreamLifecycle, record: StreamRecord, output: StreamOutput) -> None:
         self.lifecycle, self.record, self.output = lifecycle, record, output
-        self.job: StreamJob | None = None
+        self.job: Job | None = None
         self.started_at: float | None = None  # perf_counter when it left the queue (for metrics)
 
     @property
@@ -81,7 +81,7 @@ class StreamLifecycle:
     def __init__(
         self,
         registry: StreamRegistry,
-        queue: AdmissionQueue[StreamJob],
+        queue: AdmissionQueue[Job],
         breaker: CircuitBreaker,
         wake: Callable[[], None],
         metrics: RuntimeMetrics | None = None,
@@ -126,7 +126,7 @@ class StreamLifecycle:
             self.breaker.record(stream_id, "neutral")
             raise faults.Busy("the request queue is full", retry_after_ms=exc.retry_after_ms) from None
 
-    def start(self, handle: StreamHandle, job: StreamJob, priority: str, deadline: float | None) -> None:
+    def start(self, handle: StreamHandle, job: Job, priority: str, deadline: float | None) -> None:
         """Queue the stream's job for the engine (after its response is on its way)."""
         handle.job = job
         self.queue.submit(handle.stream_id, job, priority, deadline)
@@ -171,7 +171,7 @@ class StreamLifecycle:
             if job is not None:
                 self.end_unstarted(job, "cancelled")
 
-    def end_unstarted(self, job: StreamJob, reason: FinishReason) -> None:
+    def end_unstarted(self, job: Job, reason: FinishReason) -> None:
         job.emit(Finished.unstarted(job, reason, time.perf_counter()))
 
     def end_stragglers(self) -> None:
@@ -182,5 +182,5 @@ class StreamLifecycle:
             if handle.record.state is StreamState.FINISHED:
                 continue
             generated = handle.record.tokens_generated
-            prompt = len(handle.job.request.prompt_tokens) if handle.job else 0
+            prompt = handle.job.prompt_size() if handle.job else 0
             handle(Finished(reason="cancelled", prompt_tokens=prompt, generated_tokens=generated))

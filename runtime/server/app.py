@@ -13,12 +13,13 @@ import sys
 import threading
 from concurrent.futures import Future
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Protocol
 
 from runtime.catalog import Catalog
 from runtime.config import Limits
-from runtime.engine.jobs import StreamJob
+from runtime.engine.jobs import Job
 from runtime.engine.models import ModelStore
+from runtime.engine.paths.pooling import PoolingLane
 from runtime.engine.worker import EngineWorker, JobSource
 from runtime.methods import build, capabilities, registry
 from runtime.methods.context import Services
@@ -30,6 +31,7 @@ from runtime.protocol.dispatch import Dispatcher
 from runtime.protocol.envelope import error_response, notification
 from runtime.protocol.errors import INTERNAL_ERROR, to_stream_error, to_wire_error, unencodable_response
 from runtime.scheduler.breaker import CircuitBreaker, Transition
+from runtime.scheduler.embed_cache import EmbeddingCache
 from runtime.scheduler.lifecycle import StreamLifecycle
 from runtime.scheduler.queue import AdmissionQueue
 from runtime.scheduler.registry import StreamRegistry
@@ -62,6 +64,18 @@ def _metric_cells() -> Cells:
     return native_cells(module) if module is not None and hasattr(module, "CounterCell") else PYTHON_CELLS
 
 
+class Host(Protocol):
+    """A host inside the process (the HTTP front door) in place of the parent on the protocol fds."""
+
+    name: str
+
+    def start(self, app: App) -> None: ...
+
+    def alive(self) -> bool: ...
+
+    def stop(self) -> None: ...
+
+
 class App:
     def __init__(
         self,
@@ -83,7 +97,7 @@ class App:
             on_broken=self._host_gone,
             explain=unencodable_response,
         )
-        queue: AdmissionQueue[StreamJob] = AdmissionQueue(limits.max_active_streams, limits.max_queued)
+        queue: AdmissionQueue[Job] = AdmissionQueue(limits.max_active_streams, limits.max_queued)
         self.thermal = ThermalGuard(
             limits.thermal_policy, limits.thermal_limit_c, limits.thermal_pace_ms / 1000, _thermal_probe
         )
@@ -102,6 +116,7 @@ class App:
             disable_compile=disable_compile,
             output=self.writer,
             cache_limit_bytes=LOW_MEMORY_CACHE_BYTES if limits.low_memory else None,
+            pooling=PoolingLane(limits.embed_batch_size, limits.embed_batch_tokens),
         )
         breaker = CircuitBreaker(
             limits.breaker_threshold,
@@ -129,19 +144,31 @@ class App:
             metrics=metrics,
             catalog=catalog or Catalog(),
             thermal=self.thermal,
+            embed_cache=EmbeddingCache(limits.embed_cache_entries, limits.embed_cache_bytes),
         )
         self.dispatcher = Dispatcher(build(self.services), self.writer.send, limits.max_line_bytes)
 
-    def run(self) -> int:
+    def run(self, host: Host | None = None) -> int:
+        """Serve until shut down: the parent process on the protocol fds, or `host` (HTTP)."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda signum, _frame: self._exit_after_shutdown(signal.Signals(signum).name))
         self.worker.start()
-        self._announce_ready()
         registry.start_reaper(self.services)
         registry.load_default_model(self.services)
-        threading.Thread(target=self._read, name="reader", daemon=True).start()
+        if host is None:
+            self._announce_ready()
+            threading.Thread(target=self._read, name="reader", daemon=True).start()
+        else:
+            host.start(self)
+            self._announce_ready()
         while not self._exit.wait(0.25):
-            pass
+            if host is not None and not host.alive():
+                self.exit_code = 1
+                self._exit_after_shutdown(f"{host.name} stopped")
+                self._exit.wait(CANCEL_GRACE_S * 4)
+                break
+        if host is not None:
+            host.stop()
         self.writer.close(timeout=2.0)
         return self.exit_code
 
@@ -218,7 +245,7 @@ class App:
         )
 
     def request_exit(self, code: int) -> None:
-        self.exit_code = code
+        self.exit_code = max(code, self.exit_code)
         self._exit.set()
 
     def _host_gone(self) -> None:

@@ -131,6 +131,8 @@ def outcome_fields(event: Finished, guided: str | None) -> dict[str, Any]:
     """What the last message of a completed stream says: why it ended, the structured output's
     outcome, and for chat streams the answer, the thinking and the tool calls read whole."""
     fields: dict[str, Any] = {"finish_reason": finish_reason(event)}
+    if event.stop_sequence is not None:
+        fields["stop_sequence"] = event.stop_sequence
     if guided is not None:
         fields.update(_guidance_fields(guided, event.guidance))
     if event.chat is not None:

@@ -1,4 +1,4 @@
-"""`python -m runtime.tinymodels train|fixture ...`: build the project's tiny models."""
+"""`python -m runtime.tinymodels train|fixture|vlm|embed|rerank ...`: build the project's tiny models."""
 
 from __future__ import annotations
 
@@ -25,17 +25,38 @@ def main(argv: list[str] | None = None) -> int:
     vlm_cmd.add_argument(
         "--lm-from", type=Path, default=Path(__file__).resolve().parents[1] / "assets" / "models" / "tiny-chat"
     )
+    embed_cmd = sub.add_parser("embed", help="train an embedding model (BERT encoder or Qwen3 decoder)")
+    embed_cmd.add_argument("--out", type=Path, required=True)
+    embed_cmd.add_argument("--preset", choices=["encoder", "decoder"], default="encoder")
+    embed_cmd.add_argument("--steps", type=int, default=None)
+    embed_cmd.add_argument("--time-budget", type=float, default=None)
+    rerank_cmd = sub.add_parser("rerank", help="train the Qwen3-Reranker-style reranker")
+    rerank_cmd.add_argument("--out", type=Path, required=True)
+    rerank_cmd.add_argument("--steps", type=int, default=None)
+    rerank_cmd.add_argument("--time-budget", type=float, default=None)
     args = parser.parse_args(argv)
 
     from runtime.server.blas import preload_blas
 
     preload_blas()
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
     if args.command == "train":
         from runtime.tinymodels.train import PRESETS, TrainConfig, train
 
         overrides = {**PRESETS[args.preset], "steps": args.steps, "time_budget_s": args.time_budget}
         cfg = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
-        summary = train(args.out, cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
+        summary = train(args.out, cfg, log=log)
+    elif args.command == "embed":
+        from runtime.tinymodels.embed_train import run as run_embed
+
+        summary = run_embed(args.out, args.preset, log, steps=args.steps, time_budget_s=args.time_budget)
+    elif args.command == "rerank":
+        from runtime.tinymodels.rerank_train import run as run_rerank
+
+        summary = run_rerank(args.out, log, steps=args.steps, time_budget_s=args.time_budget)
     elif args.command == "vlm":
         from runtime.tinymodels.vlm import build_vlm
 

@@ -127,7 +127,16 @@ def _strict(value: Any) -> Any:
 def encode(message: dict[str, Any] | list[Any]) -> bytes:
     """One message as one line. JSON escapes newlines inside strings, so it never spans lines."""
     try:
-        return orjson.dumps(message, option=orjson.OPT_APPEND_NEWLINE)  # no copy to add the newline
+        # NumPy arrays (embedding vectors) are written by orjson directly, on the writer thread.
+        return orjson.dumps(message, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY)
     except TypeError:
         # Integers beyond 64 bits (an echoed id): the stdlib writes them exactly.
-        return json.dumps(message, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode() + b"\n"
+        text = json.dumps(message, ensure_ascii=True, allow_nan=False, separators=(",", ":"), default=_as_list)
+        return text.encode() + b"\n"
+
+
+def _as_list(value: Any) -> Any:
+    """NumPy arrays for the stdlib encoder (orjson writes them itself)."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

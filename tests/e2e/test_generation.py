@@ -111,6 +111,8 @@ def test_a_stop_sequence_across_a_token_boundary_ends_the_stream_before_it(runti
     out = run(runtime, prompt=STORY, max_tokens=40, temperature=0, logit_bias=NO_EOS, stop_sequences=[stop])
     assert out["text"] == full[: full.index(stop)]
     assert stop not in out["text"] and out["event"]["finish_reason"] == "stop"
+    assert out["event"]["stop_sequence"] == stop  # which one ended it (Anthropic's stop_sequence)
+    assert "stop_sequence" not in greedy["event"]
 
 
 def test_a_stop_token_id_ends_the_stream_without_sending_it(runtime: RuntimeClient) -> None:

@@ -191,3 +191,13 @@ async def test_count_tokens_and_a_whole_answer_agree_with_a_streamed_chat() -> N
         assert counted["input_tokens"] == whole["usage"]["prompt_tokens"] == streamed["stats"]["prompt_tokens"]
         assert whole["content"] == streamed["text"]
         assert whole.get("reasoning") == streamed.get("reasoning")
+
+
+async def test_embed_and_rerank_through_the_python_binding() -> None:
+    async with await spawn() as rt:
+        await rt.load_model("tiny-embed")
+        await rt.load_model("tiny-rerank")
+        vectors = await rt.embed("tiny-embed", ["The cat sat on the mat.", "Rates rose."], dimensions=32)
+        assert vectors["dimensions"] == 32 and len(vectors["data"]) == 2
+        ranked = await rt.rerank("tiny-rerank", "baking bread", ["Rates rose.", "Knead the dough and bake it."])
+        assert ranked["results"][0]["index"] == 1

@@ -47,20 +47,31 @@ pieces = st.lists(st.text(alphabet="abé☕\n ", min_size=0, max_size=4), max_si
 stops = st.lists(st.text(alphabet="abé☕\n ", min_size=1, max_size=4), min_size=1, max_size=3).map(tuple)
 
 
+def first_stop(pieces: list[str], stops: tuple[str, ...]) -> tuple[str, bool]:
+    """The reference: generation stops at the first token after which a stop sequence appears in the
+    output (as OpenAI and vLLM stop), and the output is cut where the earliest one found starts."""
+    for count in range(1, len(pieces) + 1):
+        text = "".join(pieces[:count])
+        found = [i for i in (text.find(s) for s in stops) if i >= 0]
+        if found:
+            return text[: min(found)], True
+    return "".join(pieces), False
+
+
 @settings(max_examples=400, deadline=None)
 @given(pieces, stops)
 def test_sent_text_is_the_output_up_to_the_first_stop_and_never_contains_one(
     pieces: list[str], stops: tuple[str, ...]
 ) -> None:
-    full = "".join(pieces)
     text, matched, _ = run_filter(pieces, stops)
-    first = min((i for i in (full.find(s) for s in stops) if i >= 0), default=-1)
-    if first >= 0:
-        assert matched and text == full[:first]
-    else:
-        assert not matched and text == full
+    assert (text, matched) == first_stop(pieces, stops)
     for stop in stops:
         assert stop not in text
+
+
+def test_a_stop_found_first_ends_the_output_even_if_a_longer_one_would_start_earlier() -> None:
+    text, matched, _ = run_filter([" ", "\n", " "], ("\n", " \n "))
+    assert (text, matched) == (" ", True)
 
 
 def test_text_the_detokenizer_releases_only_at_the_end_is_sent_with_the_last_token() -> None:

@@ -10,12 +10,16 @@ import type {
   CheckDraftResult,
   CountTokensParams,
   CountTokensResult,
+  EmbedParams,
+  EmbedResult,
   GenerateParams,
   GenerateResult,
   LoadModelParams,
   LoadModelResult,
   Methods,
   ModelsListResult,
+  RerankParams,
+  RerankResult,
   RuntimeInfoResult,
   RuntimeReadyParams,
   RuntimeStateResult,
@@ -190,6 +194,16 @@ export class RuntimeClient extends EventEmitter<ClientEvents> {
   /** The prompt's tokens as generate builds them (messages in OpenAI or Anthropic shape, with tools). */
   countTokens(params: CountTokensParams): Promise<CountTokensResult> {
     return this.request("count_tokens", params);
+  }
+
+  /** Vectors of one or many inputs from an embedding model (normalize, dimensions, truncate, pooling, encoding_format). */
+  embed(params: EmbedParams): Promise<EmbedResult> {
+    return this.request("embed", params, { timeoutMs: 600_000 });
+  }
+
+  /** Documents scored against a query by a reranker, most relevant first (top_n, return_documents). */
+  rerank(params: RerankParams): Promise<RerankResult> {
+    return this.request("rerank", params, { timeoutMs: 600_000 });
   }
 
   tokenize(params: TokenizeParams): Promise<TokenizeResult> {

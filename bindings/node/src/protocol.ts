@@ -60,6 +60,16 @@ export type Limits = {
   thermal_policy: "off" | "pace" | "pause";
   thermal_limit_c: number;
   thermal_pace_ms: number;
+  /** Embed/rerank inputs in one forward pass; one pass runs between two decode steps. */
+  embed_batch_size: number;
+  /** Padded tokens in one embed/rerank pass (a longer single input runs alone). */
+  embed_batch_tokens: number;
+  /** Inputs (or rerank documents) in one embed or rerank request. */
+  max_embed_inputs: number;
+  /** Embeddings kept for reuse across all models, least recently used out (0: off). */
+  embed_cache_entries: number;
+  /** Bytes of float32 vectors the embedding cache keeps. */
+  embed_cache_bytes: number;
 };
 
 export type BreakerState = "closed" | "open" | "half_open";
@@ -131,6 +141,17 @@ export type ModelInfo = {
   kv_cache: {
     kv_bits: 4 | 8 | null;
     max_kv_size: number | null;
+  };
+  /** What the model serves: generate, embed (embed) or rerank (rerank). */
+  task: "generate" | "embed" | "rerank";
+  /** Embedders and rerankers: the model family (encoder through mlx-embeddings, decoder through mlx-lm, cross-encoder), the longest input in tokens, and for embedders the vector length, the model's pooling, the poolings a request may ask for and the prompt names it knows (input_type). */
+  pooling?: {
+    family: "encoder" | "decoder" | "cross-encoder";
+    max_length: number;
+    dimensions?: number;
+    pooling?: "mean" | "cls" | "last" | "max";
+    poolings?: ("mean" | "cls" | "last" | "max")[];
+    prompts?: string[];
   };
 };
 
@@ -404,6 +425,54 @@ export type CancelRequestParams = {
 };
 export type CancelRequestResult = null;
 
+/** Embedding vectors of one or many inputs from an embedding model (task embed). Inputs are batched on the engine thread (padded, grouped by length; at most embed_batch_size inputs and embed_batch_tokens padded tokens per forward pass, one pass between two decode steps of running streams), through the same admission queue and breaker as generation; vectors already computed for the same model, options and tokens come from the embedding cache (usage.cached_inputs). docs/embeddings.md. */
+export type EmbedParams = {
+  model_id: ModelId;
+  /** A string, a list of strings, a list of token ids (one input), or a list of token-id lists. Token ids are used as given (no special tokens added). */
+  input: string | string[] | number[] | number[][];
+  /** L2-normalise each vector (after dimensions). */
+  normalize?: boolean;
+  /** Matryoshka truncation: keep the first this many components, then normalise again. */
+  dimensions?: number;
+  /** An input longer than the model takes: cut its end, cut its start, or refuse it (-32602 naming the input). */
+  truncate?: "end" | "start" | "none";
+  /** Override the model's pooling where its family allows it (encoders: mean, cls, max; decoders: last, mean); model_info.pooling.poolings lists them. */
+  pooling?: "mean" | "cls" | "last" | "max";
+  /** float: lists of numbers; base64: each vector as base64 of little-endian float32 (OpenAI's encoding_format). */
+  encoding_format?: "float" | "base64";
+  /** query or document (or another prompt name the model's sentence-transformers config defines): its prompt goes before each input; a model without that prompt embeds the text alone. */
+  input_type?: string;
+  /** Decoder embedders (Qwen3-Embedding style): queries are embedded as 'Instruct: {instruction}\nQuery:{text}'. */
+  instruction?: string;
+  /** Order in the admission queue (shared with generation streams); first come first served within a priority. */
+  priority?: "high" | "normal" | "low";
+  /** Deadline for queue wait plus the forward passes; expiry answers -32009 with reason timeout. */
+  timeout_ms?: number;
+  /** How long its model stays loaded once idle after this request (replaces the model's). */
+  keep_alive?: KeepAlive;
+};
+export type EmbedResult = {
+  model_id: ModelId;
+  data: ({
+    index: number;
+    embedding: number[] | string;
+  })[];
+  dimensions: number;
+  encoding_format: "float" | "base64";
+  /** Indices of the inputs cut to fit the model. */
+  truncated: number[];
+  usage: {
+    prompt_tokens: number;
+    total_tokens: number;
+    /** Inputs answered from the embedding cache. */
+    cached_inputs: number;
+    /** Their tokens (not run through the model). */
+    cached_tokens: number;
+  };
+  /** Forward passes this request's inputs took part in (0: all from the cache). */
+  batches: number;
+};
+
 /** Start a stream; answers {stream_id, started_at} at once, then stream.chunk, stream.stats and one stream.event. */
 export type GenerateParams = {
   model_id: ModelId;
@@ -529,6 +598,8 @@ export type GenerateParams = {
 export type GenerateResult = {
   stream_id: StreamId;
   started_at: number;
+  /** The prompt's tokens as the stream will process them (a vision prompt: the text's estimate before its images expand). */
+  prompt_tokens?: number;
 } | {
   stream_id: StreamId;
   started_at: number;
@@ -544,6 +615,8 @@ export type GenerateResult = {
   stats: { [key: string]: unknown };
   /** With logprobs or top_logprobs: every token entry. */
   tokens?: TokenEntry[];
+  /** finish_reason stop because a stop sequence appeared: which one (the earliest in the text). */
+  stop_sequence?: string;
 };
 
 /** Peer-compatible: a vision model, a prompt and one image; <image> is put first when the prompt has none. Streams like generate. */
@@ -637,6 +710,8 @@ export type GenerateWithImageParams = {
 export type GenerateWithImageResult = {
   stream_id: StreamId;
   started_at: number;
+  /** The prompt's tokens as the stream will process them (a vision prompt: the text's estimate before its images expand). */
+  prompt_tokens?: number;
 } | {
   stream_id: StreamId;
   started_at: number;
@@ -652,6 +727,8 @@ export type GenerateWithImageResult = {
   stats: { [key: string]: unknown };
   /** With logprobs or top_logprobs: every token entry. */
   tokens?: TokenEntry[];
+  /** finish_reason stop because a stop sequence appeared: which one (the earliest in the text). */
+  stop_sequence?: string;
 };
 
 /** Load a model from the embedded set, a local directory or the Hugging Face cache/hub. Emits model.progress. */
@@ -676,6 +753,8 @@ export type LoadModelParams = {
   max_kv_size?: number;
   /** Low-memory defaults for this model: kv_bits 8 (unless max_kv_size is given) and a context of at most 4096 tokens (the runtime's --low-memory sets it for every load). */
   low_memory?: boolean;
+  /** What the model serves: generate (text), embed (embed) or rerank (rerank). Default: what its files say (docs/embeddings.md): an encoder embeds, a classifier reranks, a decoder with a sentence-transformers Pooling module embeds, a decoder named like a reranker reranks, any other decoder generates. A decoder may be loaded to embed (its final hidden states, last-token pooling) or to rerank (yes/no logits). */
+  task?: "generate" | "embed" | "rerank";
 };
 export type LoadModelResult = ModelInfo;
 
@@ -716,6 +795,8 @@ export type LoadVisionModelResult = {
     kv_bits: 4 | 8 | null;
     max_kv_size: number | null;
   };
+  /** What the model serves: a vision model generates. */
+  task?: "generate";
 };
 
 /** Every model of the registry (the models file) and every loaded model, with its state, source, keep-alive and sizes. Answered at once; nothing is fetched. */
@@ -748,6 +829,43 @@ export type ModelsListResult = {
   default_model: string | null;
   /** The models file in use, or null. */
   models_file: string | null;
+};
+
+/** Score documents against a query with a reranker (task rerank: a Qwen3-Reranker-style decoder's yes/no logits, or a cross-encoder's classifier), most relevant first, in the Cohere/Jina result shape. Runs like embed: batched on the engine thread through the admission queue and breaker. docs/embeddings.md. */
+export type RerankParams = {
+  model_id: ModelId;
+  query: string;
+  documents: string[];
+  /** Return only the best this many (default: all). */
+  top_n?: number;
+  /** Put each document's text in its result. */
+  return_documents?: boolean;
+  /** Decoder rerankers: the <Instruct> line (default: Qwen3-Reranker's web search instruction). */
+  instruction?: string;
+  /** A query-document input longer than the model takes: cut the document's end, or refuse it. */
+  truncate?: "end" | "none";
+  /** Order in the admission queue (shared with generation streams); first come first served within a priority. */
+  priority?: "high" | "normal" | "low";
+  /** Deadline for queue wait plus the forward passes; expiry answers -32009 with reason timeout. */
+  timeout_ms?: number;
+  /** How long its model stays loaded once idle after this request (replaces the model's). */
+  keep_alive?: KeepAlive;
+};
+export type RerankResult = {
+  model_id: ModelId;
+  results: {
+    index: number;
+    relevance_score: number;
+    document?: {
+      text: string;
+    };
+  }[];
+  truncated: number[];
+  usage: {
+    prompt_tokens: number;
+    total_tokens: number;
+  };
+  batches: number;
 };
 
 /** Versions, backend, device, BLAS, capabilities and memory. */
@@ -840,7 +958,7 @@ export type RuntimeStateResult = {
   loaded_models: ({
     model_id: ModelId;
     state: "ready" | "warming" | "loading" | "unloading";
-    type: "text" | "vision";
+    type: "text" | "vision" | "embedding" | "reranker";
     /** This model's cache of compiled structured-output grammars. */
     guides: {
       entries: number;
@@ -880,8 +998,8 @@ export type RuntimeStateResult = {
     model_id: ModelId;
     state: "queued" | "prefilling" | "decoding";
     tokens_generated: number;
-    /** The decode path the stream is on: solo (alone on its model, mlx-lm's generate_step), batch (the model's continuous batch), speculative (with a draft model) or vision (mlx-vlm). null while it waits in the queue. */
-    path: "solo" | "batch" | "speculative" | "vision" | null;
+    /** The decode path the stream is on: solo (alone on its model, mlx-lm's generate_step), batch (the model's continuous batch), speculative (with a draft model) vision (mlx-vlm), or pooling (an embed or rerank job: its forward passes between decode steps). null while it waits in the queue. */
+    path: "solo" | "batch" | "speculative" | "vision" | "pooling" | null;
     /** How many times the stream moved between decode paths (solo to batch, between two tokens). */
     handovers: number;
     age_ms: number;
@@ -1113,6 +1231,8 @@ export type StreamEventParams = {
   tool_calls?: ToolCall[];
   /** Chat streams: tool-call sections that did not parse. */
   tool_call_errors?: ToolCallError[];
+  /** finish_reason stop because a stop sequence appeared: which one (the earliest in the text). */
+  stop_sequence?: string;
 };
 
 /** Sent once before a completed stream.event. Times in seconds. */
@@ -1157,11 +1277,13 @@ export interface Methods {
   "count_tokens": { params: CountTokensParams; result: CountTokensResult };
   "detokenize": { params: DetokenizeParams; result: DetokenizeResult };
   "$/cancelRequest": { params: CancelRequestParams; result: CancelRequestResult };
+  "embed": { params: EmbedParams; result: EmbedResult };
   "generate": { params: GenerateParams; result: GenerateResult };
   "generate_with_image": { params: GenerateWithImageParams; result: GenerateWithImageResult };
   "load_model": { params: LoadModelParams; result: LoadModelResult };
   "load_vision_model": { params: LoadVisionModelParams; result: LoadVisionModelResult };
   "models/list": { params: ModelsListParams; result: ModelsListResult };
+  "rerank": { params: RerankParams; result: RerankResult };
   "runtime/info": { params: RuntimeInfoParams; result: RuntimeInfoResult };
   "runtime/metrics": { params: RuntimeMetricsParams; result: RuntimeMetricsResult };
   "runtime/state": { params: RuntimeStateParams; result: RuntimeStateResult };

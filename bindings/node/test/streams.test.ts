@@ -93,6 +93,22 @@ describe("streams against the real runtime", () => {
     assert.equal(listed.default_model, null);
   });
 
+  test("embed and rerank", TEST_TIMEOUT, async () => {
+    await runtime.client.loadModel({ model_id: "tiny-embed" });
+    await runtime.client.loadModel({ model_id: "tiny-rerank" });
+    const embedded = await runtime.client.embed({ model_id: "tiny-embed", input: ["The cat sat.", "Rates rose."] });
+    assert.equal(embedded.data.length, 2);
+    assert.ok(embedded.usage.prompt_tokens > 0);
+    const ranked = await runtime.client.rerank({
+      model_id: "tiny-rerank",
+      query: "baking bread",
+      documents: ["Rates rose.", "Knead the dough and bake it."],
+    });
+    assert.equal(ranked.results[0]?.index, 1);
+    await runtime.client.unloadModel("tiny-embed");
+    await runtime.client.unloadModel("tiny-rerank");
+  });
+
   test("tokenize", TEST_TIMEOUT, async () => {
     const result = await runtime.client.tokenize({ model_id: MODEL_ID, text: "Once upon" });
     assert.ok(result.tokens.length > 0);

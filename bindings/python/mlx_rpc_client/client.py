@@ -278,6 +278,18 @@ class RuntimeClient:
         shape, with tools), like Anthropic's count_tokens."""
         return await self.request("count_tokens", {"model_id": model_id, **params})
 
+    async def embed(self, model_id: str, input: Any, **params: Any) -> dict[str, Any]:
+        """`embed`: vectors of one or many inputs (strings or token ids) from an embedding model;
+        options: normalize, dimensions, truncate, pooling, encoding_format, input_type, instruction."""
+        return await self.request("embed", {"model_id": model_id, "input": input, **params}, timeout=600)
+
+    async def rerank(self, model_id: str, query: str, documents: list[str], **params: Any) -> dict[str, Any]:
+        """`rerank`: the documents scored against the query, most relevant first (top_n,
+        return_documents, instruction)."""
+        return await self.request(
+            "rerank", {"model_id": model_id, "query": query, "documents": documents, **params}, timeout=600
+        )
+
     async def generate_whole(self, params: dict[str, Any]) -> dict[str, Any]:
         """A non-streaming generate: the response is the whole output (content, reasoning,
         tool_calls, finish_reason, usage)."""

@@ -142,5 +142,6 @@ class StreamProgress:
                 path=self.path,
                 handovers=self.handovers,
                 kv_cache_bytes=kv_cache_bytes,
+                stop_sequence=self.assembler.stop_sequence,
             )
         )
