@@ -16,7 +16,9 @@ ENV = "RUNTIME_INJECT_FAULTS"
 KNOWN = {
     "engine_crash_on_unload": "the engine thread dies while unloading (fatal path)",
     "stream_fault": "the sampler of a stream whose prompt holds STREAM_FAULT_MARKER raises at step 3",
+    "slow_load": "every model load waits SLOW_LOAD_S before reading its weights (readiness tests)",
 }
+SLOW_LOAD_S = 3.0
 STREAM_FAULT_MARKER = "[[inject-stream-fault]]"
 _armed = frozenset(name.strip() for name in os.environ.get(ENV, "").split(",") if name.strip())
 if _armed:

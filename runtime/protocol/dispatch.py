@@ -77,6 +77,11 @@ class Dispatcher:
         else:
             self._handle_one(obj, self._send_single)
 
+    def handle_object(self, obj: Any, sink: Sink) -> None:
+        """One request already decoded, answered through `sink` rather than the output: how an
+        in-process host (the HTTP front door) calls methods, with the same validation and errors."""
+        self._handle_one(obj, sink)
+
     def _send_single(self, message: dict[str, Any] | None, after_send: AfterSend | None) -> None:
         if message is not None:
             self.send(message)

@@ -58,6 +58,8 @@ class _Batch:
 
 # What to send instead of a response that cannot be encoded: the protocol's error for that id.
 Explain = Callable[[Any], dict[str, Any]]
+# Where a tapped stream's messages go instead of the fd (an in-process host: the HTTP front door).
+Tap = Callable[[dict[str, Any]], None]
 
 
 class Writer:
@@ -84,16 +86,44 @@ class Writer:
         self._pending: dict[str, _Batch] = {}
         self._last_flush: dict[str, float] = {}
         self._local = threading.local()
+        self._taps: dict[str, Tap] = {}
         self._thread = threading.Thread(target=self._run, name="writer", daemon=True)
         self._thread.start()
 
     def send(self, message: dict[str, Any] | list[Any]) -> None:
         """Queue one message; blocks while the queue is full (backpressure)."""
+        if self._taps and self._tapped(message):
+            return
         self._put(message)
 
     def send_entry(self, key: str, entry: dict[str, Any], build: BuildFn) -> None:
         """Queue one coalescable entry (a token of stream `key`)."""
+        if self._taps:
+            tap = self._taps.get(key)
+            if tap is not None:
+                tap(build(key, [entry]))  # one message per token: the host in-process frames it
+                return
         self._put((key, entry, build))
+
+    def tap(self, stream_id: str, deliver: Tap) -> None:
+        """Hand the stream's messages to `deliver` (on the producing thread, in order) instead of
+        writing them; the tap goes with the stream's last message (stream.event)."""
+        self._taps[stream_id] = deliver
+
+    def untap(self, stream_id: str) -> None:
+        self._taps.pop(stream_id, None)
+
+    def _tapped(self, message: dict[str, Any] | list[Any]) -> bool:
+        params = message.get("params") if isinstance(message, dict) else None
+        stream_id = params.get("stream_id") if isinstance(params, dict) else None
+        tap = self._taps.get(stream_id) if isinstance(stream_id, str) else None
+        if tap is None:
+            return False
+        assert isinstance(message, dict) and isinstance(stream_id, str)
+        if message.get("method") == "stream.event":
+            self._taps.pop(stream_id, None)
+        tap(message)
+        return True
 
     def hold(self) -> None:
         """Gather this thread's sends until `release` hands them over as one item, in order.
