@@ -104,10 +104,7 @@ def run_bench(args: argparse.Namespace) -> int:
         print_embeddings(embeddings)
     if http:
         print_http(http)
-    with open(args.out, "w") as f:
-        json.dump(report, f, indent=2)
-    print(f"\nwritten to {args.out}")
-    return 0
+    return _write_report(report, args.out)
 
 
 def _embeddings_only(args: argparse.Namespace, blas: str) -> int:
@@ -122,10 +119,7 @@ def _embeddings_only(args: argparse.Namespace, blas: str) -> int:
     embeddings = run_embeddings(args.embed_runs, args.model, eos_ids)
     report = {"blas": blas, "platform": platform.platform(), "embeddings": embeddings}
     print_embeddings(embeddings)
-    with open(args.out, "w") as f:
-        json.dump(report, f, indent=2)
-    print(f"\nwritten to {args.out}")
-    return 0
+    return _write_report(report, args.out)
 
 
 def _http_only(args: argparse.Namespace, blas: str) -> int:
@@ -135,9 +129,13 @@ def _http_only(args: argparse.Namespace, blas: str) -> int:
     raw.eos_ids = sorted(raw.tokenizer.eos_token_ids)
     http = run_http(raw, args.model, PROMPT, args.tokens, args.http_runs, NO_EOS_BIAS)
     print_http(http)
-    with open(args.out, "w") as f:
-        json.dump({"blas": blas, "platform": platform.platform(), "http": http}, f, indent=2)
-    print(f"\nwritten to {args.out}")
+    return _write_report({"blas": blas, "platform": platform.platform(), "http": http}, args.out)
+
+
+def _write_report(report: dict[str, Any], path: str) -> int:
+    with open(path, "w") as f:
+        json.dump(report, f, indent=2)
+    print(f"\nwritten to {path}")
     return 0
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 from runtime.engine.events import Event, FinishReason
 from runtime.engine.models import LoadedModel
@@ -52,7 +52,6 @@ class PoolJob:
     cancel: threading.Event
     submitted_at: float
     deadline: float | None = None
-    rows: list[Any] = field(default_factory=list)  # filled by the engine: one result per input
 
     def stop_reason(self, now: float) -> FinishReason | None:
         return stop_reason(self.cancel, self.deadline, now)

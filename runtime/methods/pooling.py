@@ -20,6 +20,7 @@ from runtime.engine.events import Finished
 from runtime.engine.jobs import PoolJob, PoolRequest
 from runtime.engine.models import LoadedModel
 from runtime.methods.context import Handler, Services, request_key
+from runtime.methods.generate import chain
 from runtime.protocol.dispatch import CallContext, Reply
 from runtime.requests import pooling
 from runtime.requests.pooling import EmbedPlan, RerankPlan
@@ -50,7 +51,7 @@ def _answer(services: Services, params: dict[str, Any], ctx: CallContext, size: 
 
     def prepare_then_start() -> None:
         try:
-            _chain(start(services, params, ctx), answer)
+            chain(start(services, params, ctx), answer)
         except BaseException as exc:
             answer.set_exception(exc)
         finally:
@@ -175,17 +176,6 @@ def _size(value: Any) -> tuple[int, int]:
     if not isinstance(value, list):
         return 0, 0
     return len(value), sum(len(v) for v in value if isinstance(v, str | list))
-
-
-def _chain(source: Future[Any], target: Future[Any]) -> None:
-    def copy(done: Future[Any]) -> None:
-        error = done.exception()
-        if error is not None:
-            target.set_exception(error)
-        else:
-            target.set_result(done.result())
-
-    source.add_done_callback(copy)
 
 
 METHODS: dict[str, Handler] = {"embed": embed, "rerank": rerank}
