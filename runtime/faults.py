@@ -69,3 +69,12 @@ class CircuitOpen(Fault):
 
 class Cancelled(Fault):
     pass
+
+
+class GroupLost(Fault):
+    """A distributed group lost a rank (it exited, or stopped answering): every stream it served
+    ends with this; `rank`, `host` and `reason` say which and why."""
+
+
+class Unsupported(Fault):
+    """The feature exists but not in this configuration (e.g. embeddings across a distributed group)."""

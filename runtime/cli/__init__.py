@@ -7,6 +7,7 @@ anything that imports mlx.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -101,6 +102,18 @@ def _parser() -> argparse.ArgumentParser:
     _add_limits(parser)
     parser.add_argument("--no-blas", action="store_true", help="do not preload OpenBLAS/MKL (slow on Linux)")
     parser.add_argument("--jit", action="store_true", help="keep mx.compile on (g++ JIT stalls on CPU)")
+    parser.add_argument(
+        "--distributed",
+        metavar="HOSTFILE",
+        default=None,
+        help="serve across the ranks of this mlx.launch-style hostfile (ring backend); docs/distributed.md",
+    )
+    parser.add_argument(
+        "--distributed-timeout",
+        type=float,
+        default=None,
+        help="seconds a rank may stay silent before it is taken for lost (default 10)",
+    )
     sub = parser.add_subparsers(dest="command")
     demo = sub.add_parser("demo", help="spawn the runtime and stream a chat answer from the tiny model")
     demo.add_argument("--model", default=None, help="a model id (default: the models file's default, else tiny-chat)")
@@ -148,7 +161,13 @@ def _parser() -> argparse.ArgumentParser:
     http.add_argument("--config", default=argparse.SUPPRESS, help="JSON file of limits (also RUNTIME_CONFIG)")
     http.add_argument("--log-level", default=argparse.SUPPRESS)
     _add_limits(http, argparse.SUPPRESS)
-    sub.add_parser("doctor", help="report backend, device, BLAS and versions")
+    doctor = sub.add_parser("doctor", help="report backend, device, BLAS and versions")
+    doctor.add_argument(
+        "--distributed",
+        metavar="HOSTFILE",
+        default=argparse.SUPPRESS,
+        help="also form this hostfile's group and report its ranks",
+    )
     pull = sub.add_parser("pull", help="download a hub model into the Hugging Face cache (resumes; Ctrl-C stops)")
     pull.add_argument(
         "model_id", metavar="ID|REPO", help="a registry id or a hub repo, e.g. mlx-community/SmolLM2-135M-Instruct"
@@ -214,6 +233,23 @@ def serve(args: argparse.Namespace, http: bool = False) -> int:
     except ModelsFileError as exc:
         print(f"runtime: {exc}", file=sys.stderr)
         return 2
+    group = None
+    if fds is not None and (args.distributed or _launched_rank() is not None):
+        from runtime.server import distributed
+
+        timeout_s = args.distributed_timeout or distributed.DEFAULT_TIMEOUT_S
+        rank = distributed.launched_rank()
+        if rank is not None and rank > 0:  # a follower: no protocol (docs/distributed.md)
+            from runtime.server.app import engine_settings
+            from runtime.server.follower import run_follower
+
+            limits = distributed.follower_limits(limits)
+            os._exit(run_follower(limits, engine_settings(limits, not args.jit), timeout_s))
+        try:
+            group = distributed.form_group(args.distributed, timeout_s, sys.argv[1:], limits.as_dict())
+        except distributed.GroupError as exc:
+            print(f"runtime: {exc}", file=sys.stderr)
+            return 2
     if fds is None:
         from runtime.server.http import RemoteRefused, ServeOptions, serve_http
 
@@ -224,9 +260,12 @@ def serve(args: argparse.Namespace, http: bool = False) -> int:
             print(f"runtime serve: {exc}", file=sys.stderr)
             return 2
     else:
-        code = App(fds, limits, blas, disable_compile=not args.jit, catalog=catalog).run()
+        code = App(fds, limits, blas, disable_compile=not args.jit, catalog=catalog, group=group).run()
     sys.stderr.flush()
     # Skip interpreter teardown: daemon threads may sit inside MLX, and the work is already done.
-    import os
-
     os._exit(code)
+
+
+def _launched_rank() -> str | None:
+    """mlx.launch (or mpirun) started this process as one rank of a group."""
+    return os.environ.get("MLX_RANK") or os.environ.get("OMPI_COMM_WORLD_RANK")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from typing import Any
 
 
 def run_doctor(args: argparse.Namespace) -> int:
@@ -23,7 +24,10 @@ def run_doctor(args: argparse.Namespace) -> int:
         "matmul_gflops_fp32_1024": _matmul_gflops(mx),
         "embedded_models": embedded_models(),
         "cuda_available": bool(mx.cuda.is_available()),
+        "distributed_backends": [b for b in ("ring", "mpi", "jaccl", "nccl") if mx.distributed.is_available(b)],
     }
+    if getattr(args, "distributed", None):
+        report["distributed_group"] = _group_report(args.distributed)
     width = max(map(len, report))
     for key, value in report.items():
         print(f"{key:<{width}}  {json.dumps(value) if isinstance(value, (dict, list)) else value}")
@@ -36,6 +40,46 @@ def run_doctor(args: argparse.Namespace) -> int:
         reason = report["native"]["reason"]
         print(f"\nnote: the native CPU kernels are not in use ({reason}); quantized models decode slowly")
     return 0
+
+
+def _group_report(hostfile: str) -> dict[str, object]:
+    """Form the hostfile's group for real (a runtime with --distributed), and report what it says
+    of itself: backend, world size, each rank's host, pid and heartbeat."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "runtime", "--stdio", "--distributed", hostfile]
+    try:
+        pipes: dict[str, Any] = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.DEVNULL}
+        with subprocess.Popen(command, **pipes) as child:
+            assert child.stdin is not None and child.stdout is not None
+            answers = _ask(child.stdin, child.stdout, ["runtime/info", "runtime/state"])
+            child.stdin.close()
+            child.wait(30)
+    except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
+        return {"formed": False, "error": f"{type(exc).__name__}: {exc}"}
+    if answers is None:
+        return {"formed": False, "error": f"the group did not form (exit code {child.returncode}); see its log"}
+    return {"formed": True, **answers[0]["distributed"], "ranks": answers[1]["distributed"]["ranks"]}
+
+
+def _ask(stdin: Any, stdout: Any, methods: list[str]) -> list[dict[str, Any]] | None:
+    first = stdout.readline()
+    if not first:
+        return None
+    results = []
+    for index, method in enumerate(methods):
+        stdin.write(json.dumps({"jsonrpc": "2.0", "id": index, "method": method}).encode() + b"\n")
+        stdin.flush()
+        while True:
+            line = stdout.readline()
+            if not line:
+                return None
+            message = json.loads(line)
+            if message.get("id") == index:
+                results.append(message.get("result") or {})
+                break
+    return results
 
 
 def _matmul_gflops(mx, n: int = 1024, repeats: int = 5) -> float:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from runtime.engine.events import Event, FinishReason
 from runtime.engine.models import LoadedModel
@@ -23,9 +23,17 @@ class StreamJob:
     cancel: threading.Event
     submitted_at: float  # time.perf_counter() when the request arrived (TTFT counts queue wait)
     deadline: float | None = None  # time.perf_counter() deadline covering queue wait and generation
+    # A distributed group's stream (engine/lockstep.py): the params every rank rebuilds the request
+    # from, and the stop decided at the start of the current turn, the same on every rank.
+    origin: dict[str, Any] | None = None
+    lockstep: bool = False
+    stop_now: FinishReason | None = None
 
     def stop_reason(self, now: float) -> FinishReason | None:
-        """Why the stream must end now, if it must: the one rule for every engine path."""
+        """Why the stream must end now, if it must: the one rule for every engine path. In a
+        group the answer may only change between turns, or the ranks would step different streams."""
+        if self.lockstep:
+            return self.stop_now
         return stop_reason(self.cancel, self.deadline, now)
 
     def prompt_size(self) -> int:

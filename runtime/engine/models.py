@@ -87,6 +87,7 @@ class LoadedModel:
     cpu_weights: Served | None = None  # what serves its quantized layers on the CPU (engine/weights.py)
     kv: KvPolicy = field(default_factory=KvPolicy)  # low-memory mode: quantized or bounded KV caches
     pooler: Pooler | None = None  # embedders and rerankers: what their requests run
+    parallel: str | None = None  # across a distributed group: how it is split (engine/lockstep.shard)
 
     @property
     def task(self) -> Task:
@@ -105,6 +106,7 @@ class Weights:
     served: Served | None
     memory_before: int
     pooler: Pooler | None = None
+    parallel: str | None = None
 
 
 class ModelStore:
@@ -113,6 +115,7 @@ class ModelStore:
     def __init__(self, guide_cache_size: int = 64, prompt_cache_bytes: int = 0, prompt_cache_entries: int = 0) -> None:
         self.guide_cache_size = guide_cache_size
         self.prompt_cache_limits = (prompt_cache_bytes, prompt_cache_entries)
+        self.group: Any = None  # a distributed group: every model is read as this rank's shard
         self._models: dict[str, LoadedModel] = {}
         self._lock = threading.Lock()
 
@@ -150,6 +153,7 @@ class ModelStore:
         cpu_weights: CpuWeights = "auto",
         room_bytes: int = 0,
         task: Task | None = None,
+        parallel: str = "auto",
     ) -> Weights:
         """The model's weights in memory (and its CPU weight format applied); not in the store yet.
         `task` (the load's) says what a decoder serves; otherwise the directory says (pooling.py)."""
@@ -158,16 +162,23 @@ class ModelStore:
         from runtime.engine.vlm import is_vision_config, load_vision
 
         before = mx.get_active_memory()
-        processor, pooler = None, None
+        processor, pooler, split = None, None, None
         config = _config(resolved.path, model_id)
         served_task = pooling.detect_task(resolved.path, config, model_id, task)
         encoder = pooling.family_of(config) != "decoder"
+        if self.group is not None:
+            _check_shardable(model_id, served_task, encoder or is_vision_config(config))
         try:
             if served_task == "generate" and is_vision_config(config):
                 eos = config.get("eos_token_id")
                 model, processor, tokenizer = load_vision(resolved.path, [eos] if isinstance(eos, int) else eos)
             elif encoder:
                 model, tokenizer = pooling.load_encoder(resolved.path)
+            elif self.group is not None:  # read lazily: this rank materializes its shard only
+                from runtime.engine import lockstep
+
+                model, tokenizer = mlx_lm_load(str(resolved.path), lazy=True)[:2]
+                split = lockstep.shard(model, self.group, parallel, model_id)
             else:
                 model, tokenizer = mlx_lm_load(str(resolved.path))[:2]
             mx.eval(model.parameters())
@@ -181,7 +192,7 @@ class ModelStore:
             ) from None
         # A refusal here is the caller's error; mlx-embeddings' encoders keep MLX's own layers.
         served = None if encoder else apply_cpu_weights(model, cpu_weights, room_bytes)
-        return Weights(model_id, resolved, model, tokenizer, processor, served, before, pooler)
+        return Weights(model_id, resolved, model, tokenizer, processor, served, before, pooler, split)
 
     def admit(
         self, weights: Weights, context_length: int | None, started: float, kv: KvPolicy | None = None
@@ -198,7 +209,7 @@ class ModelStore:
         if processor is not None and not kv.full:
             log.info("%s: kv_bits / max_kv_size apply to text models; this vision model keeps a full cache", model_id)
             kv = KvPolicy()
-        loaded = replace(loaded, cpu_weights=weights.served, kv=kv)
+        loaded = replace(loaded, cpu_weights=weights.served, kv=kv, parallel=weights.parallel)
         if processor is not None:
             loaded = replace(loaded, kind="vision", processor=processor)
         elif kv.full:  # not prefix-cached: vision prompts hold image features; quantized or rotating
@@ -243,6 +254,17 @@ class ModelStore:
         gc.collect()
         mx.clear_cache()
         return was_loaded, max(0, before - mx.get_active_memory())
+
+
+def _check_shardable(model_id: str, task: Task, other_kind: bool) -> None:
+    """A group serves text generation: mlx-lm's shard() and pipeline() are for its decoders."""
+    if task != "generate" or other_kind:
+        raise faults.Unsupported(
+            f"{model_id} cannot be served across a distributed group: only mlx-lm text models are split "
+            "(embedders, rerankers and vision models run on one machine)",
+            feature="distributed",
+            model_id=model_id,
+        )
 
 
 def warm_up(model_id: str, model: Any, tokenizer: Any, vision: bool) -> None:

@@ -18,13 +18,16 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from runtime import faults
 from runtime.engine.events import Finished
 from runtime.engine.jobs import Job, PoolJob, StreamJob
 from runtime.engine.paths.pooling import PoolingLane
 
 if TYPE_CHECKING:
+    from runtime.engine.lockstep import Leader
     from runtime.engine.paths.base import DecodeStream
     from runtime.engine.paths.batching import ModelBatch
 
@@ -56,6 +59,25 @@ class _Unheld:
         return None
 
 
+Undo = Callable[[], object] | None
+
+
+@dataclass
+class Call:
+    """Work for the engine thread: `fn(*args)` into `future`; `op` when every rank runs it too."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    future: Future[Any]
+    op: dict[str, Any] | None = None
+    undo: Undo = None
+
+
+def _not_in_group(job: Job) -> faults.Unsupported:
+    what = "embed and rerank" if isinstance(job, PoolJob) else "this request"
+    return faults.Unsupported(f"{what} cannot run across a distributed group", feature="distributed")
+
+
 class EngineWorker:
     def __init__(
         self,
@@ -69,13 +91,15 @@ class EngineWorker:
         output: TurnOutput | None = None,
         cache_limit_bytes: int | None = None,
         pooling: PoolingLane | None = None,
+        leader: Leader | None = None,
     ) -> None:
         self._source, self._on_fatal = source, on_fatal
         self._cache_limit = cache_limit_bytes  # MLX's buffer cache bound (low-memory mode), set at start
         self.max_active, self.prefill_step, self.batching = max_active, prefill_step, batching
         self._disable_compile = disable_compile
         self._output = output or _Unheld()  # the app gathers each turn's output into one write
-        self._calls: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]]] = queue.SimpleQueue()
+        self._calls: queue.SimpleQueue[Call] = queue.SimpleQueue()
+        self._leader = leader  # rank 0 of a distributed group: each turn's plan goes to the others first
         self._batches: dict[str, ModelBatch] = {}
         self._solos: list[DecodeStream] = []  # solo, vision and speculative streams
         self._pooling = pooling or PoolingLane()  # embed and rerank jobs: one bounded pass a turn
@@ -87,7 +111,14 @@ class EngineWorker:
     def call(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         """Run `fn(*args)` on the engine thread; the future carries its result or exception."""
         future: Future[Any] = Future()
-        self._calls.put((fn, args, future))
+        self._calls.put(Call(fn, args, future))
+        return future
+
+    def call_mirrored(self, op: dict[str, Any], fn: Callable[..., Any], *args: Any, undo: Undo = None) -> Future[Any]:
+        """`call`, for work every rank of a distributed group must do too (load, unload): `op`
+        tells the other ranks what to do; if any rank fails it, `undo` takes back this rank's part."""
+        future: Future[Any] = Future()
+        self._calls.put(Call(fn, args, future, op, undo))
         return future
 
     def wake(self) -> None:
@@ -107,6 +138,15 @@ class EngineWorker:
             stream.drop_model(model_id)
         self._pooling.end_model(model_id)
 
+    def end_everything(self, failure: BaseException) -> None:
+        """Every stream ends with `failure` (engine thread only): the group lost a rank."""
+        for batch in self._batches.values():
+            batch.end_all("error", failure)
+        for stream in self._solos:
+            stream.end("error", failure)
+        self._solos = []
+        self._pooling.end_all("error")
+
     def _idle(self) -> bool:
         """Nothing to step and nothing queued (checked twice a turn: kept cheap)."""
         if self._solos or self._source.waiting() or len(self._pooling):
@@ -118,7 +158,9 @@ class EngineWorker:
 
     def _run(self) -> None:
         try:
-            self._setup()
+            self.setup()
+            if self._leader is not None:
+                self._run_leading(self._leader)
             while True:
                 if self._drain_calls(block=self._idle()):
                     self._output.release(True)  # a call's answer was sent from here: do not hold it
@@ -131,7 +173,8 @@ class EngineWorker:
             log.critical("engine thread failed", exc_info=True)
             self._on_fatal(exc)
 
-    def _setup(self) -> None:
+    def setup(self) -> None:
+        """MLX settings for the thread that runs the turns (the engine thread, a follower's main)."""
         import mlx.core as mx
 
         # On CPU, mx.compile builds kernels with g++ on first use: 1-3 s stalls, no steady-state gain.
@@ -140,11 +183,63 @@ class EngineWorker:
         if self._cache_limit is not None:
             mx.set_cache_limit(self._cache_limit)
 
+    def _run_leading(self, leader: Leader) -> None:
+        """Rank 0's loop: the turn's calls and admissions are decided first and sent to the other
+        ranks as the turn's plan (engine/lockstep.py); then every rank runs the same turn."""
+        while True:
+            calls = self._take_calls(block=self._idle())
+            now = time.perf_counter()
+            expired: list[Job] = []
+            taken: list[Job] = []
+            if self._source.waiting():
+                expired, taken = self._source.expired(now), self._source.take(now)
+            kept, entries, refused = leader.admit(taken)
+            self._output.hold()
+            try:
+                try:
+                    leader.send([c.op for c in calls if c.op is not None], entries, leader.tracker.latch(now))
+                except faults.GroupLost as lost:
+                    self._after_loss(lost, calls, [*kept, *refused])
+                    continue
+                for call in calls:
+                    self._run_call(call, leader)
+                for job in expired:
+                    job.emit(Finished.unstarted(job, "timeout", now))
+                for job in refused:
+                    job.emit(Finished.unstarted(job, "error", now, failure=_not_in_group(job)))
+                self._admit_all(list(kept))
+                self._step(now)
+            finally:
+                self._output.release(bool(calls) or self._idle())
+
+    def _after_loss(self, lost: faults.GroupLost, calls: list[Call], jobs: list[Job]) -> None:
+        """The group lost a rank: what needs every rank fails, every stream ends with the loss; the
+        runtime itself stays up (its control methods answer, new generation is refused)."""
+        now = time.perf_counter()
+        for call in calls:
+            if call.op is not None and call.op["op"] == "load":
+                if call.future.set_running_or_notify_cancel():
+                    call.future.set_exception(lost)
+            else:  # unloads still free this rank's memory
+                self._run_call(call, None)
+        for job in jobs:
+            job.emit(Finished.unstarted(job, "error", now, failure=lost))
+        self.end_everything(lost)
+
+    def run_turn(self, jobs: list[StreamJob]) -> None:
+        """A follower rank's turn: rank 0's admissions, then the same steps (engine/lockstep.py)."""
+        now = time.perf_counter()
+        self._admit_all(list(jobs))
+        self._step(now)
+
     def _turn(self, now: float) -> None:
         if self._source.waiting():
             for job in self._source.expired(now):
                 job.emit(Finished.unstarted(job, "timeout", now))
             self._admit_all(self._source.take(now))
+        self._step(now)
+
+    def _step(self, now: float) -> None:
         busy_batches = [b for b in self._batches.values() if len(b)] if self._batches else []
         if self._solos and busy_batches and self.batching:
             self._move_solos()
@@ -164,22 +259,45 @@ class EngineWorker:
 
     def _drain_calls(self, block: bool) -> int:
         """Run the queued calls; how many ran."""
-        ran = 0
+        calls = self._take_calls(block)
+        for call in calls:
+            self._run_call(call, None)
+        return len(calls)
+
+    def _take_calls(self, block: bool) -> list[Call]:
+        """The queued calls (waiting for the first one when `block`)."""
+        calls: list[Call] = []
         while True:
             if not block and self._calls.empty():
-                return ran  # the common case, every token: no exception raised and caught
+                return calls  # the common case, every token: no exception raised and caught
             try:
-                item = self._calls.get(block=block)
+                calls.append(self._calls.get(block=block))
             except queue.Empty:
-                return ran
-            fn, args, future = item
-            ran += 1
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(fn(*args))
-                except Exception as exc:
-                    future.set_exception(exc)
+                return calls
             block = False
+
+    def _run_call(self, call: Call, leader: Leader | None) -> None:
+        if not call.future.set_running_or_notify_cancel():
+            if leader is not None and call.op is not None:  # the other ranks run it: so must this one
+                call.future = Future()
+                call.future.set_running_or_notify_cancel()
+            else:
+                return
+        error: BaseException | None = None
+        result: Any = None
+        try:
+            result = call.fn(*call.args)
+        except Exception as exc:
+            error = exc
+        if leader is not None and call.op is not None and call.op["op"] != "exit":  # exit: nobody answers
+            settled = leader.settle(call.op, error)
+            if settled is not None and error is None and call.undo is not None:
+                call.undo()  # another rank failed it: this rank gives back its part too
+            error = settled
+        if error is not None:
+            call.future.set_exception(error)
+        else:
+            call.future.set_result(result)
 
     def _admit_all(self, jobs: list[Job]) -> None:
         by_model: dict[str, list[StreamJob]] = {}

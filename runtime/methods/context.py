@@ -8,8 +8,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from runtime import faults
 from runtime.catalog import Catalog
 from runtime.config import Limits
 from runtime.engine.drafts import Compatibility
@@ -55,6 +56,30 @@ class Marks:
         return key in self._counts
 
 
+class GroupView(Protocol):
+    """The distributed group this runtime is rank 0 of (server/distributed.py), as handlers see it."""
+
+    def describe(self) -> dict[str, Any]: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+    def loss(self) -> faults.GroupLost | None: ...
+
+
+def single_machine_only(services: Services, feature: str) -> None:
+    """Refuse what a distributed group cannot do (its ranks would stop making the same MLX calls)."""
+    if services.group is not None:
+        raise faults.Unsupported(f"{feature} is not available across a distributed group", feature=feature)
+
+
+def group_intact(services: Services) -> None:
+    """A group that lost a rank generates nothing more: say which rank, and why."""
+    if services.group is not None:
+        lost = services.group.loss()
+        if lost is not None:
+            raise lost
+
+
 @dataclass
 class Services:
     """Wiring (limits, engine, scheduler, writer, process hooks), then the handlers' shared state."""
@@ -89,6 +114,7 @@ class Services:
     # request key -> the (load, answer) pairs it waits on (methods/loading.answer_when_loaded)
     load_waiters: dict[str, list[tuple[Any, Future[Any]]]] = field(default_factory=dict)
     waiting_for_models: int = 0  # requests waiting for an on-demand load (bounded by max_queued)
+    group: GroupView | None = None  # rank 0 of a distributed group: every model is split across it
     started_at: float = field(default_factory=time.time)
     shutting_down: bool = False
     unloading: Marks = field(default_factory=lambda: Marks())  # model ids with an unload claimed

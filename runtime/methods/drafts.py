@@ -16,7 +16,7 @@ from runtime import faults
 from runtime.engine.drafts import Compatibility, check_pair, measure
 from runtime.engine.models import LoadedModel
 from runtime.engine.request import DraftChoice
-from runtime.methods.context import Handler, Services
+from runtime.methods.context import Handler, Services, single_machine_only
 from runtime.protocol.batches import run_entries
 from runtime.protocol.dispatch import CallContext, Reply
 
@@ -55,6 +55,8 @@ def draft_for(services: Services, target: LoadedModel, params: dict[str, Any]) -
 
 def pair(services: Services, target_id: str, draft_id: str | None, num_draft_tokens: int | None) -> dict[str, Any]:
     target = services.store.require(target_id)
+    if draft_id is not None:
+        single_machine_only(services, "speculative decoding")
     if draft_id is None:
         services.drafts.pop(target_id, None)
         return {"model_id": target_id, "draft_model_id": None, "num_draft_tokens": None}
@@ -101,6 +103,7 @@ def _require_compatible(services: Services, target: LoadedModel, draft: LoadedMo
 # --- methods -----------------------------------------------------------------------------------------
 def check_draft(services: Services, params: dict[str, Any], ctx: CallContext) -> Reply:
     """The verdict (and with measure: true, a measured speed-up) of a target/draft pair."""
+    single_machine_only(services, "check_draft")
     target, draft = _pair_models(services, params)  # a model not loaded is answered at once
     return services.in_background(partial(_check, services, target, draft, params))
 
@@ -111,6 +114,7 @@ def batch_check_draft(services: Services, params: dict[str, Any], ctx: CallConte
     One background task runs the entries one after another: measurements never overlap (they would
     slow each other and skew the speed-ups), and the task never waits on the pool it runs in.
     """
+    single_machine_only(services, "batch_check_draft")
     return services.in_background(partial(_check_entries, services, params["requests"]))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from typing import Any
 from runtime import faults
 from runtime.engine.jobs import StreamJob
 from runtime.methods import drafts, loading
-from runtime.methods.context import Handler, Services, request_key
+from runtime.methods.context import Handler, Services, group_intact, request_key, single_machine_only
 from runtime.protocol.batches import run_entries
 from runtime.protocol.dispatch import AfterSend, CallContext, Reply
 from runtime.requests import guidance, prompts
@@ -35,6 +36,7 @@ def open_stream(
     loaded = services.store.require(params["model_id"])
     if loaded.model_id in services.unloading:
         raise faults.ModelNotLoaded(f"Model is being unloaded: {loaded.model_id}", model_id=loaded.model_id)
+    origin = _in_group(services, params)
     request = build_request(services.limits, loaded, params, drafts.draft_for(services, loaded, params))
     if request_key(ctx.request_id) in services.cancelled_while_preparing:  # while its images loaded
         raise faults.Cancelled("the request was cancelled before its stream started")
@@ -52,9 +54,22 @@ def open_stream(
         output = WholeOutput(stream_id, loaded, guided, len(request.images), started_at, keep_tokens)
         whole.append(output)
     handle = services.lifecycle.open(stream_id, loaded.model_id, ctx.request_id, output)
-    job = StreamJob(stream_id, loaded, request, handle, handle.record.cancel, submitted_at, deadline)
+    job = StreamJob(stream_id, loaded, request, handle, handle.record.cancel, submitted_at, deadline, origin)
     start = partial(services.lifecycle.start, handle, job, params.get("priority", "normal"), deadline)
     return {"stream_id": stream_id, "started_at": started_at, "prompt_tokens": len(request.prompt_tokens)}, start
+
+
+def _in_group(services: Services, params: dict[str, Any]) -> dict[str, Any] | None:
+    """A distributed group's stream: the params every rank builds the same request from, its seed
+    fixed here (a seed each rank drew for itself would sample different tokens)."""
+    if services.group is None:
+        return None
+    group_intact(services)
+    for name, feature in (("session_id", "sessions"), ("draft_model", "speculative decoding")):
+        if params.get(name) is not None:
+            single_machine_only(services, feature)
+    seed = params.get("seed")
+    return {**params, "seed": seed if seed is not None else int.from_bytes(os.urandom(4), "little")}
 
 
 def streams(params: dict[str, Any]) -> bool:

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
-from dataclasses import replace
+from dataclasses import asdict, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,7 @@ from runtime import faultinject, faults
 from runtime.engine.models import LoadedModel
 from runtime.engine.resolve import ResolvedModel, resolve
 from runtime.methods import drafts
-from runtime.methods.context import Services
+from runtime.methods.context import Services, group_intact
 from runtime.methods.room import make_room, release_reservation
 from runtime.methods.shared import SharedLoad, wait_for
 from runtime.methods.spec import UNSET, LoadSpec, Unset, draft_spec, load_spec
@@ -52,6 +52,7 @@ def model_info(loaded: LoadedModel) -> dict[str, Any]:
         "cpu_weights": loaded.cpu_weights,
         "kv_cache": loaded.kv.describe(),
         "task": loaded.task,
+        **({"parallel": loaded.parallel} if loaded.parallel is not None else {}),
         **({"pooling": pooling_info(loaded.pooler)} if loaded.pooler is not None else {}),
     }
 
@@ -223,12 +224,28 @@ def _load_on_engine(
     """Two engine calls: the weights, then a one-token warm-up; only then is the model ready (in
     the store). "warming" is sent between them, in order with the other stages."""
     store = services.store
+    group_intact(services)
     weights = services.worker.call(
-        partial(store.read, spec.model_id, resolved, spec.cpu_weights, room, spec.task)
+        partial(store.read, spec.model_id, resolved, spec.cpu_weights, room, spec.task, spec.parallel)
     ).result()
     _check_stopped(stopped, spec.model_id)  # the weights are dropped with this frame
     _progress(services, spec.model_id, "warming", 0.9)
-    return services.worker.call(partial(store.admit, weights, spec.context_length, started, spec.kv)).result()
+    # In a group every rank reads its own shard now and warms up with this one (the warm-up token
+    # meets the sharded model's collectives); a rank that fails takes the load back everywhere.
+    op = {
+        "op": "load",
+        "model_id": spec.model_id,
+        "path": str(resolved.path),
+        "source": resolved.source,
+        "cpu_weights": spec.cpu_weights,
+        "task": spec.task,
+        "parallel": spec.parallel,
+        "context_length": spec.context_length,
+        "kv": asdict(spec.kv),
+    }
+    admit = partial(store.admit, weights, spec.context_length, started, spec.kv)
+    undo = partial(store.unload, spec.model_id)
+    return services.worker.call_mirrored(op, admit, undo=undo).result()
 
 
 def pair_after_load(services: Services, spec: LoadSpec) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from runtime import faults
 from runtime.engine.events import Finished
 from runtime.engine.jobs import PoolJob, PoolRequest
 from runtime.engine.models import LoadedModel
-from runtime.methods.context import Handler, Services, request_key
+from runtime.methods.context import Handler, Services, request_key, single_machine_only
 from runtime.methods.generate import chain
 from runtime.protocol.dispatch import CallContext, Reply
 from runtime.requests import pooling
@@ -32,10 +32,12 @@ INLINE_CHARS = 65536
 
 
 def embed(services: Services, params: dict[str, Any], ctx: CallContext) -> Reply:
+    single_machine_only(services, "embed")
     return _answer(services, params, ctx, _size(params["input"]), _embed)
 
 
 def rerank(services: Services, params: dict[str, Any], ctx: CallContext) -> Reply:
+    single_machine_only(services, "rerank")
     return _answer(services, params, ctx, _size(params["documents"]), _rerank)
 
 

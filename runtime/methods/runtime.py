@@ -62,6 +62,7 @@ def info(services: Services, params: dict[str, Any], ctx: CallContext) -> dict[s
         "thermal": platform.thermal(),
         "pid": os.getpid(),
         "limits": services.limits.as_dict(),
+        "distributed": None if services.group is None else services.group.describe(),
     }
 
 
@@ -99,6 +100,7 @@ def state(services: Services, params: dict[str, Any], ctx: CallContext) -> dict[
         "uptime_s": round(time.time() - services.started_at, 3),
         "shutting_down": services.shutting_down,
         "thermal": services.thermal.snapshot() if services.thermal else None,
+        "distributed": None if services.group is None else services.group.state(),
     }
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from runtime import faults
 from runtime.engine.models import LoadedModel
 from runtime.engine.prompt_cache import SessionFileError, fingerprint, load_session, read_header, save_session
-from runtime.methods.context import Handler, Services
+from runtime.methods.context import Handler, Services, single_machine_only
 from runtime.protocol.dispatch import CallContext, Reply
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -52,6 +52,7 @@ def _holder(services: Services, session_id: str) -> LoadedModel:
 
 
 def save(services: Services, params: dict[str, Any], ctx: CallContext) -> Reply:
+    single_machine_only(services, "session/save")
     session_id = params["session_id"]
     path = session_path(services, session_id)
     loaded = _holder(services, session_id)
@@ -72,6 +73,7 @@ def save(services: Services, params: dict[str, Any], ctx: CallContext) -> Reply:
 
 
 def load(services: Services, params: dict[str, Any], ctx: CallContext) -> Reply:
+    single_machine_only(services, "session/load")
     session_id = params["session_id"]
     path = session_path(services, session_id)
 
@@ -131,6 +133,7 @@ def list_sessions(services: Services, params: dict[str, Any], ctx: CallContext) 
 
 
 def drop(services: Services, params: dict[str, Any], ctx: CallContext) -> Reply:
+    single_machine_only(services, "session/drop")
     session_id = params["session_id"]
     path = session_path(services, session_id)
 

@@ -44,6 +44,7 @@ class LoadSpec:
     pinned: bool = False
     kv: KvPolicy = KvPolicy()  # low-memory mode: a quantized or bounded KV cache
     task: Task | None = None  # what the model serves (generate, embed, rerank); None: its files say
+    parallel: str = "auto"  # a distributed group: tensor (mlx-lm shard()) or pipeline parallel
     on_demand: bool = False  # loaded because a request named it (not by load_model)
     protect: frozenset[str] = field(default_factory=frozenset)  # ids its load must not evict (its target)
 
@@ -71,6 +72,7 @@ def load_spec(services: Services, params: dict[str, Any], on_demand: bool = Fals
         pinned=bool(entry and entry.pinned),
         kv=_kv_policy(services, options),
         task=options.get("task"),
+        parallel=options.get("parallel", "auto"),
         on_demand=on_demand,
     )
 

@@ -88,7 +88,8 @@ def _unload(services: Services, model_id: str, drain: bool) -> dict[str, Any]:
         services.streams.wait_idle(DRAIN_WAIT_S, model_id=model_id)
     services.lifecycle.cancel_where(model_id=model_id)
     services.streams.wait_idle(UNLOAD_STREAM_WAIT_S, model_id=model_id)
-    return services.worker.call(partial(_free, services, model_id)).result()
+    op = {"op": "unload", "model_id": model_id}
+    return services.worker.call_mirrored(op, partial(_free, services, model_id)).result()
 
 
 def _free(services: Services, model_id: str) -> dict[str, Any]:

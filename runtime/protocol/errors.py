@@ -25,6 +25,8 @@ BUSY = -32006
 CIRCUIT_OPEN = -32007
 OUT_OF_MEMORY = -32008
 REQUEST_CANCELLED = -32009
+GROUP_LOST = -32010
+NOT_SUPPORTED = -32011
 
 FAULT_CODES: dict[type[faults.Fault], int] = {
     faults.InvalidInput: INVALID_PARAMS,
@@ -38,6 +40,8 @@ FAULT_CODES: dict[type[faults.Fault], int] = {
     faults.CircuitOpen: CIRCUIT_OPEN,
     faults.OutOfMemory: OUT_OF_MEMORY,
     faults.Cancelled: REQUEST_CANCELLED,
+    faults.GroupLost: GROUP_LOST,
+    faults.Unsupported: NOT_SUPPORTED,
 }
 
 

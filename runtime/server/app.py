@@ -7,13 +7,14 @@ engine thread: every MLX call; writer thread: every byte to the protocol fd
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sys
 import threading
 from concurrent.futures import Future
 from dataclasses import asdict
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from runtime.catalog import Catalog
 from runtime.config import Limits
@@ -37,9 +38,13 @@ from runtime.scheduler.queue import AdmissionQueue
 from runtime.scheduler.registry import StreamRegistry
 from runtime.scheduler.thermal import GuardedSource, ThermalGuard
 from runtime.server.blas import BlasStatus
+from runtime.server.distributed import Group
 from runtime.transport.framing import LineReader, OversizedLine
 from runtime.transport.stdio import ProtocolFds
 from runtime.transport.writer import Writer
+
+if TYPE_CHECKING:
+    from runtime.engine.lockstep import Leader
 
 log = logging.getLogger(__name__)
 READY_LINE = "MLX Runtime ready"
@@ -64,6 +69,25 @@ def _metric_cells() -> Cells:
     return native_cells(module) if module is not None and hasattr(module, "CounterCell") else PYTHON_CELLS
 
 
+def _leader(group: Group | None) -> Leader | None:
+    if group is None:
+        return None
+    from runtime.engine.lockstep import Collective, Leader
+
+    return Leader(Collective(group.mx_group), group.health.diagnose)
+
+
+def engine_settings(limits: Limits, disable_compile: bool) -> dict[str, Any]:
+    """How the engine steps streams: the same on every rank of a group, or their turns would differ."""
+    return {
+        "max_active": limits.max_active_streams,
+        "prefill_step": min(limits.prefill_step, LOW_MEMORY_PREFILL_STEP) if limits.low_memory else limits.prefill_step,
+        "batching": limits.batching,
+        "disable_compile": disable_compile,
+        "cache_limit_bytes": LOW_MEMORY_CACHE_BYTES if limits.low_memory else None,
+    }
+
+
 class Host(Protocol):
     """A host inside the process (the HTTP front door) in place of the parent on the protocol fds."""
 
@@ -84,6 +108,7 @@ class App:
         blas: BlasStatus,
         disable_compile: bool = True,
         catalog: Catalog | None = None,
+        group: Group | None = None,
     ) -> None:
         self.fds = fds
         self.exit_code = 0
@@ -105,18 +130,14 @@ class App:
         # source every turn, and with the policy off the queue answers directly.
         guarded = GuardedSource(queue, self.thermal) if limits.thermal_policy != "off" else None
         source: JobSource = guarded or queue
+        self.group = group
         self.worker = EngineWorker(
             source,
             self._fatal,
-            max_active=limits.max_active_streams,
-            prefill_step=min(limits.prefill_step, LOW_MEMORY_PREFILL_STEP)
-            if limits.low_memory
-            else limits.prefill_step,
-            batching=limits.batching,
-            disable_compile=disable_compile,
+            **engine_settings(limits, disable_compile),
             output=self.writer,
-            cache_limit_bytes=LOW_MEMORY_CACHE_BYTES if limits.low_memory else None,
             pooling=PoolingLane(limits.embed_batch_size, limits.embed_batch_tokens),
+            leader=_leader(group),
         )
         breaker = CircuitBreaker(
             limits.breaker_threshold,
@@ -128,9 +149,11 @@ class App:
             guarded.wake = self.worker.wake
         registry = StreamRegistry()
         metrics = RuntimeMetrics(Collector(_metric_cells()))
+        store = ModelStore(limits.guide_cache_size, limits.prompt_cache_bytes, limits.prompt_cache_entries)
+        store.group = None if group is None else group.mx_group
         self.services = Services(
             limits=limits,
-            store=ModelStore(limits.guide_cache_size, limits.prompt_cache_bytes, limits.prompt_cache_entries),
+            store=store,
             worker=self.worker,
             streams=registry,
             queue=queue,
@@ -145,6 +168,7 @@ class App:
             catalog=catalog or Catalog(),
             thermal=self.thermal,
             embed_cache=EmbeddingCache(limits.embed_cache_entries, limits.embed_cache_bytes),
+            group=group,
         )
         self.dispatcher = Dispatcher(build(self.services), self.writer.send, limits.max_line_bytes)
 
@@ -213,10 +237,15 @@ class App:
             self.services.lifecycle.cancel_where()
             if not streams.wait_idle(CANCEL_GRACE_S):
                 self.services.lifecycle.end_stragglers()
-            self.worker.call(self._unload_all).result(timeout=CANCEL_GRACE_S)
+            self.worker.call_mirrored({"op": "unload_all"}, self._unload_all).result(timeout=CANCEL_GRACE_S)
         except Exception:
             log.warning("shutdown did not finish cleanly", exc_info=True)
         finally:
+            if self.group is not None:  # every rank ends with rank 0
+                self.group.health.ending = True
+                with contextlib.suppress(Exception):
+                    self.worker.call_mirrored({"op": "exit"}, lambda: None).result(timeout=CANCEL_GRACE_S)
+                self.group.health.stop_children()
             assert self._shutdown is not None
             self._shutdown.set_result(None)
 

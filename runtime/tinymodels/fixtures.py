@@ -25,7 +25,7 @@ def build_random_model(
     """Write a random `arch` model that shares the embedded model's tokenizer into `out_dir`."""
     import mlx.core as mx
     from mlx.utils import tree_flatten
-    from mlx_lm.models import llama, qwen2
+    from mlx_lm.models import llama, ministral3, qwen2
 
     vocab = json.loads((tokenizer_from / "config.json").read_text())["vocab_size"]
     eos_id = json.loads((tokenizer_from / "config.json").read_text())["eos_token_id"]
@@ -43,7 +43,15 @@ def build_random_model(
         "max_position_embeddings": 1024,
         "eos_token_id": eos_id,
     }
-    module = {"llama": llama, "qwen2": qwen2}[arch]
+    if arch == "ministral3":  # mlx-lm's pipeline-parallel decoder (model.model.pipeline)
+        config["rope_parameters"] = {
+            "rope_type": "default",
+            "rope_theta": 10000.0,
+            "llama_4_scaling_beta": 0.1,
+            "original_max_position_embeddings": 1024,
+        }
+        config["layer_types"] = ["full_attention"] * num_hidden_layers
+    module = {"llama": llama, "qwen2": qwen2, "ministral3": ministral3}[arch]
     mx.random.seed(seed)
     model = module.Model(module.ModelArgs.from_dict(config))
     weights = dict(tree_flatten(model.parameters()))

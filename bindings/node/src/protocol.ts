@@ -153,6 +153,8 @@ export type ModelInfo = {
     poolings?: ("mean" | "cls" | "last" | "max")[];
     prompts?: string[];
   };
+  /** Across a distributed group: how the model is split over the ranks (load_model's parallel). Absent on one machine. */
+  parallel?: "tensor" | "pipeline" | "mlp";
 };
 
 export type DraftPairing = {
@@ -755,6 +757,8 @@ export type LoadModelParams = {
   low_memory?: boolean;
   /** What the model serves: generate (text), embed (embed) or rerank (rerank). Default: what its files say (docs/embeddings.md): an encoder embeds, a classifier reranks, a decoder with a sentence-transformers Pooling module embeds, a decoder named like a reranker reranks, any other decoder generates. A decoder may be loaded to embed (its final hidden states, last-token pooling) or to rerank (yes/no logits). */
   task?: "generate" | "embed" | "rerank";
+  /** Across a distributed group (runtime --distributed): tensor splits every layer's attention heads and MLP over the ranks (mlx-lm's shard()); pipeline gives each rank a run of whole layers (mlx-lm's pipeline()); mlp splits only the MLP projections (MLX's shard_linear), attention computed on every rank, for models whose heads do not divide among the ranks. auto takes the first of these the model allows. A model that allows none is refused with -32011. Ignored on one machine. docs/distributed.md. */
+  parallel?: "auto" | "tensor" | "pipeline" | "mlp";
 };
 export type LoadModelResult = ModelInfo;
 
@@ -797,6 +801,8 @@ export type LoadVisionModelResult = {
   };
   /** What the model serves: a vision model generates. */
   task?: "generate";
+  /** Across a distributed group: how the model is split over the ranks (load_model's parallel). Absent on one machine. */
+  parallel?: "tensor" | "pipeline" | "mlp";
 };
 
 /** Every model of the registry (the models file) and every loaded model, with its state, source, keep-alive and sizes. Answered at once; nothing is fetched. */
@@ -915,6 +921,21 @@ export type RuntimeInfoResult = {
     type: string;
     celsius: number;
   }[];
+  /** The distributed group this runtime is rank 0 of (runtime --distributed, or mlx.launch); null on one machine. docs/distributed.md. */
+  distributed: null | {
+    /** ring, mpi, jaccl or any (as asked of mx.distributed.init) */
+    backend: string;
+    world_size: number;
+    rank: number;
+    /** Each rank's host and ring address (empty when mlx.launch started a backend without a ring hostfile). */
+    hosts: {
+      rank: number;
+      host: string;
+      address: string;
+    }[];
+    /** Seconds from starting the ranks to the group formed. */
+    formed_s: number;
+  };
 };
 
 /** Counters and histograms of the streams so far and gauges read now (see docs/metrics.md), as JSON or as Prometheus text exposition format 0.0.4. */
@@ -1052,6 +1073,25 @@ export type RuntimeStateResult = {
     limit_c: number;
     /** Why admissions are paced or paused. */
     reason?: string | null;
+  };
+  /** The distributed group's health, rank by rank; null on one machine. A lost rank ends every stream with -32010 and generation is refused until the runtime restarts. */
+  distributed: null | {
+    state: "ok" | "lost";
+    world_size: number;
+    ranks: ({
+      rank: number;
+      host: string;
+      pid: number | null;
+      alive: boolean;
+      /** Since its last heartbeat. */
+      last_seen_ms: number;
+      /** Why the rank was taken for lost: it exited, or it stopped answering. */
+      lost?: string;
+    })[];
+    lost?: {
+      rank: number | null;
+      reason: string;
+    };
   };
 };
 
@@ -1326,4 +1366,6 @@ export const ERROR_CODES = {
   CircuitOpen: -32007,
   OutOfMemory: -32008,
   RequestCancelled: -32009,
+  GroupLost: -32010,
+  NotSupported: -32011,
 } as const;

@@ -43,8 +43,9 @@ class DecodeStream(Protocol):
     def step(self) -> None:
         """Advance by one token; the first call runs the prefill, checking for cancel."""
 
-    def end(self, reason: FinishReason) -> None:
-        """End from outside (the model is being dropped): the stream sends its Finished."""
+    def end(self, reason: FinishReason, failure: BaseException | None = None) -> None:
+        """End from outside (the model is being dropped, the group lost a rank): the stream sends
+        its Finished."""
 
     def can_hand_over(self) -> bool:
         """Whether the stream may move into its model's batch now, between two tokens."""

@@ -142,10 +142,10 @@ class ModelBatch:
             progress.flush()
             self._finish(member, "length", in_generator=False, ended=response)
 
-    def end_all(self, reason: FinishReason) -> None:
-        """End every stream of the batch (the model is being dropped)."""
+    def end_all(self, reason: FinishReason, failure: BaseException | None = None) -> None:
+        """End every stream of the batch (the model is being dropped, the group lost a rank)."""
         for member in list(self.members.values()):
-            self._remove(member, reason)
+            self._remove(member, reason, failure)
 
     def _remove(self, member: _Member, reason: FinishReason, failure: BaseException | None = None) -> None:
         if reason != "error":

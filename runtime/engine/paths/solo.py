@@ -140,8 +140,8 @@ class SoloStream:
             remaining_tokens=self.job.request.max_tokens - len(self.generated),
         )
 
-    def end(self, reason: FinishReason) -> None:
-        self._end(reason)
+    def end(self, reason: FinishReason, failure: BaseException | None = None) -> None:
+        self._end(reason, failure)
 
     def drop_model(self, model_id: str) -> None:
         return None  # a solo stream uses its own model only

@@ -96,8 +96,8 @@ class SpeculativeStream:
             # A stop the assembler found (stop token or sequence) has had its final text sent.
             self._end(reason, flush=not self._stopped_by_text)
 
-    def end(self, reason: FinishReason) -> None:
-        self._end(reason)
+    def end(self, reason: FinishReason, failure: BaseException | None = None) -> None:
+        self._end(reason, failure)
 
     # --- the loop ----------------------------------------------------------------------------------
     def _prefill(self) -> None:

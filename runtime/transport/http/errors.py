@@ -20,6 +20,7 @@ from runtime.protocol.errors import (  # noqa: E402
     BUSY,
     CIRCUIT_OPEN,
     GENERATION_FAILED,
+    GROUP_LOST,
     GUIDANCE_ERROR,
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -27,6 +28,7 @@ from runtime.protocol.errors import (  # noqa: E402
     METHOD_NOT_FOUND,
     MODEL_LOAD_FAILED,
     MODEL_NOT_LOADED,
+    NOT_SUPPORTED,
     OUT_OF_MEMORY,
     PARSE_ERROR,
     REQUEST_CANCELLED,
@@ -184,6 +186,14 @@ def _cancelled(message: str, data: Mapping[str, Any]) -> HttpError:
     return HttpError(499, message, "request_cancelled", code="request_cancelled")
 
 
+def _group_lost(message: str, data: Mapping[str, Any]) -> HttpError:
+    return HttpError(503, message, "server_error", code="distributed_group_lost")
+
+
+def _not_supported(message: str, data: Mapping[str, Any]) -> HttpError:
+    return HttpError(501, message, "invalid_request_error", code="not_supported")
+
+
 def _bad_request(message: str, data: Mapping[str, Any]) -> HttpError:
     return HttpError(400, message, "invalid_request_error")
 
@@ -207,6 +217,8 @@ _BY_CODE = {
     CIRCUIT_OPEN: _circuit_open,
     OUT_OF_MEMORY: _out_of_memory,
     REQUEST_CANCELLED: _cancelled,
+    GROUP_LOST: _group_lost,
+    NOT_SUPPORTED: _not_supported,
 }
 
 
