@@ -214,7 +214,8 @@ class ModelStore:
             loaded = replace(loaded, kind="vision", processor=processor)
         elif kv.full:  # not prefix-cached: vision prompts hold image features; quantized or rotating
             # caches cannot be trimmed back to a shared prefix
-            loaded = replace(loaded, prompt_cache=PromptCache(*self.prompt_cache_limits))
+            per_token = _kv_bytes_per_token(weights, loaded.dtype) if self.group is not None else None
+            loaded = replace(loaded, prompt_cache=PromptCache(*self.prompt_cache_limits, per_token))
         loaded.alive.set()
         with self._lock:
             self._models[model_id] = loaded
@@ -254,6 +255,19 @@ class ModelStore:
         gc.collect()
         mx.clear_cache()
         return was_loaded, max(0, before - mx.get_active_memory())
+
+
+def _kv_bytes_per_token(weights: Weights, dtype: str) -> int | None:
+    """The whole model's KV bytes per token, from its config (the same on every rank)."""
+    config = _config(weights.resolved.path, weights.model_id)
+    config = config.get("text_config", config)
+    layers, heads = config.get("num_hidden_layers"), config.get("num_attention_heads")
+    if not layers or not heads:
+        return None
+    kv_heads = config.get("num_key_value_heads") or heads
+    head_dim = config.get("head_dim") or config.get("hidden_size", 0) // heads
+    width = {"float32": 4, "float16": 2, "bfloat16": 2}.get(dtype, 2)
+    return int(2 * layers * kv_heads * head_dim * width) or None
 
 
 def _check_shardable(model_id: str, task: Task, other_kind: bool) -> None:

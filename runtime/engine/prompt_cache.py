@@ -46,8 +46,11 @@ class Entry:
 
 
 class PromptCache:
-    def __init__(self, max_bytes: int, max_entries: int) -> None:
+    def __init__(self, max_bytes: int, max_entries: int, bytes_per_token: int | None = None) -> None:
         self.max_bytes, self.max_entries = max_bytes, max_entries
+        # A distributed group's ranks hold different parts of one cache (pipeline stages of unequal
+        # depth), so they size entries by one rule of the whole model, and evict the same ones.
+        self.bytes_per_token = bytes_per_token
         self._entries: list[Entry] = []
         self._lock = threading.Lock()  # stats() and sessions() may be read from other threads
         self.hits = self.misses = self.tokens_reused = 0
@@ -89,7 +92,8 @@ class PromptCache:
 
         if not self.enabled or not tokens or not can_trim_prompt_cache(cache) or cache[0].offset != len(tokens):
             return
-        entry = Entry(np.asarray(tokens, dtype=np.int64), cache, _nbytes(cache), time.monotonic(), session)
+        size = len(tokens) * self.bytes_per_token if self.bytes_per_token else _nbytes(cache)
+        entry = Entry(np.asarray(tokens, dtype=np.int64), cache, size, time.monotonic(), session)
         with self._lock:
             # A session keeps one entry; an unpinned entry that this one extends is superseded.
             self._entries = [e for e in self._entries if not _superseded(e, entry)]

@@ -66,7 +66,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         num_key_value_heads=2,
         seed=3,
     )
-    staged = build_random_model(root / "staged", arch="ministral3", hidden_size=64, num_hidden_layers=6, seed=5)
+    staged = build_random_model(root / "staged", arch="ministral3", hidden_size=64, num_hidden_layers=5, seed=5)
     return {"tiny": MODEL, "deep": deep["path"], "staged": staged["path"]}
 
 
@@ -121,14 +121,23 @@ def test_two_ranks_answer_greedy_exactly_like_one_process_for_the_tiny_and_two_d
         expected = {}
         for name, model in models.items():
             load(single, model)
-            expected[name] = greedy(single, model, "Once upon a time", 40)
+            expected[name] = scored(single, model)
     finally:
         single.close()
     splits = {name: load(group, model).get("parallel") for name, model in models.items()}
     assert splits == {"tiny": "mlp", "deep": "tensor", "staged": "pipeline"}
     for name, model in models.items():
-        assert greedy(group, model, "Once upon a time", 40) == expected[name], name
-        assert len(set(expected[name])) > 1  # the comparison is not of one repeated token
+        tokens, logprobs = scored(group, model)
+        assert tokens == expected[name][0], name
+        # The same forward passes, not just the same argmax: each token's logprob agrees.
+        assert logprobs == pytest.approx(expected[name][1], abs=1e-3), name
+    assert len(set(expected["tiny"][0])) > 10
+
+
+def scored(client: RuntimeClient, model: str) -> tuple[list[int], list[float]]:
+    params = {"model_id": model, "prompt": "Once upon a time", "max_tokens": 40, "temperature": 0, "logprobs": True}
+    tokens = client.collect(client.request("generate", params)["stream_id"], TIMEOUT)["tokens"]
+    return [t["token_id"] for t in tokens], [t["logprob"] for t in tokens]
 
 
 def test_a_seeded_sample_and_a_stop_sequence_behave_as_on_one_machine(group: RuntimeClient) -> None:
@@ -166,6 +175,27 @@ def test_concurrent_streams_are_batched_across_the_group_and_each_matches_its_so
     results = [group.collect(s, TIMEOUT) for s in streams]
     assert [[t["token_id"] for t in r["tokens"]] for r in results] == expected
     assert any(r["stats"]["path"] == "batch" for r in results), [r["stats"]["path"] for r in results]
+
+
+def test_the_prompt_cache_serves_a_shared_prefix_on_every_rank(group: RuntimeClient, models: dict[str, str]) -> None:
+    """A 5-layer pipeline splits 3 / 2: the ranks' caches differ in size, yet keep the same entries."""
+    history = "Once upon a time, there was a little fox. The fox liked to run in the park with Lily."
+    turns = [history, history + " One day, the fox"]
+    single = spawn_runtime()
+    try:
+        load(single, models["staged"])
+        expected = [greedy(single, models["staged"], turn, 12) for turn in turns]
+    finally:
+        single.close()
+    load(group, models["staged"])
+    got, cached = [], []
+    for turn in turns:
+        params = {"model_id": models["staged"], "prompt": turn, "max_tokens": 12, "temperature": 0}
+        result = group.collect(group.request("generate", params)["stream_id"], TIMEOUT)
+        got.append([t["token_id"] for t in result["tokens"]])
+        cached.append(result["stats"]["cached_tokens"])
+    assert got == expected
+    assert cached[0] == 0 and cached[1] > 10
 
 
 def test_a_cancelled_stream_ends_on_every_rank_and_the_group_serves_the_next_request(group: RuntimeClient) -> None:
