@@ -41,8 +41,11 @@ def run_bench(args: argparse.Namespace) -> int:
         return _embeddings_only(args, blas.name)
     if args.only == "http":
         return _http_only(args, blas.name)
+    if args.only == "distributed":
+        return _distributed_only(args, blas.name)
     from runtime.bench.cache import print_cache, run_cache
     from runtime.bench.cpu_formats import FORMATS, print_cpu_formats, run_cpu_formats
+    from runtime.bench.distributed import print_distributed, run_distributed
     from runtime.bench.embeddings import print_embeddings, run_embeddings
     from runtime.bench.host import LeanHost
     from runtime.bench.http import print_http, run_http
@@ -77,6 +80,7 @@ def run_bench(args: argparse.Namespace) -> int:
     low_memory = run_low_memory(args.model, args.low_memory_runs) if args.low_memory_runs else None
     embeddings = run_embeddings(args.embed_runs, args.model, info["eos_token_ids"]) if args.embed_runs else None
     cpu_formats = run_cpu_formats(args.cpu_format_runs, 64, list(FORMATS)) if args.cpu_format_runs else None
+    distributed = run_distributed(args.distributed_runs, args.distributed_tokens) if args.distributed_runs else None
     report = _report(args, blas.name, ready, single, concurrency)
     report["cpu_formats"] = cpu_formats
     report["single_stream_plain_host"] = plain
@@ -87,6 +91,7 @@ def run_bench(args: argparse.Namespace) -> int:
     report["low_memory"] = low_memory
     report["embeddings"] = embeddings
     report["http"] = http
+    report["distributed"] = distributed
     _print(report)
     if structured:
         print_structured(structured)
@@ -104,6 +109,8 @@ def run_bench(args: argparse.Namespace) -> int:
         print_embeddings(embeddings)
     if http:
         print_http(http)
+    if distributed:
+        print_distributed(distributed)
     return _write_report(report, args.out)
 
 
@@ -130,6 +137,14 @@ def _http_only(args: argparse.Namespace, blas: str) -> int:
     http = run_http(raw, args.model, PROMPT, args.tokens, args.http_runs, NO_EOS_BIAS)
     print_http(http)
     return _write_report({"blas": blas, "platform": platform.platform(), "http": http}, args.out)
+
+
+def _distributed_only(args: argparse.Namespace, blas: str) -> int:
+    from runtime.bench.distributed import print_distributed, run_distributed
+
+    distributed = run_distributed(args.distributed_runs or 4, args.distributed_tokens)
+    print_distributed(distributed)
+    return _write_report({"blas": blas, "platform": platform.platform(), "distributed": distributed}, args.out)
 
 
 def _write_report(report: dict[str, Any], path: str) -> int:

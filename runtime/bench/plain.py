@@ -27,8 +27,8 @@ from runtime.bench.host import median, spawn_runtime
 class PlainHost:
     """A host as plain as they come: the main thread writes a request, then reads lines."""
 
-    def __init__(self, ready_timeout: float = 60.0) -> None:
-        self.process = spawn_runtime()
+    def __init__(self, ready_timeout: float = 60.0, args: tuple[str, ...] = ()) -> None:
+        self.process = spawn_runtime(*args)
         assert self.process.stdin is not None and self.process.stdout is not None
         self._stdin: IO[bytes] = self.process.stdin
         self._stdout: IO[bytes] = self.process.stdout

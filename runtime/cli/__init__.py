@@ -148,7 +148,14 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--embed-runs", type=int, default=6, help="alternating embeddings repetitions (0 skips)")
     bench.add_argument("--http-runs", type=int, default=6, help="rotating HTTP / stdio / raw rounds (0 skips)")
     bench.add_argument(
-        "--only", choices=["embeddings", "http"], default=None, help="run only this scenario (--model for its stream)"
+        "--distributed-runs", type=int, default=4, help="alternating 1-process / 2-rank pairs per model (0 skips)"
+    )
+    bench.add_argument("--distributed-tokens", type=int, default=96, help="tokens per distributed run")
+    bench.add_argument(
+        "--only",
+        choices=["embeddings", "http", "distributed"],
+        default=None,
+        help="run only this scenario (--model for its stream)",
     )
     bench.add_argument("--out", default="bench.json")
     http = sub.add_parser(
@@ -160,6 +167,8 @@ def _parser() -> argparse.ArgumentParser:
     http.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host without --api-key")
     http.add_argument("--config", default=argparse.SUPPRESS, help="JSON file of limits (also RUNTIME_CONFIG)")
     http.add_argument("--log-level", default=argparse.SUPPRESS)
+    http.add_argument("--distributed", metavar="HOSTFILE", default=argparse.SUPPRESS, help="serve across a group")
+    http.add_argument("--distributed-timeout", type=float, default=argparse.SUPPRESS)
     _add_limits(http, argparse.SUPPRESS)
     doctor = sub.add_parser("doctor", help="report backend, device, BLAS and versions")
     doctor.add_argument(
@@ -234,10 +243,10 @@ def serve(args: argparse.Namespace, http: bool = False) -> int:
         print(f"runtime: {exc}", file=sys.stderr)
         return 2
     group = None
-    if fds is not None and (args.distributed or _launched_rank() is not None):
+    if getattr(args, "distributed", None) or _launched_rank() is not None:
         from runtime.server import distributed
 
-        timeout_s = args.distributed_timeout or distributed.DEFAULT_TIMEOUT_S
+        timeout_s = getattr(args, "distributed_timeout", None) or distributed.DEFAULT_TIMEOUT_S
         rank = distributed.launched_rank()
         if rank is not None and rank > 0:  # a follower: no protocol (docs/distributed.md)
             from runtime.server.app import engine_settings
@@ -246,7 +255,9 @@ def serve(args: argparse.Namespace, http: bool = False) -> int:
             limits = distributed.follower_limits(limits)
             os._exit(run_follower(limits, engine_settings(limits, not args.jit), timeout_s))
         try:
-            group = distributed.form_group(args.distributed, timeout_s, sys.argv[1:], limits.as_dict())
+            group = distributed.form_group(
+                getattr(args, "distributed", None), timeout_s, sys.argv[1:], limits.as_dict()
+            )
         except distributed.GroupError as exc:
             print(f"runtime: {exc}", file=sys.stderr)
             return 2
@@ -255,7 +266,7 @@ def serve(args: argparse.Namespace, http: bool = False) -> int:
 
         options = ServeOptions(args.host, args.port, args.api_key, args.allow_remote)
         try:
-            code = serve_http(options, limits, blas, not args.jit, catalog)
+            code = serve_http(options, limits, blas, not args.jit, catalog, group)
         except RemoteRefused as exc:
             print(f"runtime serve: {exc}", file=sys.stderr)
             return 2

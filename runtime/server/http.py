@@ -21,6 +21,7 @@ from runtime.catalog import Catalog
 from runtime.config import Limits
 from runtime.server.app import App
 from runtime.server.blas import BlasStatus
+from runtime.server.distributed import Group
 from runtime.transport.stdio import ProtocolFds
 
 log = logging.getLogger(__name__)
@@ -53,12 +54,20 @@ def check_exposure(options: ServeOptions) -> None:
         )
 
 
-def serve_http(options: ServeOptions, limits: Limits, blas: BlasStatus, disable_compile: bool, catalog: Catalog) -> int:
+def serve_http(
+    options: ServeOptions,
+    limits: Limits,
+    blas: BlasStatus,
+    disable_compile: bool,
+    catalog: Catalog,
+    group: Group | None = None,
+) -> int:
     check_exposure(options)
     if catalog.default_model is None:  # started with no models file: the embedded model
         catalog = replace(catalog, default_model=FALLBACK_MODEL)
     sink = os.open(os.devnull, os.O_WRONLY)
-    app = App(ProtocolFds(input_fd=-1, output_fd=sink), limits, blas, disable_compile=disable_compile, catalog=catalog)
+    fds = ProtocolFds(input_fd=-1, output_fd=sink)
+    app = App(fds, limits, blas, disable_compile=disable_compile, catalog=catalog, group=group)
     return app.run(HttpHost(options))
 
 

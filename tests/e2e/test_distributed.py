@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from runtime.tinymodels.fixtures import build_random_model
@@ -323,3 +324,41 @@ def test_a_hostfile_that_cannot_form_a_group_stops_the_start_with_a_clear_messag
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert result.returncode == 2 and "at least two ranks" in result.stderr and result.stdout == ""
+
+
+def test_a_group_started_by_mlx_launch_serves_and_shutdown_ends_every_rank() -> None:
+    launcher = Path(sys.executable).with_name("mlx.launch")
+    port = free_ports(3)
+    command = [str(launcher), "--hosts", "127.0.0.1", "-n", "2", "-p", str(port), "--backend", "ring", "--"]
+    client = RuntimeClient.spawn(
+        ["--stdio"],
+        env={"PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"},
+        ready_timeout=TIMEOUT,
+        command=[*command, sys.executable, "-m", "runtime"],
+    )
+    try:
+        pid = follower_pid(client)
+        assert client.request("runtime/info")["distributed"]["world_size"] == 2
+        load(client, MODEL)
+        assert len(greedy(client, MODEL, "Once upon a time", 12, logit_bias=NO_EOS)) == 12
+        # mlx.launch never passes the end of stdin on: the host ends the group with shutdown.
+        client.request("shutdown", {})
+        assert client.process.wait(30) == 0
+        assert not pid_alive(pid)
+    finally:
+        client.kill()
+
+
+def test_the_http_front_door_serves_a_group_too(tmp_path: Path) -> None:
+    from tests.e2e.test_http import Server, wait_ready
+
+    server = Server(tmp_path, "--distributed", str(write_hostfile(tmp_path)))
+    try:
+        wait_ready(server)
+        body = {"model": "tiny-chat", "prompt": "Once upon a time", "max_tokens": 8, "temperature": 0}
+        answer = httpx.post(f"{server.url}/v1/completions", json=body, timeout=TIMEOUT).json()
+        assert answer["usage"]["completion_tokens"] > 0 and answer["choices"][0]["text"]
+        metrics = httpx.get(f"{server.url}/health", timeout=10)
+        assert metrics.status_code == 200
+    finally:
+        server.close()
