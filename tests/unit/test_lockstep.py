@@ -92,7 +92,9 @@ def test_a_failure_inside_a_collective_becomes_the_groups_loss() -> None:
     failing, other = job("a", sink), job("b", sink)
     tracker.track(failing)
     tracker.track(other)
-    failing.emit(Finished(reason="error", prompt_tokens=2, failure=RuntimeError("[ring] connection to a peer was lost")))
+    failing.emit(
+        Finished(reason="error", prompt_tokens=2, failure=RuntimeError("[ring] connection to a peer was lost"))
+    )
     other.emit(Finished(reason="error", prompt_tokens=2, failure=ValueError("a bad logit")))
     assert sink[0].failure is lost and isinstance(sink[1].failure, ValueError)
 
