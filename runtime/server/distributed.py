@@ -265,7 +265,7 @@ class GroupHealth:
             time.sleep(HEARTBEAT_S)
             now = time.monotonic()
             for state in list(self.ranks.values()):
-                if state.lost is None and now - state.last_seen > self.timeout_s:
+                if state.lost is None and not self.ending and now - state.last_seen > self.timeout_s:
                     self._lose(state.rank, f"stopped answering for {now - state.last_seen:.1f} s")
                     # The engine may be waiting on it inside a collective: fail that wait now.
                     from runtime.engine.lockstep import sever
