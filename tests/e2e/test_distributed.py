@@ -212,12 +212,17 @@ def test_a_cancelled_stream_ends_on_every_rank_and_the_group_serves_the_next_req
     assert group.request("runtime/state")["distributed"]["state"] == "ok"
 
 
-def test_a_killed_rank_ends_its_streams_with_an_error_and_rank_zero_stays_up(group: RuntimeClient) -> None:
+def decoding_stream(group: RuntimeClient) -> tuple[str, int]:
+    """A long stream under way (its first chunk arrived), and the follower's pid."""
     load(group, MODEL)
-    pid = follower_pid(group)
     long = {"model_id": MODEL, "prompt": "Once", "max_tokens": 20000, "temperature": 0, "logit_bias": NO_EOS}
     stream = group.request("generate", long)["stream_id"]
     assert next(group.stream(stream, TIMEOUT))["method"] == "stream.chunk"
+    return stream, follower_pid(group)
+
+
+def test_a_killed_rank_ends_its_streams_with_an_error_and_rank_zero_stays_up(group: RuntimeClient) -> None:
+    stream, pid = decoding_stream(group)
     killed_at = time.monotonic()
     os.kill(pid, signal.SIGKILL)
     event = group.collect(stream, 20.0)["event"]
@@ -234,11 +239,7 @@ def test_a_killed_rank_ends_its_streams_with_an_error_and_rank_zero_stays_up(gro
 
 
 def test_a_rank_that_stops_answering_is_declared_lost_within_the_timeout(group: RuntimeClient) -> None:
-    load(group, MODEL)
-    pid = follower_pid(group)
-    long = {"model_id": MODEL, "prompt": "Once", "max_tokens": 20000, "temperature": 0, "logit_bias": NO_EOS}
-    stream = group.request("generate", long)["stream_id"]
-    assert next(group.stream(stream, TIMEOUT))["method"] == "stream.chunk"
+    stream, pid = decoding_stream(group)
     stopped_at = time.monotonic()
     os.kill(pid, signal.SIGSTOP)
     try:
