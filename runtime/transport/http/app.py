@@ -11,6 +11,7 @@ client that disconnects mid-stream cancels its stream in the engine at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import time
@@ -173,7 +174,8 @@ class _Api:
         if denied := self._denied(request, error_body):
             return denied
         try:
-            return await handle(await _read_json(request, self.options.max_body_bytes) if has_body else {})
+            body = await _read_json(request, self.options.max_body_bytes) if has_body else {}
+            return await _unless_gone(request, handle(body))
         except HttpError as error:
             return _error_response(error, error_body)
 
@@ -215,6 +217,29 @@ async def _read_json(request: Request, limit: int) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise HttpError(400, "the body must be a JSON object", "invalid_request_error")
     return body
+
+
+async def _unless_gone(request: Request, work: Awaitable[Response]) -> Response:
+    """The endpoint's answer, unless the client goes away first: then the work is cancelled, and
+    with it its JSON-RPC request (the bridge sends $/cancelRequest: a whole generate stops in the
+    engine at once, a load waiting for it stops waiting). Streams go on to their own watch."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        done, _ = await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, HttpError):
+        await task
+    return Response(status_code=499)  # nginx's "client closed request": nobody reads it
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _bearer(header: str) -> str | None:

@@ -71,7 +71,11 @@ class Bridge:
 
         request_id = f"http-{next(self._ids)}"
         self._dispatch({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}, sink)
-        message = await answer
+        try:
+            message = await answer
+        except asyncio.CancelledError:  # the client went away: what the request started stops too
+            self.notify("$/cancelRequest", {"id": request_id})
+            raise
         if "error" in message:
             raise from_rpc_error(message["error"], names)
         return message["result"]
