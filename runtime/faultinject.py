@@ -17,6 +17,7 @@ KNOWN = {
     "engine_crash_on_unload": "the engine thread dies while unloading (fatal path)",
     "stream_fault": "the sampler of a stream whose prompt holds STREAM_FAULT_MARKER raises at step 3",
     "slow_load": "every model load waits SLOW_LOAD_S before reading its weights (readiness tests)",
+    "read_fails": "reading a model's weights fails (armed on one rank of a group through its hostfile's envs)",
 }
 SLOW_LOAD_S = 3.0
 STREAM_FAULT_MARKER = "[[inject-stream-fault]]"

@@ -249,15 +249,12 @@ def serve(args: argparse.Namespace, http: bool = False) -> int:
         timeout_s = getattr(args, "distributed_timeout", None) or distributed.DEFAULT_TIMEOUT_S
         rank = distributed.launched_rank()
         if rank is not None and rank > 0:  # a follower: no protocol (docs/distributed.md)
-            from runtime.server.app import engine_settings
             from runtime.server.follower import run_follower
 
-            limits = distributed.follower_limits(limits)
-            os._exit(run_follower(limits, engine_settings(limits, not args.jit), timeout_s))
+            os._exit(run_follower(limits, timeout_s))
+        settings = {"limits": limits.as_dict(), "disable_compile": not args.jit}
         try:
-            group = distributed.form_group(
-                getattr(args, "distributed", None), timeout_s, sys.argv[1:], limits.as_dict()
-            )
+            group = distributed.form_group(getattr(args, "distributed", None), timeout_s, sys.argv[1:], settings)
         except distributed.GroupError as exc:
             print(f"runtime: {exc}", file=sys.stderr)
             return 2

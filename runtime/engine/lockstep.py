@@ -181,14 +181,19 @@ def _shard_mlps(model: Any, group: Any) -> None:
         mlp.down_proj = shard_linear(mlp.down_proj, "sharded-to-all", group=group)
 
 
-class Tracker:
-    """The streams in flight on this rank, and the digest of their tokens (the same on every rank
-    while the ranks agree)."""
+Failed = Callable[[StreamJob, Finished], Finished]
 
-    def __init__(self, explain: Callable[[BaseException], BaseException] | None = None) -> None:
+
+class Tracker:
+    """The streams in flight on this rank, and the digest of their tokens and endings (the same on
+    every rank while the ranks agree)."""
+
+    def __init__(self, failed: Failed | None = None) -> None:
         self.live: dict[str, StreamJob] = {}
         self.digest = 0
-        self.explain = explain  # rank 0: what a stream's failure means for the group
+        # A stream that failed after it started may have failed on this rank only (out of memory):
+        # the ranks no longer make the same calls. Rank 0 gives the group up; a follower stops.
+        self.failed = failed
 
     def track(self, job: StreamJob) -> None:
         job.lockstep = True
@@ -200,8 +205,10 @@ class Tracker:
                 self.digest = zlib.crc32(event.token_id.to_bytes(4, "little"), self.digest)
             elif isinstance(event, Finished):
                 self.live.pop(job.stream_id, None)
-                if event.failure is not None and self.explain is not None:
-                    event = replace(event, failure=self.explain(event.failure))
+                ending = f"{job.stream_id}:{event.reason}:{event.generated_tokens}".encode()
+                self.digest = zlib.crc32(ending, self.digest)
+                if event.reason == "error" and event.path is not None and self.failed is not None:
+                    event = self.failed(job, event)
             emit(event)
 
         job.emit = tracked
@@ -228,9 +235,14 @@ class Tracker:
 class Leader:
     """Rank 0's side: sends each turn's plan, settles each op with every rank's outcome."""
 
-    def __init__(self, collective: Collective, diagnose: Callable[[BaseException], faults.GroupLost]) -> None:
-        self.collective, self.diagnose = collective, diagnose
-        self.tracker = Tracker(self.explain)
+    def __init__(
+        self,
+        collective: Collective,
+        diagnose: Callable[[BaseException], faults.GroupLost],
+        on_lost: Callable[[faults.GroupLost], None] = lambda lost: None,
+    ) -> None:
+        self.collective, self.diagnose, self.on_lost = collective, diagnose, on_lost
+        self.tracker = Tracker(self.stream_failed)
         self.turn = 0
         self.lost: faults.GroupLost | None = None
 
@@ -243,7 +255,14 @@ class Leader:
             if isinstance(job, StreamJob) and job.origin is not None:
                 self.tracker.track(job)
                 kept.append(job)
-                entries.append({"stream_id": job.stream_id, "model_id": job.loaded.model_id, "params": job.origin})
+                entries.append(
+                    {
+                        "stream_id": job.stream_id,
+                        "model_id": job.loaded.model_id,
+                        "params": job.origin,
+                        "check": request_check(job),
+                    }
+                )
             else:
                 refused.append(job)
         return kept, entries, refused
@@ -261,38 +280,87 @@ class Leader:
         if any(op["op"] == "exit" for op in ops):  # the other ranks are gone: nothing more to send
             self.lost = faults.GroupLost("the distributed group was ended (shutdown)", rank=None, reason="shutdown")
 
-    def settle(self, op: dict[str, Any], error: BaseException | None) -> BaseException | None:
-        """Every rank's outcome of `op`: rank 0's own error, else the first other rank's."""
+    def settle(self, op: dict[str, Any], error: BaseException | None, result: Any = None) -> BaseException | None:
+        """Every rank's outcome of `op`: rank 0's own error, else the first other rank's, else a
+        rank that made something else than rank 0 (another split, another CPU weight format)."""
+        mine = _outcome(op, error, result)
         try:
-            outcomes = self.collective.gather_text("" if error is None else _describe(error))
+            outcomes = self.collective.gather_text(mine)
         except Exception as exc:
             return self._lose(exc)
         if error is not None:
             return error
         for rank, outcome in enumerate(outcomes):
-            if outcome:
+            if outcome.startswith("!"):
                 return faults.ModelLoadFailed(
-                    f"{op['op']} failed on rank {rank}: {outcome}", model_id=op.get("model_id"), rank=rank
+                    f"{op['op']} of {op.get('model_id')} failed on rank {rank}: {outcome[1:]}",
+                    model_id=op.get("model_id"),
+                    rank=rank,
+                )
+            if outcome != mine:
+                return faults.ModelLoadFailed(
+                    f"rank {rank} made {outcome[1:]!r} of {op.get('model_id')}, rank 0 {mine[1:]!r}: "
+                    "every rank needs the same build, files and settings",
+                    model_id=op.get("model_id"),
+                    rank=rank,
                 )
         return None
 
-    def explain(self, failure: BaseException) -> BaseException:
-        """A stream that failed inside a collective (a rank went away mid-turn) failed because the
-        group was lost: it says so, and which rank; other failures stay what they are."""
-        if isinstance(failure, faults.Fault) or not any(tag in str(failure) for tag in BACKEND_TAGS):
-            return failure
-        return self._lose(failure)
+    def stream_failed(self, job: StreamJob, finished: Finished) -> Finished:
+        """A started stream failed here. Inside a collective (a rank went away mid-turn) the group
+        was lost, and the stream says so, and which rank. Otherwise it may have failed on this rank
+        only, so the group is given up (the other ranks stop) and the stream keeps its own error."""
+        failure = finished.failure
+        if failure is None or isinstance(failure, faults.GroupLost):
+            return finished
+        if any(tag in str(failure) for tag in BACKEND_TAGS):
+            return replace(finished, failure=self._lose(failure))
+        self._lose(RuntimeError(f"stream {job.stream_id} failed on rank 0 ({type(failure).__name__})"))
+        return finished
 
     def _lose(self, exc: BaseException) -> faults.GroupLost:
         if self.lost is None:
             self.lost = self.diagnose(exc)
             log.error("the distributed group is lost: %s", self.lost.message)
+            self.on_lost(self.lost)
         return self.lost
+
+
+def _outcome(op: dict[str, Any], error: BaseException | None, result: Any) -> str:
+    """One rank's outcome of an op, gathered by rank 0: "!" and the error, or "=" and a summary of
+    what it made that every rank must agree on."""
+    if error is not None:
+        return "!" + _describe(error)
+    if op["op"] == "read":
+        from runtime.engine.models import read_summary
+
+        return "=" + read_summary(result)
+    return "="
 
 
 def _describe(error: BaseException) -> str:
     text = error.message if isinstance(error, faults.Fault) else f"{type(error).__name__}: {error}"
     return text or type(error).__name__
+
+
+def request_check(job: StreamJob) -> int:
+    """What two ranks' requests must agree on before any forward pass: the prompt's tokens (a chat
+    template that reads the clock, other tokenizer files) and the length asked."""
+    request = job.request
+    head = f"{request.max_tokens}:{request.use_prompt_cache}:".encode()
+    return zlib.crc32(b"".join(t.to_bytes(4, "little") for t in request.prompt_tokens), zlib.crc32(head))
+
+
+def without_orphans(jobs: list[StreamJob]) -> list[StreamJob]:
+    """Streams whose model an op of this very turn unloaded end here, the same on every rank."""
+    kept = []
+    for job in jobs:
+        if job.loaded.alive.is_set():
+            kept.append(job)
+        else:
+            failure = faults.ModelNotLoaded(f"Model was unloaded: {job.loaded.model_id}", model_id=job.loaded.model_id)
+            job.emit(Finished.unstarted(job, "error", time.perf_counter(), failure=failure))
+    return kept
 
 
 class Follower:
@@ -302,40 +370,53 @@ class Follower:
     def __init__(
         self,
         collective: Collective,
-        run_op: Callable[[dict[str, Any]], None],
+        run_op: Callable[[dict[str, Any]], str],
         undo_op: Callable[[dict[str, Any]], None],
         build_job: Callable[[dict[str, Any]], StreamJob],
         run_turn: Callable[[list[StreamJob]], None],
     ) -> None:
         self.collective = collective
         self.run_op, self.undo_op, self.build_job, self.run_turn = run_op, undo_op, build_job, run_turn
-        self.tracker = Tracker()
+        self.tracker = Tracker(self._stream_failed)
 
     def serve(self) -> None:
         while True:
             plan = Plan.decode(self.collective.broadcast(None))
             if plan.digest != self.tracker.digest:
                 raise Desync(f"turn {plan.turn}: this rank's tokens differ from rank 0's")
+            jobs = [self._job(entry) for entry in plan.jobs]  # taken before the ops, as on rank 0
             for op in plan.ops:
                 if op["op"] == "exit":
                     return
                 self._settle(op)
-            jobs = [self.build_job(entry) for entry in plan.jobs]
-            for job in jobs:
-                self.tracker.track(job)
             self.tracker.apply(plan.stops)
-            self.run_turn(jobs)
+            self.run_turn(without_orphans(jobs))
+
+    def _job(self, entry: dict[str, Any]) -> StreamJob:
+        try:
+            job = self.build_job(entry)
+        except Exception as exc:
+            raise Desync(f"stream {entry['stream_id']}: rank 0 built its request, this rank could not: {exc}") from None
+        if request_check(job) != entry["check"]:
+            raise Desync(f"stream {entry['stream_id']}: this rank built another prompt than rank 0's")
+        self.tracker.track(job)
+        return job
+
+    def _stream_failed(self, job: StreamJob, finished: Finished) -> Finished:
+        raise Desync(f"stream {job.stream_id} failed on this rank: {finished.failure}")
 
     def _settle(self, op: dict[str, Any]) -> None:
         error: BaseException | None = None
+        summary = ""
         try:
-            self.run_op(op)
+            summary = self.run_op(op)
         except Exception as exc:
             error = exc
             log.warning("op %s failed on this rank", op["op"], exc_info=True)
-        outcomes = self.collective.gather_text("" if error is None else _describe(error))
-        if error is None and any(outcomes):
-            self.undo_op(op)  # another rank failed it: no rank keeps what the op made
+        mine = "!" + _describe(error) if error is not None else "=" + summary
+        outcomes = self.collective.gather_text(mine)
+        if error is None and any(outcome != outcomes[0] or outcome.startswith("!") for outcome in outcomes):
+            self.undo_op(op)  # a rank failed it, or made something else: no rank keeps what it made
 
 
 def sever(ports: set[int]) -> int:
@@ -345,8 +426,13 @@ def sever(ports: set[int]) -> int:
     severed = 0
     for name in os.listdir("/dev/fd"):
         try:
-            probe = socket.socket(fileno=os.dup(int(name)))
+            duplicate = os.dup(int(name))
         except (OSError, ValueError):
+            continue
+        try:
+            probe = socket.socket(fileno=duplicate)
+        except OSError:
+            os.close(duplicate)
             continue
         try:
             ends = [probe.getsockname(), probe.getpeername()]

@@ -161,6 +161,8 @@ class ModelStore:
 
         from runtime.engine.vlm import is_vision_config, load_vision
 
+        if faultinject.armed("read_fails"):
+            raise faults.ModelLoadFailed(f"Failed to load model {model_id}: injected read failure", model_id=model_id)
         before = mx.get_active_memory()
         processor, pooler, split = None, None, None
         config = _config(resolved.path, model_id)
@@ -215,7 +217,8 @@ class ModelStore:
         elif kv.full:  # not prefix-cached: vision prompts hold image features; quantized or rotating
             # caches cannot be trimmed back to a shared prefix
             per_token = _kv_bytes_per_token(weights, loaded.dtype) if self.group is not None else None
-            loaded = replace(loaded, prompt_cache=PromptCache(*self.prompt_cache_limits, per_token))
+            limits = self.prompt_cache_limits if self.group is None or per_token else (0, 0)  # no common rule: off
+            loaded = replace(loaded, prompt_cache=PromptCache(*limits, per_token))
         loaded.alive.set()
         with self._lock:
             self._models[model_id] = loaded
@@ -255,6 +258,11 @@ class ModelStore:
         gc.collect()
         mx.clear_cache()
         return was_loaded, max(0, before - mx.get_active_memory())
+
+
+def read_summary(weights: Weights) -> str:
+    """What a read made that every rank of a group must agree on: the split, the CPU weight format."""
+    return f"{weights.parallel}/{weights.served}"
 
 
 def _kv_bytes_per_token(weights: Weights, dtype: str) -> int | None:

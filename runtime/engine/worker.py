@@ -186,6 +186,8 @@ class EngineWorker:
     def _run_leading(self, leader: Leader) -> None:
         """Rank 0's loop: the turn's calls and admissions are decided first and sent to the other
         ranks as the turn's plan (engine/lockstep.py); then every rank runs the same turn."""
+        from runtime.engine.lockstep import without_orphans
+
         while True:
             calls = self._take_calls(block=self._idle())
             now = time.perf_counter()
@@ -199,6 +201,8 @@ class EngineWorker:
                 try:
                     leader.send([c.op for c in calls if c.op is not None], entries, leader.tracker.latch(now))
                 except faults.GroupLost as lost:
+                    for job in expired:
+                        job.emit(Finished.unstarted(job, "timeout", now))
                     self._after_loss(lost, calls, [*kept, *refused])
                     continue
                 for call in calls:
@@ -207,7 +211,7 @@ class EngineWorker:
                     job.emit(Finished.unstarted(job, "timeout", now))
                 for job in refused:
                     job.emit(Finished.unstarted(job, "error", now, failure=_not_in_group(job)))
-                self._admit_all(list(kept))
+                self._admit_all(list(without_orphans(kept)))
                 self._step(now)
             finally:
                 self._output.release(bool(calls) or self._idle())
@@ -290,7 +294,7 @@ class EngineWorker:
         except Exception as exc:
             error = exc
         if leader is not None and call.op is not None and call.op["op"] != "exit":  # exit: nobody answers
-            settled = leader.settle(call.op, error)
+            settled = leader.settle(call.op, error, result)
             if settled is not None and error is None and call.undo is not None:
                 call.undo()  # another rank failed it: this rank gives back its part too
             error = settled

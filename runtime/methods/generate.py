@@ -37,6 +37,7 @@ def open_stream(
     if loaded.model_id in services.unloading:
         raise faults.ModelNotLoaded(f"Model is being unloaded: {loaded.model_id}", model_id=loaded.model_id)
     origin = _in_group(services, params)
+    params = origin or params  # in a group, rank 0's request too is built from what every rank gets
     request = build_request(services.limits, loaded, params, drafts.draft_for(services, loaded, params))
     if request_key(ctx.request_id) in services.cancelled_while_preparing:  # while its images loaded
         raise faults.Cancelled("the request was cancelled before its stream started")

@@ -223,29 +223,32 @@ def _load_on_engine(
 ) -> LoadedModel:
     """Two engine calls: the weights, then a one-token warm-up; only then is the model ready (in
     the store). "warming" is sent between them, in order with the other stages."""
-    store = services.store
+    store, worker, model_id = services.store, services.worker, spec.model_id
     group_intact(services)
-    weights = services.worker.call(
-        partial(store.read, spec.model_id, resolved, spec.cpu_weights, room, spec.task, spec.parallel)
-    ).result()
-    _check_stopped(stopped, spec.model_id)  # the weights are dropped with this frame
-    _progress(services, spec.model_id, "warming", 0.9)
-    # In a group every rank reads its own shard now and warms up with this one (the warm-up token
-    # meets the sharded model's collectives); a rank that fails takes the load back everywhere.
-    op = {
-        "op": "load",
-        "model_id": spec.model_id,
+    # In a group each step is every rank's (engine/lockstep.py): all ranks read their shard, and
+    # only once every read succeeded do they warm up together (the warm-up token meets the sharded
+    # model's collectives); a rank that fails a step fails it for all.
+    read_op = {
+        "op": "read",
+        "model_id": model_id,
         "path": str(resolved.path),
         "source": resolved.source,
         "cpu_weights": spec.cpu_weights,
+        "room_bytes": room,
         "task": spec.task,
         "parallel": spec.parallel,
-        "context_length": spec.context_length,
-        "kv": asdict(spec.kv),
     }
+    read = partial(store.read, model_id, resolved, spec.cpu_weights, room, spec.task, spec.parallel)
+    weights = worker.call_mirrored(read_op, read).result()
+    try:
+        _check_stopped(stopped, model_id)  # the weights are dropped with this frame
+    except faults.Cancelled:
+        worker.call_mirrored({"op": "drop", "model_id": model_id}, lambda: None)  # the others' too
+        raise
+    _progress(services, model_id, "warming", 0.9)
+    admit_op = {"op": "admit", "model_id": model_id, "context_length": spec.context_length, "kv": asdict(spec.kv)}
     admit = partial(store.admit, weights, spec.context_length, started, spec.kv)
-    undo = partial(store.unload, spec.model_id)
-    return services.worker.call_mirrored(op, admit, undo=undo).result()
+    return worker.call_mirrored(admit_op, admit, undo=partial(store.unload, model_id)).result()
 
 
 def pair_after_load(services: Services, spec: LoadSpec) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from runtime.catalog import FOREVER, LOCAL, ModelEntry, looks_like_path, outside
 from runtime.engine.models import KvPolicy
 from runtime.engine.pooling import Task
 from runtime.engine.weights import CpuWeights
-from runtime.methods.context import Services
+from runtime.methods.context import Services, single_machine_only
 
 LOW_MEMORY_KV_BITS = 8  # mlx-lm's quantized KV cache: about half of fp16's memory, near-identical text
 LOW_MEMORY_CONTEXT = 4096  # low-memory mode: the longest context a model serves (prompt tokens)
@@ -58,7 +58,10 @@ def load_spec(services: Services, params: dict[str, Any], on_demand: bool = Fals
     options = {**(entry.load if entry else {}), **params}
     local_path = params.get("local_path") or (entry.name if entry and entry.kind == LOCAL else None)
     _check_local_policy(services, params, local_path)
-    draft = params.get("draft_model_id") or (entry.draft_model_id if entry else None)
+    if params.get("draft_model_id"):
+        single_machine_only(services, "speculative decoding")
+    # Across a group a registered model's draft is left out (speculative decoding runs on one machine).
+    draft = params.get("draft_model_id") or (entry.draft_model_id if entry and services.group is None else None)
     return LoadSpec(
         model_id=model_id,
         source=entry.name if entry and entry.kind != LOCAL else model_id,

@@ -174,8 +174,9 @@ class StreamLifecycle:
     def end_unstarted(self, job: Job, reason: FinishReason) -> None:
         job.emit(Finished.unstarted(job, reason, time.perf_counter()))
 
-    def end_stragglers(self) -> None:
-        """Streams the engine could not end in time (a long prefill chunk, a load) end here, as cancelled."""
+    def end_stragglers(self, reason: FinishReason = "cancelled", failure: BaseException | None = None) -> None:
+        """Streams the engine could not end in time (a long prefill chunk, a load, a wait inside MLX
+        that never returns) end here: cancelled, or with `failure`."""
         with self._lock:
             handles = list(self._handles.values())
         for handle in handles:
@@ -183,4 +184,4 @@ class StreamLifecycle:
                 continue
             generated = handle.record.tokens_generated
             prompt = handle.job.prompt_size() if handle.job else 0
-            handle(Finished(reason="cancelled", prompt_tokens=prompt, generated_tokens=generated))
+            handle(Finished(reason=reason, prompt_tokens=prompt, generated_tokens=generated, failure=failure))

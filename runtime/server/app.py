@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Protocol
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 READY_LINE = "MLX Runtime ready"
 CANCEL_GRACE_S = 1.5
+GROUP_LOSS_GRACE_S = 2.0  # a lost rank: how long the engine may take to end its streams itself
 LOW_MEMORY_PREFILL_STEP = 128  # --low-memory: smaller prefill chunks, smaller activation peaks
 LOW_MEMORY_CACHE_BYTES = 64 * 1024 * 1024  # --low-memory: MLX keeps at most this much freed memory
 
@@ -74,7 +76,7 @@ def _leader(group: Group | None) -> Leader | None:
         return None
     from runtime.engine.lockstep import Collective, Leader
 
-    return Leader(Collective(group.mx_group), group.health.diagnose)
+    return Leader(Collective(group.mx_group), group.health.diagnose, group.set_lost)
 
 
 def engine_settings(limits: Limits, disable_compile: bool) -> dict[str, Any]:
@@ -171,6 +173,8 @@ class App:
             group=group,
         )
         self.dispatcher = Dispatcher(build(self.services), self.writer.send, limits.max_line_bytes)
+        if group is not None:
+            group.health.on_loss.append(self._group_lost)
 
     def run(self, host: Host | None = None) -> int:
         """Serve until shut down: the parent process on the protocol fds, or `host` (HTTP)."""
@@ -272,6 +276,17 @@ class App:
                 "retry_after_ms": self.services.breaker.snapshot()["retry_after_ms"],
             },
         )
+
+    def _group_lost(self) -> None:
+        """A rank was lost (its control connection said so). The engine ends its streams itself when
+        its next collective fails, but a wait inside MLX may never return: what it has not ended
+        after a grace ends here, with the loss; the runtime goes on answering, refusing generation."""
+        assert self.group is not None
+        time.sleep(GROUP_LOSS_GRACE_S)
+        lost = self.group.loss()
+        if lost is not None:
+            self.group.set_lost(lost)
+            self.services.lifecycle.end_stragglers("error", lost)
 
     def request_exit(self, code: int) -> None:
         self.exit_code = max(code, self.exit_code)

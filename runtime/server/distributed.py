@@ -52,6 +52,7 @@ class RankHost:
     ssh: str  # where the rank is started ("" or localhost: here)
     ip: str  # the address the ring uses
     port: int
+    more_ports: tuple[int, ...] = ()  # further ring connections (mlx.launch --connections-per-ip, more IPs)
 
     @property
     def local(self) -> bool:
@@ -74,7 +75,7 @@ class GroupSpec:
         return json.dumps([[f"{h.ip}:{h.port}"] for h in self.hosts])
 
     def ring_ports(self) -> set[int]:
-        return {h.port for h in self.hosts}
+        return {port for h in self.hosts for port in (h.port, *h.more_ports)}
 
 
 def read_hostfile(path: str, control_port: int = 0) -> GroupSpec:
@@ -114,7 +115,8 @@ def launched_spec() -> GroupSpec | None:
         ring = json.loads(Path(hostfile).read_text())
         for index, addresses in enumerate(ring):
             ip, _, port = addresses[0].rpartition(":")
-            hosts.append(RankHost(index, "", ip, int(port)))
+            extra = tuple(int(a.rpartition(":")[2]) for a in addresses[1:])
+            hosts.append(RankHost(index, "", ip, int(port), extra))
     if control:
         ip, _, port = control.rpartition(":")
         address = (ip, int(port))
@@ -131,9 +133,10 @@ def launched_rank() -> int | None:
 
 
 # --- rank 0: starting the others ---------------------------------------------------------------
-def start_followers(spec: GroupSpec, argv: list[str], limits: dict[str, Any]) -> list[subprocess.Popen[bytes]]:
+def start_followers(spec: GroupSpec, argv: list[str]) -> list[subprocess.Popen[bytes]]:
     """Start ranks 1.. with this process's own command line (less --distributed): here for local
-    hosts, over ssh for the others (the same python and working directory there)."""
+    hosts, over ssh for the others (the same python and working directory there). Their limits
+    and engine settings come from rank 0 once the group has formed (`form_group`)."""
     ring = _hostfile_copy(spec.ring_hostfile())
     control = f"{spec.control[0]}:{spec.control[1]}"
     children = []
@@ -143,7 +146,6 @@ def start_followers(spec: GroupSpec, argv: list[str], limits: dict[str, Any]) ->
             "MLX_HOSTFILE": ring,
             "RUNTIME_DISTRIBUTED_CONTROL": control,
             "RUNTIME_DISTRIBUTED_BACKEND": spec.backend,
-            "RUNTIME_DISTRIBUTED_LIMITS": json.dumps(limits),
         }
         for pair in spec.envs:
             key, _, value = pair.partition("=")
@@ -192,6 +194,7 @@ class RankState:
     pid: int | None = None
     last_seen: float = 0.0
     lost: str | None = None  # why, once lost
+    lost_at: float = 0.0
 
 
 @dataclass
@@ -202,6 +205,8 @@ class GroupHealth:
     timeout_s: float
     children: list[subprocess.Popen[bytes]] = field(default_factory=list)
     ending: bool = False  # rank 0 ended the group: ranks going away now are no loss
+    connections: list[socket.socket] = field(default_factory=list)
+    on_loss: list[Any] = field(default_factory=list)  # called (on a thread of their own) once a rank is lost
     ranks: dict[int, RankState] = field(default_factory=dict)
     changed: threading.Condition = field(default_factory=threading.Condition)
     _server: socket.socket | None = None
@@ -236,6 +241,7 @@ class GroupHealth:
                     del connections[connection]
                     rank = int(hello["rank"])
                     self.ranks[rank] = RankState(rank, hello.get("host", "?"), hello.get("pid"), time.monotonic())
+                    self.connections.append(connection)
                     threading.Thread(
                         target=self._watch, args=(rank, connection), name=f"rank-{rank}", daemon=True
                     ).start()
@@ -260,10 +266,26 @@ class GroupHealth:
                     reason = words[-1].decode(errors="replace")
         self._lose(rank, reason)
 
+    def abandon(self) -> None:
+        """The group is lost: end it for every rank still in it (a follower exits when its control
+        connection closes) and fail any collective still waiting on the ring."""
+        from runtime.engine.lockstep import sever
+
+        self.ending = True
+        for connection in self.connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        sever(self.spec.ring_ports())
+
     def _watch_silence(self) -> None:
+        last_tick = time.monotonic()
         while True:
             time.sleep(HEARTBEAT_S)
             now = time.monotonic()
+            if now - last_tick > self.timeout_s:  # this process itself was stopped: nobody was heard
+                for state in self.ranks.values():
+                    state.last_seen = max(state.last_seen, now)
+            last_tick = now
             for state in list(self.ranks.values()):
                 if state.lost is None and not self.ending and now - state.last_seen > self.timeout_s:
                     self._lose(state.rank, f"stopped answering for {now - state.last_seen:.1f} s")
@@ -274,12 +296,17 @@ class GroupHealth:
                     log.warning("rank %d stopped answering: %d ring sockets shut down", state.rank, severed)
 
     def _lose(self, rank: int, reason: str) -> None:
+        first = False
         with self.changed:
             state = self.ranks[rank]
             if state.lost is None and not self.ending:
-                state.lost = reason
+                first = not self._lost_ranks()
+                state.lost, state.lost_at = reason, time.monotonic()
                 log.error("rank %d (%s) lost: %s", rank, state.host, reason)
             self.changed.notify_all()
+        if first:
+            for listener in self.on_loss:
+                threading.Thread(target=listener, name="group-lost", daemon=True).start()
 
     def diagnose(self, failure: BaseException, wait_s: float = 3.0) -> faults.GroupLost:
         """What a failed collective means: which rank was lost and why (waiting briefly for the
@@ -293,7 +320,7 @@ class GroupHealth:
             return faults.GroupLost(
                 f"the distributed group failed: {failure}", rank=None, host=None, reason=str(failure)
             )
-        state = lost[0]
+        state = min(lost, key=lambda s: s.lost_at)  # the first to go; others may be its casualties
         return faults.GroupLost(
             f"rank {state.rank} ({state.host}) of the distributed group was lost: {state.lost}",
             rank=state.rank,
@@ -320,7 +347,7 @@ def _read_hello(connection: socket.socket) -> dict[str, Any] | None:
         ready, _, _ = select.select([connection], [], [], 0.05)
         if not ready:
             return None
-        connection.setblocking(True)
+        connection.settimeout(5.0)  # a hello cut short must not hold the group's formation
         line = connection.makefile("rb").readline()
         return dict(json.loads(line)) if line else None
     except (OSError, ValueError):
@@ -369,6 +396,12 @@ class Group:
             "ranks": ranks,
             **({"lost": {"rank": lost.details.get("rank"), "reason": lost.message}} if lost else {}),
         }
+
+    def set_lost(self, lost: faults.GroupLost) -> None:
+        """A collective failed (rank 0's engine saw it): the group is over for every rank."""
+        if self.lost is None:
+            self.lost = lost
+        self.health.abandon()
 
     def loss(self) -> faults.GroupLost | None:
         """The group's loss, once a collective failed or the control channel saw a rank go."""
@@ -429,10 +462,12 @@ def last_words(connection: socket.socket | None, text: str) -> None:
 
 
 # --- rank 0: forming the group -----------------------------------------------------------------
-def form_group(hostfile: str | None, timeout_s: float, argv: list[str], limits: dict[str, Any]) -> Group:
+def form_group(hostfile: str | None, timeout_s: float, argv: list[str], settings: dict[str, Any]) -> Group:
     """Rank 0: start the other ranks (with a hostfile) or find them (mlx.launch), form the group
-    with mx.distributed.init, and wait for every rank's hello; GroupError if any of it fails."""
-    from runtime.engine.lockstep import init_group
+    with mx.distributed.init, wait for every rank's hello, then hand every rank `settings` (its
+    limits and engine settings: ranks that stepped streams differently would fall out of step);
+    GroupError if any of it fails."""
+    from runtime.engine.lockstep import Collective, init_group
 
     spec = read_hostfile(hostfile) if hostfile else launched_spec()
     if spec is None:
@@ -444,10 +479,11 @@ def form_group(hostfile: str | None, timeout_s: float, argv: list[str], limits: 
         raise GroupError(f"cannot listen on {spec.control[0]}:{spec.control[1]} for the ranks: {exc}") from None
     started = time.monotonic()
     if hostfile:
-        health.children = start_followers(spec, _without_distributed(argv), limits)
+        health.children = start_followers(spec, _without_distributed(argv))
     try:
         mx_group = init_group(spec.backend, FORM_TIMEOUT_S, give_up=lambda: _exited(health.children))
         health.wait_for_ranks(FORM_TIMEOUT_S)
+        Collective(mx_group).broadcast(json.dumps(settings).encode())
     except Exception as exc:
         health.stop_children(grace_s=0.0)
         raise GroupError(f"the group did not form: {exc}") from None
@@ -475,11 +511,12 @@ def _without_distributed(argv: list[str]) -> list[str]:
     return kept
 
 
-def follower_limits(limits: Any) -> Any:
-    """A follower started by rank 0 takes rank 0's limits (its engine must step like rank 0's)."""
-    given = os.environ.get("RUNTIME_DISTRIBUTED_LIMITS")
-    if not given:
-        return limits
+def adopt_settings(limits: Any, given: dict[str, Any]) -> Any:
+    """A follower's limits: rank 0's (JSON lists back into the tuples Limits holds)."""
     from dataclasses import replace
 
-    return replace(limits, **json.loads(given))
+    fields = {
+        k: tuple(v) if isinstance(getattr(limits, k, None), tuple) and isinstance(v, list) else v
+        for k, v in given.items()
+    }
+    return replace(limits, **fields)

@@ -7,6 +7,7 @@ when its turns stop matching rank 0's.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -16,7 +17,7 @@ from typing import Any
 from runtime.config import Limits
 from runtime.engine.jobs import StreamJob
 from runtime.engine.lockstep import Collective, Follower
-from runtime.engine.models import KvPolicy, ModelStore
+from runtime.engine.models import KvPolicy, ModelStore, Weights, read_summary
 from runtime.engine.resolve import ResolvedModel
 from runtime.engine.worker import EngineWorker
 from runtime.requests.build import build_request
@@ -45,27 +46,38 @@ class FollowerRank:
         self.store.group = mx_group
         self.worker = EngineWorker(_NoJobs(), self._fatal, **engine)
         self.collective = Collective(mx_group)
+        self.pending: dict[str, Weights] = {}  # read, not yet admitted (engine/lockstep.py: two steps)
 
     def serve(self) -> None:
         self.worker.setup()
         Follower(self.collective, self.run_op, self.undo_op, self.build_job, self.worker.run_turn).serve()
 
-    def run_op(self, op: dict[str, Any]) -> None:
+    def run_op(self, op: dict[str, Any]) -> str:
+        """Run rank 0's op here; what it made, for rank 0 to check every rank made the same."""
         kind = op["op"]
-        if kind == "load":
+        if kind == "read":
             resolved = ResolvedModel(Path(op["path"]), op["source"])
             weights = self.store.read(
-                op["model_id"], resolved, op["cpu_weights"], 0, op.get("task"), op.get("parallel", "auto")
+                op["model_id"], resolved, op["cpu_weights"], op["room_bytes"], op.get("task"), op["parallel"]
             )
+            self.pending[op["model_id"]] = weights
+            return read_summary(weights)
+        if kind == "admit":
+            weights = self.pending.pop(op["model_id"])
             self.store.admit(weights, op.get("context_length"), time.perf_counter(), KvPolicy(**op["kv"]))
+        elif kind == "drop":
+            self.pending.pop(op["model_id"], None)
         elif kind == "unload":
             self._unload(op["model_id"])
         elif kind == "unload_all":
             for loaded in self.store.all():
                 self._unload(loaded.model_id)
+        return ""
 
     def undo_op(self, op: dict[str, Any]) -> None:
-        if op["op"] == "load":
+        if op["op"] == "read":
+            self.pending.pop(op["model_id"], None)
+        elif op["op"] == "admit":
             self._unload(op["model_id"])
 
     def _unload(self, model_id: str) -> None:
@@ -89,9 +101,10 @@ def _discard(event: Any) -> None:
     return None
 
 
-def run_follower(limits: Limits, engine: dict[str, Any], timeout_s: float) -> int:
+def run_follower(limits: Limits, timeout_s: float) -> int:
     """The whole life of a follower rank; its exit code."""
     from runtime.engine.lockstep import Desync, init_group
+    from runtime.server.app import engine_settings
 
     spec = distributed.launched_spec()
     rank = distributed.launched_rank()
@@ -99,6 +112,9 @@ def run_follower(limits: Limits, engine: dict[str, Any], timeout_s: float) -> in
     try:
         mx_group = init_group(spec.backend, distributed.FORM_TIMEOUT_S)
         control = distributed.connect_control(spec.control, mx_group.rank(), distributed.FORM_TIMEOUT_S)
+        settings = json.loads(Collective(mx_group).broadcast(None))  # rank 0's, whatever this rank was given
+        limits = distributed.adopt_settings(limits, settings["limits"])
+        engine = engine_settings(limits, settings["disable_compile"])
     except Exception as exc:
         log.error("rank %d could not join the group: %s", rank, exc)
         return 1

@@ -363,3 +363,69 @@ def test_the_http_front_door_serves_a_group_too(tmp_path: Path) -> None:
         assert metrics.status_code == 200
     finally:
         server.close()
+
+
+def test_a_sampled_request_without_a_seed_keeps_the_ranks_in_step(group: RuntimeClient) -> None:
+    """Rank 0 draws the seed and sends it: ranks drawing their own would sample different tokens."""
+    load(group, MODEL)
+    params = {"model_id": MODEL, "prompt": "Lily had", "max_tokens": 24, "temperature": 1.0, "logit_bias": NO_EOS}
+    for _ in range(3):
+        result = group.collect(group.request("generate", params)["stream_id"], TIMEOUT)
+        assert result["event"]["finish_reason"] in ("length", "stop") and result["tokens"]
+    # Each rank checks its tokens against rank 0's at every turn: different draws would have ended the group.
+    assert group.request("runtime/state")["distributed"]["state"] == "ok"
+
+
+def test_a_deadline_and_an_unload_end_streams_on_every_rank(group: RuntimeClient) -> None:
+    load(group, MODEL)
+    late = {"model_id": MODEL, "prompt": "Once", "max_tokens": 20000, "logit_bias": NO_EOS, "timeout_ms": 300}
+    assert group.collect(group.request("generate", late)["stream_id"], TIMEOUT)["event"]["finish_reason"] == "timeout"
+    long = {**late, "timeout_ms": None}
+    del long["timeout_ms"]
+    stream = group.request("generate", long)["stream_id"]
+    assert group.request("unload_model", {"model_id": MODEL}, timeout=TIMEOUT)["success"] is True
+    assert group.collect(stream, TIMEOUT)["event"]["finish_reason"] == "cancelled"
+    load(group, MODEL)  # loaded again on both ranks: the group goes on
+    assert len(greedy(group, MODEL, "Hi", 8, logit_bias=NO_EOS)) == 8
+    assert group.request("runtime/state")["distributed"]["state"] == "ok"
+
+
+def test_a_load_that_fails_on_one_rank_fails_on_all_and_the_group_goes_on(tmp_path: Path) -> None:
+    hostfile = write_hostfile(tmp_path)
+    spec = json.loads(hostfile.read_text())
+    spec["envs"] = ["RUNTIME_INJECT_FAULTS=read_fails"]  # the followers only
+    hostfile.write_text(json.dumps(spec))
+    client = spawn_group(hostfile)
+    pid = follower_pid(client)
+    try:
+        with pytest.raises(RpcFailure) as failed:
+            load(client, MODEL)
+        assert failed.value.code == -32001 and "rank 1" in failed.value.message
+        assert client.request("runtime/state")["distributed"]["state"] == "ok"
+        assert client.request("runtime/state")["loaded_models"] == []  # rank 0 gave its part back
+        with pytest.raises(RpcFailure):
+            load(client, MODEL)  # and can try again: the ranks are still in step
+    finally:
+        client.close()
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_stream_that_fails_on_one_rank_only_ends_the_group_instead_of_hanging_it(tmp_path: Path) -> None:
+    hostfile = write_hostfile(tmp_path)
+    spec = json.loads(hostfile.read_text())
+    spec["envs"] = ["RUNTIME_INJECT_FAULTS=stream_fault"]  # the followers' sampler fails, rank 0's does not
+    hostfile.write_text(json.dumps(spec))
+    client = spawn_group(hostfile, "--distributed-timeout", "3")
+    pid = follower_pid(client)
+    try:
+        load(client, MODEL)
+        params = {"model_id": MODEL, "prompt": "[[inject-stream-fault]] Once", "max_tokens": 64, "logit_bias": NO_EOS}
+        event = client.collect(client.request("generate", params)["stream_id"], 30.0)["event"]
+        assert event["finish_reason"] == "error" and event["error_code"] == -32010, event
+        assert "failed on this rank" in event["error"]
+        assert client.request("runtime/state")["distributed"]["state"] == "lost"
+    finally:
+        client.close()
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)

@@ -8,7 +8,7 @@ import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import mlx.core as mx
 import pytest
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from runtime import faults
 from runtime.engine.events import Finished, TokenEvent
 from runtime.engine.jobs import StreamJob
-from runtime.engine.lockstep import FRAME_BYTES, Collective, Plan, Tracker, shard
+from runtime.engine.lockstep import FRAME_BYTES, Collective, Leader, Plan, Tracker, shard
 from runtime.server.distributed import GroupError, _without_distributed, read_hostfile
 
 
@@ -85,18 +85,21 @@ def test_the_digest_follows_the_tokens_and_a_finished_stream_leaves() -> None:
     assert "a" not in first.live and len(sinks) == 8  # every event still reaches the stream's sink
 
 
-def test_a_failure_inside_a_collective_becomes_the_groups_loss() -> None:
+def test_a_started_stream_that_fails_on_rank_zero_gives_the_group_up() -> None:
     lost = faults.GroupLost("rank 1 was lost", rank=1)
+    given_up: list[faults.GroupLost] = []
+    leader = Leader(cast(Any, None), lambda failure: lost, given_up.append)
     sink: list[Any] = []
-    tracker = Tracker(lambda failure: lost if "[ring]" in str(failure) else failure)
-    failing, other = job("a", sink), job("b", sink)
-    tracker.track(failing)
-    tracker.track(other)
-    failing.emit(
-        Finished(reason="error", prompt_tokens=2, failure=RuntimeError("[ring] connection to a peer was lost"))
-    )
-    other.emit(Finished(reason="error", prompt_tokens=2, failure=ValueError("a bad logit")))
-    assert sink[0].failure is lost and isinstance(sink[1].failure, ValueError)
+    refused, inside, alone = job("a", sink), job("b", sink), job("c", sink)
+    for each in (refused, inside, alone):
+        leader.tracker.track(each)
+    refused.emit(Finished(reason="error", prompt_tokens=2, failure=ValueError("bad params")))  # never started
+    assert given_up == [] and isinstance(sink[0].failure, ValueError)
+    ring = RuntimeError("[ring] connection to a peer was lost")
+    inside.emit(Finished(reason="error", prompt_tokens=2, failure=ring, path="solo"))
+    assert sink[1].failure is lost and given_up == [lost]  # the group was lost mid-turn: it says which rank
+    alone.emit(Finished(reason="error", prompt_tokens=2, failure=MemoryError("out of memory"), path="batch"))
+    assert isinstance(sink[2].failure, MemoryError) and leader.lost is lost  # its own error; the group is over
 
 
 def fake_model(heads: int, kv_heads: int, intermediate: int, tensor: bool = True, pipeline: bool = False) -> Any:
