@@ -329,6 +329,19 @@ def test_anthropic_sse_follows_the_event_sequence(server: Server) -> None:
 
 
 # --- the engine behind the door ------------------------------------------------------------------
+def assert_cancelled_in_the_engine(server: Server, before: float, failure: str) -> None:
+    """Within 10 s one more request ends cancelled and none is left running."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        text = server.metrics()
+        if metric(text, "mlx_runtime_requests_finished_total", finished_reason="cancelled") > before:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(failure)
+    assert metric(text, "mlx_runtime_requests_running") == 0
+
+
 def test_a_client_that_disconnects_mid_stream_stops_its_stream_in_the_engine(server: Server) -> None:
     before = metric(server.metrics(), "mlx_runtime_requests_finished_total", finished_reason="cancelled")
     body = {
@@ -342,15 +355,7 @@ def test_a_client_that_disconnects_mid_stream_stops_its_stream_in_the_engine(ser
         for count, _ in enumerate(response.iter_lines()):
             if count > 10:
                 break  # leaving the block closes the connection
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        text = server.metrics()
-        if metric(text, "mlx_runtime_requests_finished_total", finished_reason="cancelled") > before:
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("the stream was not cancelled after the client left")
-    assert metric(text, "mlx_runtime_requests_running") == 0
+    assert_cancelled_in_the_engine(server, before, "the stream was not cancelled after the client left")
 
 
 def test_a_client_that_leaves_before_a_whole_answer_stops_its_generation_in_the_engine(server: Server) -> None:
@@ -358,15 +363,7 @@ def test_a_client_that_leaves_before_a_whole_answer_stops_its_generation_in_the_
     body = {"model": "tiny-chat", "prompt": "Once upon a time", "max_tokens": 20000, "logit_bias": NO_EOS}
     with pytest.raises(httpx.ReadTimeout):  # the client gives up and closes the connection
         httpx.post(f"{server.url}/v1/completions", json=body, timeout=1.0)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        text = server.metrics()
-        if metric(text, "mlx_runtime_requests_finished_total", finished_reason="cancelled") > before:
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("the whole generate went on after the client left")
-    assert metric(text, "mlx_runtime_requests_running") == 0
+    assert_cancelled_in_the_engine(server, before, "the whole generate went on after the client left")
 
 
 def test_eight_concurrent_streaming_clients_are_decoded_in_one_batch(server: Server) -> None:
