@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 import json
 import os
 import struct
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -41,7 +41,7 @@ class Entry:
     tokens: np.ndarray
     cache: list[Any]
     nbytes: int
-    last_used: float
+    last_used: int  # the cache's own use counter: the same order on every rank of a group, never a tie
     session: str | None = None
 
 
@@ -54,6 +54,7 @@ class PromptCache:
         self._entries: list[Entry] = []
         self._lock = threading.Lock()  # stats() and sessions() may be read from other threads
         self.hits = self.misses = self.tokens_reused = 0
+        self._uses = itertools.count()
 
     @property
     def enabled(self) -> bool:
@@ -80,7 +81,7 @@ class PromptCache:
             if best is None or usable == 0:
                 self.misses += 1
                 return None, 0
-            best.last_used = time.monotonic()
+            best.last_used = next(self._uses)
             self.hits += 1
             self.tokens_reused += usable
         return _trimmed_copy(best.cache, usable), usable
@@ -93,7 +94,7 @@ class PromptCache:
         if not self.enabled or not tokens or not can_trim_prompt_cache(cache) or cache[0].offset != len(tokens):
             return
         size = len(tokens) * self.bytes_per_token if self.bytes_per_token else _nbytes(cache)
-        entry = Entry(np.asarray(tokens, dtype=np.int64), cache, size, time.monotonic(), session)
+        entry = Entry(np.asarray(tokens, dtype=np.int64), cache, size, next(self._uses), session)
         with self._lock:
             # A session keeps one entry; an unpinned entry that this one extends is superseded.
             self._entries = [e for e in self._entries if not _superseded(e, entry)]
