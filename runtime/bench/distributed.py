@@ -16,7 +16,6 @@ two-core machine: each rank does half the arithmetic, but both share the cores a
 from __future__ import annotations
 
 import json
-import socket
 import statistics
 import tempfile
 from pathlib import Path
@@ -24,28 +23,10 @@ from typing import Any
 
 from runtime.bench.host import median
 from runtime.bench.plain import PlainHost
+from runtime.server.distributed import loopback_hostfile
 
 PROMPT = "Once upon a time, there was a little fox named Ruby. One day"
 NO_EOS_BIAS = -100.0
-
-
-def loopback_hostfile(directory: Path, ranks: int = 2) -> Path:
-    """A hostfile of `ranks` ranks on 127.0.0.1, on ports free now."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = probe.getsockname()[1]
-        try:
-            for port in range(first, first + ranks + 1):
-                with socket.socket() as taken:
-                    taken.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        hostfile = directory / "hosts.json"
-        hosts = [{"ssh": "localhost", "ips": ["127.0.0.1"]}] * ranks
-        hostfile.write_text(json.dumps({"port": first, "hosts": hosts}))
-        return hostfile
-    raise RuntimeError("no free loopback ports for the group")
 
 
 def bench_models(directory: Path, layers: int) -> dict[str, dict[str, Any]]:

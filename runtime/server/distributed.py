@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import os
+import random
 import select
 import shlex
 import socket
@@ -130,6 +131,25 @@ def launched_spec() -> GroupSpec | None:
 def launched_rank() -> int | None:
     rank = os.environ.get("MLX_RANK") or os.environ.get("OMPI_COMM_WORLD_RANK")
     return None if rank is None else int(rank)
+
+
+def loopback_hostfile(directory: Path, ranks: int = 2) -> Path:
+    """A hostfile of `ranks` ranks on 127.0.0.1 (tests, the bench): ports free now, below the
+    ephemeral range, so no outgoing connection of this machine takes one before a rank listens."""
+    chooser = random.Random()
+    for _ in range(100):
+        first = chooser.randrange(20000, 32000 - ranks)
+        try:
+            for port in range(first, first + ranks + 1):  # the ranks, then rank 0's control channel
+                with socket.socket() as taken:
+                    taken.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        hostfile = directory / "hosts.json"
+        hosts = [{"ssh": "localhost", "ips": ["127.0.0.1"]}] * ranks
+        hostfile.write_text(json.dumps({"port": first, "hosts": hosts}))
+        return hostfile
+    raise GroupError("no free loopback ports for a group")
 
 
 # --- rank 0: starting the others ---------------------------------------------------------------

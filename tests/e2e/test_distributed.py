@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,37 +15,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from runtime.server.distributed import loopback_hostfile
 from runtime.tinymodels.fixtures import build_random_model
 from tests.conftest import MODEL, REPO, TIMEOUT, spawn_runtime
 from tests.support.harness import RpcFailure, RuntimeClient
 
 NO_EOS = {"0": -100, "2": -100}  # tiny-chat's end tokens: long streams for cancel and faults
 PROMPTS = ["Once upon a time", "Lily had a red ball", "The fox ran", "Hi"]
-
-
-def free_ports(count: int) -> int:
-    """A first port with `count` free ports after it (the ring's ranks, then the control channel)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = probe.getsockname()[1]
-        if first + count >= 65535:
-            continue
-        try:
-            for port in range(first, first + count):
-                with socket.socket() as taken:
-                    taken.bind(("127.0.0.1", port))
-            return first
-        except OSError:
-            continue
-    raise AssertionError("no free ports")
-
-
-def write_hostfile(directory: Path, ranks: int = 2) -> Path:
-    hostfile = directory / "hosts.json"
-    hosts = [{"ssh": "localhost", "ips": ["127.0.0.1"]} for _ in range(ranks)]
-    hostfile.write_text(json.dumps({"port": free_ports(ranks + 1), "hosts": hosts}))
-    return hostfile
 
 
 def spawn_group(hostfile: Path, *args: str) -> RuntimeClient:
@@ -104,7 +79,7 @@ def _status(pid: int) -> str:
 
 @pytest.fixture
 def group(tmp_path: Path) -> Iterator[RuntimeClient]:
-    client = spawn_group(write_hostfile(tmp_path), "--distributed-timeout", "3")
+    client = spawn_group(loopback_hostfile(tmp_path), "--distributed-timeout", "3")
     pid = follower_pid(client)
     try:
         yield client
@@ -254,7 +229,7 @@ def test_a_rank_that_stops_answering_is_declared_lost_within_the_timeout(group: 
 
 
 def test_shutting_rank_zero_down_ends_every_rank(tmp_path: Path) -> None:
-    client = spawn_group(write_hostfile(tmp_path))
+    client = spawn_group(loopback_hostfile(tmp_path))
     pid = follower_pid(client)
     load(client, MODEL)
     assert client.close() == 0
@@ -282,7 +257,7 @@ def test_what_a_group_cannot_split_is_refused_with_a_clear_error(group: RuntimeC
 
 
 def test_runtime_info_state_and_doctor_describe_the_group(tmp_path: Path) -> None:
-    hostfile = write_hostfile(tmp_path)
+    hostfile = loopback_hostfile(tmp_path)
     client = spawn_group(hostfile)
     pid = follower_pid(client)
     try:
@@ -327,9 +302,9 @@ def test_a_hostfile_that_cannot_form_a_group_stops_the_start_with_a_clear_messag
     assert result.returncode == 2 and "at least two ranks" in result.stderr and result.stdout == ""
 
 
-def test_a_group_started_by_mlx_launch_serves_and_shutdown_ends_every_rank() -> None:
+def test_a_group_started_by_mlx_launch_serves_and_shutdown_ends_every_rank(tmp_path: Path) -> None:
     launcher = Path(sys.executable).with_name("mlx.launch")
-    port = free_ports(3)
+    port = int(json.loads(loopback_hostfile(tmp_path).read_text())["port"])
     command = [str(launcher), "--hosts", "127.0.0.1", "-n", "2", "-p", str(port), "--backend", "ring", "--"]
     client = RuntimeClient.spawn(
         ["--stdio"],
@@ -353,7 +328,7 @@ def test_a_group_started_by_mlx_launch_serves_and_shutdown_ends_every_rank() -> 
 def test_the_http_front_door_serves_a_group_too(tmp_path: Path) -> None:
     from tests.e2e.test_http import Server, wait_ready
 
-    server = Server(tmp_path, "--distributed", str(write_hostfile(tmp_path)))
+    server = Server(tmp_path, "--distributed", str(loopback_hostfile(tmp_path)))
     try:
         wait_ready(server)
         body = {"model": "tiny-chat", "prompt": "Once upon a time", "max_tokens": 8, "temperature": 0}
@@ -391,7 +366,7 @@ def test_a_deadline_and_an_unload_end_streams_on_every_rank(group: RuntimeClient
 
 
 def test_a_load_that_fails_on_one_rank_fails_on_all_and_the_group_goes_on(tmp_path: Path) -> None:
-    hostfile = write_hostfile(tmp_path)
+    hostfile = loopback_hostfile(tmp_path)
     spec = json.loads(hostfile.read_text())
     spec["envs"] = ["RUNTIME_INJECT_FAULTS=read_fails"]  # the followers only
     hostfile.write_text(json.dumps(spec))
@@ -412,7 +387,7 @@ def test_a_load_that_fails_on_one_rank_fails_on_all_and_the_group_goes_on(tmp_pa
 
 
 def test_a_stream_that_fails_on_one_rank_only_ends_the_group_instead_of_hanging_it(tmp_path: Path) -> None:
-    hostfile = write_hostfile(tmp_path)
+    hostfile = loopback_hostfile(tmp_path)
     spec = json.loads(hostfile.read_text())
     spec["envs"] = ["RUNTIME_INJECT_FAULTS=stream_fault"]  # the followers' sampler fails, rank 0's does not
     hostfile.write_text(json.dumps(spec))
