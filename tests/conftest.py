@@ -4,6 +4,7 @@ bounded, and every message a runtime wrote is checked against schemas/ when its 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,18 @@ from tests.support.schema_check import problems_in  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "tiny-chat"
 TIMEOUT = 60.0
+
+
+def run_runtime(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """`python -m runtime ARGS` run to its end (stdin empty): its exit code, stdout and stderr."""
+    return subprocess.run(
+        [sys.executable, "-m", "runtime", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
 
 
 def spawn_runtime(*args: str, env: dict[str, str] | None = None) -> RuntimeClient:

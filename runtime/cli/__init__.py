@@ -243,9 +243,9 @@ def serve(args: argparse.Namespace, http: bool = False) -> int:
         print(f"runtime: {exc}", file=sys.stderr)
         return 2
     group = None
-    if getattr(args, "distributed", None) or _launched_rank() is not None:
-        from runtime.server import distributed
+    from runtime.server import distributed
 
+    if getattr(args, "distributed", None) or distributed.launched_rank() is not None:
         timeout_s = getattr(args, "distributed_timeout", None) or distributed.DEFAULT_TIMEOUT_S
         rank = distributed.launched_rank()
         if rank is not None and rank > 0:  # a follower: no protocol (docs/distributed.md)
@@ -272,8 +272,3 @@ def serve(args: argparse.Namespace, http: bool = False) -> int:
     sys.stderr.flush()
     # Skip interpreter teardown: daemon threads may sit inside MLX, and the work is already done.
     os._exit(code)
-
-
-def _launched_rank() -> str | None:
-    """mlx.launch (or mpirun) started this process as one rank of a group."""
-    return os.environ.get("MLX_RANK") or os.environ.get("OMPI_COMM_WORLD_RANK")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from typing import Any
 
 
 def run_doctor(args: argparse.Namespace) -> int:
@@ -45,41 +44,17 @@ def run_doctor(args: argparse.Namespace) -> int:
 def _group_report(hostfile: str) -> dict[str, object]:
     """Form the hostfile's group for real (a runtime with --distributed), and report what it says
     of itself: backend, world size, each rank's host, pid and heartbeat."""
-    import subprocess
-    import sys
+    from runtime.bench.plain import PlainHost
 
-    command = [sys.executable, "-m", "runtime", "--stdio", "--distributed", hostfile]
     try:
-        pipes: dict[str, Any] = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.DEVNULL}
-        with subprocess.Popen(command, **pipes) as child:
-            assert child.stdin is not None and child.stdout is not None
-            answers = _ask(child.stdin, child.stdout, ["runtime/info", "runtime/state"])
-            child.stdin.close()
-            child.wait(30)
-    except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
-        return {"formed": False, "error": f"{type(exc).__name__}: {exc}"}
-    if answers is None:
-        return {"formed": False, "error": f"the group did not form (exit code {child.returncode}); see its log"}
-    return {"formed": True, **answers[0]["distributed"], "ranks": answers[1]["distributed"]["ranks"]}
-
-
-def _ask(stdin: Any, stdout: Any, methods: list[str]) -> list[dict[str, Any]] | None:
-    first = stdout.readline()
-    if not first:
-        return None
-    results = []
-    for index, method in enumerate(methods):
-        stdin.write(json.dumps({"jsonrpc": "2.0", "id": index, "method": method}).encode() + b"\n")
-        stdin.flush()
-        while True:
-            line = stdout.readline()
-            if not line:
-                return None
-            message = json.loads(line)
-            if message.get("id") == index:
-                results.append(message.get("result") or {})
-                break
-    return results
+        host = PlainHost(ready_timeout=150.0, args=("--distributed", hostfile))
+    except (OSError, EOFError, TimeoutError) as exc:
+        return {"formed": False, "error": f"the group did not form ({type(exc).__name__}: {exc}); see its log"}
+    try:
+        info, state = host.request("runtime/info"), host.request("runtime/state")
+    finally:
+        host.close()
+    return {"formed": True, **info["distributed"], "ranks": state["distributed"]["ranks"]}
 
 
 def _matmul_gflops(mx, n: int = 1024, repeats: int = 5) -> float:

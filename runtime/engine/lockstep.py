@@ -28,6 +28,7 @@ from typing import Any
 import mlx.core as mx
 import numpy as np
 import orjson
+from mlx_lm.generate import generation_stream
 
 from runtime import faults
 from runtime.engine.events import Event, Finished, TokenEvent
@@ -109,8 +110,6 @@ def settle_streams() -> None:
     """Finish the work already queued (mlx-lm's decode loop evaluates the next token ahead, on its
     own stream) before a collective of this module's: collectives on two streams could otherwise
     meet in a different order on two ranks, each then reading the other's bytes as its own."""
-    from mlx_lm.generate import generation_stream
-
     mx.synchronize(generation_stream)
     mx.synchronize()
 

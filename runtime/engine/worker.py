@@ -198,17 +198,15 @@ class EngineWorker:
             kept, entries, refused = leader.admit(taken)
             self._output.hold()
             try:
+                for job in expired:  # never in a plan: no rank but this one saw them
+                    job.emit(Finished.unstarted(job, "timeout", now))
                 try:
                     leader.send([c.op for c in calls if c.op is not None], entries, leader.tracker.latch(now))
                 except faults.GroupLost as lost:
-                    for job in expired:
-                        job.emit(Finished.unstarted(job, "timeout", now))
                     self._after_loss(lost, calls, [*kept, *refused])
                     continue
                 for call in calls:
                     self._run_call(call, leader)
-                for job in expired:
-                    job.emit(Finished.unstarted(job, "timeout", now))
                 for job in refused:
                     job.emit(Finished.unstarted(job, "error", now, failure=_not_in_group(job)))
                 self._admit_all(list(without_orphans(kept)))

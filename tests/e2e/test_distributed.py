@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ import pytest
 
 from runtime.server.distributed import loopback_hostfile
 from runtime.tinymodels.fixtures import build_random_model
-from tests.conftest import MODEL, REPO, TIMEOUT, spawn_runtime
+from tests.conftest import MODEL, REPO, TIMEOUT, run_runtime, spawn_runtime
 from tests.support.harness import RpcFailure, RuntimeClient
 
 NO_EOS = {"0": -100, "2": -100}  # tiny-chat's end tokens: long streams for cancel and faults
@@ -276,13 +275,7 @@ def test_runtime_info_state_and_doctor_describe_the_group(tmp_path: Path) -> Non
         assert single.request("runtime/state")["distributed"] is None
     finally:
         single.close()
-    doctor = subprocess.run(
-        [sys.executable, "-m", "runtime", "doctor", "--distributed", str(hostfile)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
+    doctor = run_runtime("doctor", "--distributed", str(hostfile), timeout=180)
     line = next(line for line in doctor.stdout.splitlines() if line.startswith("distributed_group"))
     report = json.loads(line.split(None, 1)[1])
     assert report["formed"] is True and report["world_size"] == 2 and len(report["ranks"]) == 2
@@ -291,14 +284,7 @@ def test_runtime_info_state_and_doctor_describe_the_group(tmp_path: Path) -> Non
 def test_a_hostfile_that_cannot_form_a_group_stops_the_start_with_a_clear_message(tmp_path: Path) -> None:
     bad = tmp_path / "one.json"
     bad.write_text(json.dumps([{"ssh": "localhost", "ips": ["127.0.0.1"]}]))
-    result = subprocess.run(
-        [sys.executable, "-m", "runtime", "--stdio", "--distributed", str(bad)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
+    result = run_runtime("--stdio", "--distributed", str(bad))
     assert result.returncode == 2 and "at least two ranks" in result.stderr and result.stdout == ""
 
 

@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from runtime.faultinject import STREAM_FAULT_MARKER
-from tests.conftest import MODEL, REPO, assert_schema_clean, spawn_runtime
+from tests.conftest import MODEL, REPO, assert_schema_clean, run_runtime, spawn_runtime
 from tests.support.harness import RpcFailure, RuntimeClient
 
 NO_EOS = {"0": -100, "2": -100}
@@ -92,13 +92,7 @@ def test_limits_come_from_the_config_file_then_env_then_flags(tmp_path: Path) ->
 def test_a_bad_config_is_refused_at_start_with_a_clear_message(tmp_path: Path) -> None:
     config = tmp_path / "bad.json"
     config.write_text(json.dumps({"max_queued": "lots", "unknown_knob": 1}))
-    result = subprocess.run(
-        [sys.executable, "-m", "runtime", "--stdio", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
+    result = run_runtime("--stdio", "--config", str(config))
     assert result.returncode == 2 and "unknown settings ['unknown_knob']" in result.stderr
     assert result.stdout == ""
 
