@@ -132,8 +132,9 @@ def rerank_plan(limits: Limits, loaded: LoadedModel, params: dict[str, Any]) -> 
 # --- finishing -----------------------------------------------------------------------------------
 def finish_vectors(rows: Sequence[bytes], plan: EmbedPlan) -> list[Any]:
     """Pooled float32 vectors as the wire has them: cut to `dimensions`, then normalised (the
-    Matryoshka order); NumPy rows (the writer's orjson writes them as float lists) or base64 of
-    little-endian float32, as OpenAI's encoding_format says."""
+    Matryoshka order); NumPy rows (the stdio writer's orjson writes them as float lists; the HTTP
+    front door turns them into lists, openai_shapes.plain_vector) or base64 of little-endian
+    float32, as OpenAI's encoding_format says."""
     import numpy as np
 
     matrix = np.stack([np.frombuffer(row, dtype=np.float32) for row in rows])

@@ -9,6 +9,7 @@ tapped HTTP stream's (model.progress, runtime/breaker) have no reader here: they
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import sys
@@ -43,7 +44,17 @@ class RemoteRefused(ValueError):
 
 
 def is_loopback(host: str) -> bool:
-    return host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
+    """A loopback address (127.0.0.0/8, ::1, or IPv4-mapped 127/8) or the name localhost. Any other
+    name is not: "127.evil.example" resolves wherever its owner likes."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback  # Python < 3.13 calls ::ffff:127.0.0.1 not loopback
+    return address.is_loopback
 
 
 def check_exposure(options: ServeOptions) -> None:

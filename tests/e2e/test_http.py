@@ -24,6 +24,7 @@ import jsonschema
 import openai
 import pytest
 
+from runtime.faultinject import STREAM_FAULT_MARKER
 from tests.conftest import REPO
 
 SERVING = "MLX Runtime serving HTTP on "
@@ -42,17 +43,24 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "description":
 
 
 class Server:
-    """`runtime serve` in a child process; `url` once it listens."""
+    """`runtime serve` in a child process; `bound` is the URL it prints once it listens, `url` the
+    one to reach it by (loopback for a wildcard address). `models=None`: no models file at all."""
 
-    def __init__(self, tmp: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        models = tmp / "models.json"
-        models.write_text(json.dumps(MODELS))
-        command = [sys.executable, "-m", "runtime", "serve", "--port", "0", "--models", str(models), *args]
+    def __init__(
+        self, tmp: Path, *args: str, env: dict[str, str] | None = None, models: dict[str, Any] | None = MODELS
+    ) -> None:
+        command = [sys.executable, "-m", "runtime", "serve", "--port", "0", *args]
         environment = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", **(env or {})}
+        if models is not None:
+            (tmp / "models.json").write_text(json.dumps(models))
+            command += ["--models", str(tmp / "models.json")]
+        else:  # nothing may name a registry behind the test's back
+            environment = {k: v for k, v in environment.items() if k not in ("RUNTIME_MODELS", "RUNTIME_CONFIG")}
         self.process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=environment)
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read_stderr, daemon=True).start()
-        self.url = self._wait_for_url()
+        self.bound = self._wait_for_url()
+        self.url = self.bound.replace("//0.0.0.0:", "//127.0.0.1:")
 
     def _read_stderr(self) -> None:
         assert self.process.stderr is not None
@@ -215,6 +223,32 @@ def test_openai_embeddings_and_rerank(oai: openai.OpenAI, server: Server) -> Non
         timeout=30,
     ).json()
     assert [r["index"] for r in ranked["results"]][0] == 0
+
+
+def test_float_embeddings_are_json_numbers_equal_to_the_base64_ones(oai: openai.OpenAI, server: Server) -> None:
+    texts = ["A lighthouse stands on the rocky shore.", "Interest rates rose again this year."]
+    reference = [d.embedding for d in oai.embeddings.create(model="tiny-embed", input=texts).data]  # base64
+    plain = httpx.post(f"{server.url}/v1/embeddings", json={"model": "tiny-embed", "input": texts}, timeout=30)
+    assert plain.status_code == 200, plain.text
+    untyped = [d["embedding"] for d in plain.json()["data"]]
+    assert all(isinstance(x, float) for vector in untyped for x in vector)
+    floats = oai.embeddings.create(model="tiny-embed", input=texts, encoding_format="float")
+    for vectors in (untyped, [d.embedding for d in floats.data]):
+        assert len(vectors) == len(reference)
+        for vector, expected in zip(vectors, reference, strict=True):
+            assert (
+                len(vector) == len(expected) and max(abs(a - b) for a, b in zip(vector, expected, strict=True)) < 1e-6
+            )
+
+
+def test_a_repeated_embeddings_request_reports_its_cache_hits_in_usage(server: Server) -> None:
+    body = {"model": "tiny-embed", "input": ["Cache test: the violin was out of tune.", "Cache test: snow fell."]}
+    first = httpx.post(f"{server.url}/v1/embeddings", json=body, timeout=30).json()
+    again = httpx.post(f"{server.url}/v1/embeddings", json=body, timeout=30).json()
+    assert first["usage"]["cached_inputs"] == first["usage"]["cached_tokens"] == 0
+    assert again["usage"]["cached_inputs"] == 2
+    assert again["usage"]["cached_tokens"] == again["usage"]["prompt_tokens"] == first["usage"]["prompt_tokens"] > 0
+    assert [d["embedding"] for d in again["data"]] == [d["embedding"] for d in first["data"]]
 
 
 def test_openai_errors_are_in_openai_shape_with_the_field(oai: openai.OpenAI, server: Server) -> None:
@@ -425,6 +459,9 @@ def test_a_key_is_required_when_given_and_limits_answer_413_and_429(tmp_path: Pa
         assert denied.status_code == 401 and denied.json()["error"]["type"] == "authentication_error"
         headers = {"Authorization": "Bearer s3cret"}
         wait_ready(server)  # readiness, like health, is open to probes without the key
+        embed = {"model": "tiny-embed", "input": "Rates rose."}
+        loaded = httpx.post(f"{server.url}/v1/embeddings", json=embed, headers=headers, timeout=30)
+        assert loaded.status_code == 200  # tiny-embed is loaded now: the refusal below needs no load
         big = {"model": "tiny-chat", "messages": [{"role": "user", "content": "x" * 30000}]}
         too_big = httpx.post(f"{server.url}/v1/chat/completions", json=big, headers=headers, timeout=10)
         assert too_big.status_code == 413
@@ -447,7 +484,11 @@ def test_a_key_is_required_when_given_and_limits_answer_413_and_429(tmp_path: Pa
                 headers={"x-api-key": "s3cret"},
                 timeout=10,
             )
+            uncached = {**embed, "input": "Knead the dough."}  # one the cache holds never reaches the queue
+            embed_busy = httpx.post(f"{server.url}/v1/embeddings", json=uncached, headers=headers, timeout=10)
         assert busy.status_code == 429 and int(busy.headers["retry-after"]) >= 1
+        assert embed_busy.status_code == 429 and int(embed_busy.headers["retry-after"]) >= 1
+        assert embed_busy.json()["error"]["type"] == "rate_limit_error"
     finally:
         server.close()
 
@@ -460,3 +501,62 @@ def test_binding_beyond_loopback_needs_a_key_or_allow_remote() -> None:
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert result.returncode == 2 and b"--api-key" in result.stderr
+
+
+def test_an_open_breaker_answers_503_with_retry_after(tmp_path: Path) -> None:
+    server = Server(
+        tmp_path,
+        "--breaker-threshold",
+        "2",
+        "--breaker-cooldown-ms",
+        "60000",
+        env={"RUNTIME_INJECT_FAULTS": "stream_fault"},
+    )
+    try:
+        wait_ready(server)
+        prompt = f"Hello {STREAM_FAULT_MARKER}"  # the sampler raises at step 3: an engine fault
+        faulty = {"model": "tiny-chat", "prompt": prompt, "max_tokens": 20, "logit_bias": NO_EOS}
+        for _ in range(2):  # two engine faults open the breaker
+            failed = httpx.post(f"{server.url}/v1/completions", json=faulty, timeout=30)
+            assert failed.status_code == 500 and "injected: stream_fault" in failed.json()["error"]["message"]
+        chat = {"model": "tiny-chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+        refused = httpx.post(f"{server.url}/v1/chat/completions", json=chat, timeout=10)
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "circuit_open"
+        assert 1 <= int(refused.headers["retry-after"]) <= 60
+        anthropic_refused = httpx.post(f"{server.url}/v1/messages", json=chat, timeout=10)
+        assert anthropic_refused.status_code == 503 and anthropic_refused.json()["type"] == "error"
+        assert 1 <= int(anthropic_refused.headers["retry-after"]) <= 60
+    finally:
+        server.close()
+
+
+def test_a_server_bound_beyond_loopback_serves_with_its_key_or_allow_remote(tmp_path: Path) -> None:
+    keyed = Server(tmp_path, "--host", "0.0.0.0", "--api-key", "K")
+    try:
+        assert keyed.bound.startswith("http://0.0.0.0:")  # bound to every address, reached by loopback
+        assert httpx.get(f"{keyed.url}/v1/models", timeout=10).status_code == 401
+        wrong = httpx.get(f"{keyed.url}/v1/models", headers={"Authorization": "Bearer k"}, timeout=10)
+        assert wrong.status_code == 401
+        allowed = httpx.get(f"{keyed.url}/v1/models", headers={"Authorization": "Bearer K"}, timeout=10)
+        assert allowed.status_code == 200 and allowed.json()["object"] == "list"
+    finally:
+        keyed.close()
+    remote = Server(tmp_path, "--host", "0.0.0.0", "--allow-remote")
+    try:
+        assert remote.bound.startswith("http://0.0.0.0:")
+        assert httpx.get(f"{remote.url}/v1/models", timeout=10).status_code == 200  # no key asked
+    finally:
+        remote.close()
+
+
+def test_serve_with_no_models_file_serves_tiny_chat(tmp_path: Path) -> None:
+    server = Server(tmp_path, models=None)
+    try:
+        wait_ready(server)
+        assert httpx.get(f"{server.url}/ready", timeout=5).json()["model"] == "tiny-chat"
+        client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", timeout=60, max_retries=0)
+        assert "tiny-chat" in [m.id for m in client.models.list().data]
+        reply = client.completions.create(model="tiny-chat", prompt="Once upon a time", max_tokens=8, temperature=0)
+        assert reply.choices[0].text and reply.usage is not None and reply.usage.completion_tokens > 0
+    finally:
+        server.close()

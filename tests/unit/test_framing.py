@@ -90,3 +90,14 @@ def test_an_id_beyond_64_bits_is_echoed_exactly() -> None:
     big = 123456789012345678901234567890
     assert orjson.loads(encode({"id": 1})) == {"id": 1}
     assert b"123456789012345678901234567890" in encode({"jsonrpc": "2.0", "id": big, "result": None})
+
+
+def test_embedding_rows_are_written_as_plain_json_floats_on_both_encoders() -> None:
+    """embed results carry NumPy float32 rows: orjson writes them itself, and the stdlib fallback
+    (an id beyond 64 bits) makes them lists; either way the line holds JSON numbers."""
+    import numpy as np
+
+    rows = list(np.ascontiguousarray([[0.25, -0.5], [1.0, 0.0]], dtype="<f4"))
+    for request_id in (1, 2**70):
+        line = encode({"jsonrpc": "2.0", "id": request_id, "result": {"data": rows}})
+        assert decode(line.rstrip(b"\n"))["result"]["data"] == [[0.25, -0.5], [1.0, 0.0]]

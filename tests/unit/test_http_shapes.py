@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import pytest
 from anthropic.lib.streaming._messages import accumulate_event
 from anthropic.types import Message, MessageTokensCount, RawMessageStreamEvent
@@ -25,6 +26,7 @@ from openai.types import Completion, CreateEmbeddingResponse, Model
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.shared import ErrorObject
 from pydantic import TypeAdapter
+from starlette.responses import JSONResponse
 
 from runtime.protocol import errors as rpc_errors
 from runtime.protocol import schemas
@@ -1104,6 +1106,24 @@ def test_embeddings_and_rerank_results_come_back_in_openai_and_cohere_jina_shape
         "model": "tiny-rerank",
         "usage": {"prompt_tokens": 142, "total_tokens": 142},
     }
+
+
+def test_embedding_vectors_from_the_engine_render_as_json_floats_with_the_cache_figures() -> None:
+    """The embed result holds NumPy float32 rows (the stdio writer's orjson writes them itself);
+    the body Starlette writes must hold plain floats, and the cache hits must show in usage."""
+    rows = np.ascontiguousarray([[0.6, -0.8], [1.0, 0.0]], dtype="<f4")
+    embed = {
+        "model_id": "tiny-embed",
+        "data": [{"index": i, "embedding": row} for i, row in enumerate(list(rows))],
+        "usage": {"prompt_tokens": 9, "total_tokens": 9, "cached_inputs": 1, "cached_tokens": 4},
+    }
+    body = json.loads(JSONResponse(openai_shapes.embeddings_response(embed, "tiny-embed")).body)
+    assert [d["embedding"] for d in body["data"]] == rows.tolist()  # the float32 values exactly
+    assert body["usage"] == {"prompt_tokens": 9, "total_tokens": 9, "cached_inputs": 1, "cached_tokens": 4}
+    response = CreateEmbeddingResponse.model_validate(body)
+    assert response.usage.prompt_tokens == 9
+    base64_result = {**embed, "data": [{"index": 0, "embedding": "AACAPwAAAAA="}]}
+    assert openai_shapes.embeddings_response(base64_result, "m")["data"][0]["embedding"] == "AACAPwAAAAA="
 
 
 # --- Anthropic requests ----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from runtime import faults
 from runtime.engine.events import Event, Finished, PromptStarted
 from runtime.engine.jobs import PoolJob, PoolRequest
 from runtime.engine.paths.pooling import PoolingLane
@@ -35,8 +36,10 @@ class FakePooler:
         return np.array([[len(ids), ids[0] if ids[0] >= 0 else np.nan] for ids in batch], dtype=np.float32)
 
     def score(self, batch: list[list[int]]) -> Any:
+        """Scores an input len/100; a first id of -1 scores NaN, -2 infinity."""
         self.passes.append(batch)
-        return np.array([len(ids) / 100 for ids in batch], dtype=np.float32)
+        bad = {-1: np.nan, -2: np.inf}
+        return np.array([bad.get(ids[0], len(ids) / 100) for ids in batch], dtype=np.float32)
 
 
 @dataclass
@@ -154,6 +157,19 @@ def test_a_failed_pass_ends_its_jobs_with_an_error_and_a_nan_row_names_the_input
     (end,) = finished(nan_events)
     assert end.reason == "error" and "input 1" in str(end.failure) and "NaN" in str(end.failure)
     assert not len(lane)
+
+
+def test_a_nan_or_infinite_rerank_score_fails_its_job_naming_the_document() -> None:
+    loaded, lane = FakeLoaded("m", FakePooler()), PoolingLane()
+    for bad in (-1, -2):
+        events: list[Event] = []
+        lane.add(job("a", loaded, [[1] * 10, [bad, 1], [1] * 5], events, op="score"))
+        lane.step(0.0)
+        (end,) = finished(events)
+        assert end.reason == "error" and end.pooled is None
+        assert "document 1" in str(end.failure) and "NaN or inf" in str(end.failure)
+        assert isinstance(end.failure, faults.GenerationFailed)  # -32002, as for a non-finite vector
+        assert not len(lane)
 
 
 def test_unloading_a_model_ends_its_jobs() -> None:

@@ -10,6 +10,7 @@ many small requests for one model share passes. A job ends when its last input i
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -139,17 +140,13 @@ class PoolingLane:
         return batch
 
     def _deliver(self, batch: list[tuple[PoolJob, int]], rows: list[Any]) -> None:
-        import numpy as np
-
         counted: set[str] = set()
         for (job, index), row in zip(batch, rows, strict=True):
             progress = self._jobs.get(job.stream_id)
             if progress is None:
                 continue  # ended in this batch already (a non-finite row)
-            if job.request.op == "embed" and not np.isfinite(row).all():
-                self._end(
-                    job, "error", faults.GenerationFailed(f"input {index} gave a non-finite embedding (NaN or inf)")
-                )
+            if (failure := _non_finite(job.request.op, index, row)) is not None:
+                self._end(job, "error", failure)
                 continue
             progress.rows[index] = row
             progress.left -= 1
@@ -182,3 +179,15 @@ class PoolingLane:
 
 def _key(job: PoolJob) -> tuple[int, str, str]:
     return id(job.loaded), job.request.op, job.request.pooling
+
+
+def _non_finite(op: str, index: int, row: Any) -> faults.GenerationFailed | None:
+    """The error for a NaN or infinite result, which JSON cannot carry (orjson would write null,
+    the HTTP encoder refuses it): an embedding row, or a rerank score (a float)."""
+    import numpy as np
+
+    if op == "embed" and not np.isfinite(row).all():
+        return faults.GenerationFailed(f"input {index} gave a non-finite embedding (NaN or inf)")
+    if op == "score" and not math.isfinite(row):
+        return faults.GenerationFailed(f"document {index} gave a non-finite relevance score (NaN or inf)")
+    return None

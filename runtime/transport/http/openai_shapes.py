@@ -52,6 +52,8 @@ GENERATE_EXTENSIONS = frozenset(
 POOLING_EXTENSIONS = frozenset({"priority", "timeout_ms", "keep_alive"})
 EMBED_EXTENSIONS = POOLING_EXTENSIONS | {"normalize", "truncate", "pooling", "input_type", "instruction"}
 RERANK_EXTENSIONS = POOLING_EXTENSIONS | {"instruction", "truncate"}
+# The runtime's embedding-cache figures, passed through in `/v1/embeddings` usage (docs/http.md).
+EMBED_USAGE_EXTRAS = ("cached_inputs", "cached_tokens")
 
 # Fields OpenAI defines that change nothing here: accepted and dropped.
 _IGNORED = frozenset(
@@ -583,15 +585,23 @@ def models_list(result: Mapping[str, Any], created: int = 0) -> Json:
 
 def embeddings_response(result: Mapping[str, Any], model: str) -> Json:
     """An `embed` result as OpenAI's embedding list (vectors as floats, or base64 strings when the
-    body asked for `encoding_format: base64`, as OpenAI sends them)."""
-    data = [{"object": "embedding", "index": d["index"], "embedding": d["embedding"]} for d in result.get("data") or ()]
+    body asked for `encoding_format: base64`, as OpenAI sends them). Usage keeps the runtime's
+    cache figures as extra fields: OpenAI defines none, and a client can see its hits only here."""
+    data = [
+        {"object": "embedding", "index": d["index"], "embedding": plain_vector(d["embedding"])}
+        for d in result.get("data") or ()
+    ]
     usage = result.get("usage") or {}
-    return {
-        "object": "list",
-        "data": data,
-        "model": model,
-        "usage": {"prompt_tokens": usage.get("prompt_tokens", 0), "total_tokens": usage.get("total_tokens", 0)},
-    }
+    out_usage = {"prompt_tokens": usage.get("prompt_tokens", 0), "total_tokens": usage.get("total_tokens", 0)}
+    out_usage.update({k: usage[k] for k in EMBED_USAGE_EXTRAS if k in usage})
+    return {"object": "list", "data": data, "model": model, "usage": out_usage}
+
+
+def plain_vector(embedding: Any) -> Any:
+    """A vector as JSON's stdlib encoder takes it. The runtime hands NumPy rows over (the stdio
+    writer's orjson writes them directly), which Starlette's `json.dumps` cannot; a base64 string
+    or a list passes as it is. No NumPy import: this module stays pure."""
+    return embedding.tolist() if hasattr(embedding, "tolist") else embedding
 
 
 def rerank_response(result: Mapping[str, Any], model: str, response_id: str | None = None) -> Json:
