@@ -2,9 +2,12 @@
 
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/tuple.h>
+#include <nanobind/stl/optional.h>
 #include <nanobind/stl/vector.h>
 
+#include "attn.h"
 #include "metrics.h"
+#include "norm.h"
 #include "mlx/version.h"
 #include "mm.h"
 #include "qmm.h"
@@ -31,6 +34,13 @@ NB_MODULE(_native, m) {
         "x @ dequantize(w, scales, biases).T on the CPU (MLX affine format, transpose=True).");
   m.def("matmul", &runtime_native::matmul, "x"_a, "w"_a,
         "x @ w.T on the CPU, w a 2-D bf16 or fp16 [N, K] array (nn.Linear's layout).");
+  m.def("attention", &runtime_native::attention, "q"_a, "k"_a, "v"_a, nb::kw_only(), "scale"_a, "causal"_a = false,
+        "softmax(scale * q @ k.T [+ causal mask]) @ v on the CPU; q [B, Hq, Lq, D], k/v [B, Hk, Lk, D/Dv].");
+  m.def("rms_norm", &runtime_native::rms_norm, "x"_a, "weight"_a.none(), "eps"_a,
+        "mx.fast.rms_norm on the CPU (weight of x's dtype, or None).");
+  m.def("rope", &runtime_native::rope, "x"_a, "dims"_a, nb::kw_only(), "traditional"_a, "base"_a.none(), "scale"_a,
+        "offset"_a = 0, "offsets"_a.none() = nb::none(), "freqs"_a.none() = nb::none(),
+        "mx.fast.rope on the CPU: an int offset, or `offsets` (an int array of 1 or B values).");
 
   // Metric cells: updates run with the GIL released (runtime/metrics/collector.py, docs/metrics.md).
   using runtime_native::CounterCell;

@@ -305,10 +305,16 @@ void dispatch_x(const mx::array& x, const mx::array& w, mx::array& out, int M, i
   enc.set_output_array(out);
   const XT* xp = x.data<XT>();
   XT* op = out.data<XT>();
+  const bool strided = !x.flags().row_contiguous;
+  const Strided view{x.shape(), x.strides()};
+  auto run = [=](const auto* wp) {
+    thread_local std::vector<XT> xb;
+    run_dense(strided ? gathered(xp, view, xb) : xp, wp, op, M, N, K);
+  };
   if (w.dtype() == mx::bfloat16) {
-    enc.dispatch([=, wp = w.data<mx::bfloat16_t>()] { run_dense(xp, wp, op, M, N, K); });
+    enc.dispatch([=, wp = w.data<mx::bfloat16_t>()] { run(wp); });
   } else {
-    enc.dispatch([=, wp = w.data<mx::float16_t>()] { run_dense(xp, wp, op, M, N, K); });
+    enc.dispatch([=, wp = w.data<mx::float16_t>()] { run(wp); });
   }
 }
 
@@ -337,8 +343,8 @@ mx::array matmul(const mx::array& x_in, const mx::array& w_in) {
   // Output dtype as in MLX: the promotion of x's and w's dtypes. x is cast to it (losslessly: among
   // fp32/fp16/bf16 the promotion always holds x exactly), so x's type is the output's type.
   const mx::Dtype odt = mx::promote_types(x_in.dtype(), w_in.dtype());
-  auto x = mx::contiguous(mx::astype(x_in, odt, s), false, s);
-  auto w = mx::contiguous(w_in, false, s);
+  auto x = mx::astype(x_in, odt, s);
+  auto w = as_row_contiguous(w_in, s);
   mx::Shape out_shape = x.shape();
   out_shape.back() = N;
   return mx::array(out_shape, odt, std::make_shared<NativeMatmul>(s), {x, w});
@@ -348,8 +354,8 @@ void NativeMatmul::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx
   const auto& x = inputs[0];
   const auto& w = inputs[1];
   auto& out = outputs[0];
-  for (const auto* a : {&x, &w})
-    if (!a->flags().row_contiguous) throw std::runtime_error("[NativeMatmul] input not row-contiguous");
+  if (!w.flags().row_contiguous)  // x may be any view: dispatch_x reads it
+    throw std::runtime_error("[NativeMatmul] input not row-contiguous");
   out.set_data(mx::allocator::malloc(out.nbytes()));
   const int K = x.shape(-1);
   const int N = w.shape(0);

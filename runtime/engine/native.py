@@ -6,7 +6,17 @@ nn.Linear layers (and nn.Embedding.as_linear) the native dense matmul, when MLX 
 fp32 weights keep MLX's path (BLAS serves them well). The models' code is unchanged: each supported
 layer instance gets a subclass of its own class whose `__call__` (or `as_linear`) calls the native
 primitive, inside MLX's lazy graph. Anything unsupported keeps MLX's path, with one log line.
-`RUNTIME_NATIVE=0` turns it all off. See docs/native.md.
+
+Layer ops: MLX's CPU backend runs `mx.fast.scaled_dot_product_attention`, `mx.fast.rms_norm` and
+`mx.fast.rope` as their fallbacks, graphs of small ops (~9 nodes a norm, ~25 a rope), and the
+attention's fp16/bf16 matmuls on MLX's half-precision gemm (half of a 4-bit decode step at 256
+tokens of context). The first route() that routes a layer wraps those three functions (the models
+call them through mlx-lm's, mlx-vlm's and mlx.nn's own code, which stays unchanged): on the CPU,
+fp16/bf16 calls go to one native primitive each (attention without a mask or with "causal" and
+no sinks; rope with an int or per-row offset); everything else goes to MLX's function as before.
+
+`RUNTIME_NATIVE=0` turns it all off (`RUNTIME_NATIVE_LAYER_OPS=0` the layer ops alone). See
+docs/native.md.
 """
 
 from __future__ import annotations
@@ -78,6 +88,80 @@ def status() -> dict[str, Any]:
         "version": getattr(mod, "built_mlx_version", None) if mod is not None else None,
         "isa": mod.isa() if mod is not None else None,
     }
+
+
+# mx.fast functions as MLX defined them, before install_layer_ops() wrapped them.
+_mlx_fast: dict[str, Any] = {}
+_layer_ops_on = False
+
+
+def _half_on_cpu(*arrays: mx.array) -> bool:
+    dtype = arrays[0].dtype
+    return dtype in HALF_WEIGHTS and all(a.dtype == dtype for a in arrays) and mx.default_device() == mx.cpu
+
+
+def attention_applies(q: mx.array, k: mx.array, v: mx.array, mask: Any, sinks: Any) -> bool:
+    """True when the native attention serves this call (else MLX's function does)."""
+    if not _layer_ops_on or sinks is not None or not (mask is None or (isinstance(mask, str) and mask == "causal")):
+        return False
+    if q.ndim != 4 or k.ndim != 4 or v.ndim != 4 or not _half_on_cpu(q, k, v):
+        return False
+    hq, hk = q.shape[1], k.shape[1]
+    same = k.shape[0] == q.shape[0] == v.shape[0] and v.shape[1] == hk and v.shape[2] == k.shape[2]
+    if not same or hk == 0 or hq % hk != 0 or k.shape[3] != q.shape[3]:
+        return False
+    return mask is None or k.shape[2] >= q.shape[2]
+
+
+def _attention(q: mx.array, k: mx.array, v: mx.array, *args: Any, **kwargs: Any) -> mx.array:
+    mask, sinks = kwargs.get("mask"), kwargs.get("sinks")
+    if args or "stream" in kwargs or not attention_applies(q, k, v, mask, sinks):
+        return _mlx_fast["scaled_dot_product_attention"](q, k, v, *args, **kwargs)
+    return _load().attention(q, k, v, scale=float(kwargs["scale"]), causal=mask == "causal")
+
+
+def _rms_norm(x: mx.array, weight: mx.array | None, eps: float, **kwargs: Any) -> mx.array:
+    served = _layer_ops_on and not kwargs and x.ndim >= 1 and _half_on_cpu(x, *([] if weight is None else [weight]))
+    if not served or (weight is not None and (weight.ndim != 1 or weight.shape[0] != x.shape[-1])):
+        return _mlx_fast["rms_norm"](x, weight, eps, **kwargs)
+    return _load().rms_norm(x, weight, float(eps))
+
+
+def _rope(a: mx.array, dims: int, **kwargs: Any) -> mx.array:  # MLX names its input `a`
+    x = a
+    offset, freqs, base = kwargs.get("offset", 0), kwargs.get("freqs"), kwargs.get("base")
+    known = set(kwargs) <= {"traditional", "base", "scale", "offset", "freqs"}
+    served = _layer_ops_on and known and x.ndim >= 3 and _half_on_cpu(x) and 0 < dims <= x.shape[-1] and dims % 2 == 0
+    if not served or (base is None) == (freqs is None) or isinstance(offset, bool):
+        return _mlx_fast["rope"](x, dims, **kwargs)
+    fixed = isinstance(offset, int)
+    if not fixed and not (isinstance(offset, mx.array) and offset.ndim <= 1 and offset.size in (1, x.shape[0])):
+        return _mlx_fast["rope"](x, dims, **kwargs)
+    return _load().rope(
+        x,
+        dims,
+        traditional=bool(kwargs.get("traditional", False)),
+        base=None if base is None else float(base),
+        scale=float(kwargs.get("scale", 1.0)),
+        offset=offset if fixed else 0,
+        offsets=None if fixed else offset,
+        freqs=freqs,
+    )
+
+
+_WRAPPERS = {"scaled_dot_product_attention": _attention, "rms_norm": _rms_norm, "rope": _rope}
+
+
+def install_layer_ops() -> None:
+    """Wrap mx.fast's attention, rms_norm and rope once per process (see the module docstring)."""
+    global _layer_ops_on
+    if os.environ.get("RUNTIME_NATIVE_LAYER_OPS", "1") == "0" or _load() is None:
+        return
+    for name, wrapper in _WRAPPERS.items():
+        if name not in _mlx_fast:
+            _mlx_fast[name] = getattr(mx.fast, name)
+            setattr(mx.fast, name, wrapper)
+    _layer_ops_on = True
 
 
 def quantized_matmul(
@@ -213,11 +297,15 @@ def route(model: Any) -> dict[str, int]:
         )
     if counts["routed"]:
         log.info("native: %d layers use the native kernels", counts["routed"])
+        install_layer_ops()
     return counts
 
 
 def unroute(model: Any) -> None:
-    """Undo route() (tests and benches compare both paths on one loaded model)."""
+    """Undo route() (tests and benches compare both paths on one loaded model); the attention
+    goes back to MLX's functions too."""
+    global _layer_ops_on
+    _layer_ops_on = False
     for _, layer in model.named_modules():
         if getattr(layer, "_runtime_native", False):
             layer.__class__ = type(layer).__mro__[1]

@@ -1,0 +1,216 @@
+// Attention for the CPU. MLX's CPU backend has no fused attention: mx.fast.scaled_dot_product_attention
+// falls back to matmul + softmax + matmul, which for fp16/bf16 runs MLX's own half-precision gemm
+// (measured on the 134M 4-bit llama, 2026-12-02: attention was half of a 256-token prefill and half
+// of a decode step at 256 tokens of context). Here each query row is one pass over its keys:
+// scores q.k in fp32 (k widened in registers), an exact softmax, then the weighted sum of the values
+// in fp32, rounded once to the output type. Rows are split across the pool.
+
+#include "attn.h"
+
+#include "common.h"
+
+namespace runtime_native {
+
+namespace {
+
+using namespace detail;
+
+struct View {  // one 4-D input: base pointer and strides in elements
+  const void* data;
+  int64_t s0, s1, s2, s3;
+};
+
+struct Problem {
+  int B, Hq, Hk, Lq, Lk, D, Dv;
+  float scale;
+  bool causal;
+  View q, k, v;
+  void* out;  // [B, Hq, Lq, Dv], dense
+};
+
+#if RN_X86
+#define RN_AVX2A __attribute__((target("avx2,fma,f16c")))
+
+template <typename T>
+RN_AVX2A inline __m256 widen8(const T* p) {
+  if constexpr (std::is_same<T, float>::value) {
+    return _mm256_loadu_ps(p);
+  } else if constexpr (std::is_same<T, mx::float16_t>::value) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  } else {
+    return _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+  }
+}
+
+RN_AVX2A inline float hsum(__m256 v) {
+  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+  lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+  return _mm_cvtss_f32(lo);
+}
+
+// q (fp32, D values) . k row (T): 8 at a time, two chains.
+template <typename T>
+RN_AVX2A inline float dot_avx2(const float* q, const T* k, int D) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+  int d = 0;
+  for (; d + 16 <= D; d += 16) {
+    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), widen8(k + d), a0);
+    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d + 8), widen8(k + d + 8), a1);
+  }
+  for (; d + 8 <= D; d += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), widen8(k + d), a0);
+  float s = hsum(_mm256_add_ps(a0, a1));
+  for (; d < D; ++d) s += q[d] * to_f(k[d]);
+  return s;
+}
+
+// acc (fp32, Dv values) += p * v row (T).
+template <typename T>
+RN_AVX2A inline void axpy_avx2(float* acc, float p, const T* v, int Dv) {
+  const __m256 pv = _mm256_set1_ps(p);
+  int d = 0;
+  for (; d + 8 <= Dv; d += 8)
+    _mm256_storeu_ps(acc + d, _mm256_fmadd_ps(pv, widen8(v + d), _mm256_loadu_ps(acc + d)));
+  for (; d < Dv; ++d) acc[d] += p * to_f(v[d]);
+}
+#endif
+
+template <typename T>
+float dot_scalar(const float* q, const T* k, int D, int64_t ks) {
+  float s = 0.f;
+  for (int d = 0; d < D; ++d) s += q[d] * to_f(k[d * ks]);
+  return s;
+}
+
+template <typename T>
+void axpy_scalar(float* acc, float p, const T* v, int Dv, int64_t vs) {
+  for (int d = 0; d < Dv; ++d) acc[d] += p * to_f(v[d * vs]);
+}
+
+// Rows [r0, r1) of the flattened (b, hq, i) index. AVX2: every row dense (last stride 1).
+template <typename T, bool AVX2>
+void rows(const Problem& p, int r0, int r1) {
+  thread_local std::vector<float> qb, sb, ab;
+  float* qf = scratch(qb, static_cast<size_t>(p.D));
+  float* sc = scratch(sb, static_cast<size_t>(p.Lk));
+  float* acc = scratch(ab, static_cast<size_t>(p.Dv));
+  const int group = p.Hq / p.Hk;
+  const T* Q = static_cast<const T*>(p.q.data);
+  const T* Kp = static_cast<const T*>(p.k.data);
+  const T* Vp = static_cast<const T*>(p.v.data);
+  T* O = static_cast<T*>(p.out);
+  for (int r = r0; r < r1; ++r) {
+    const int i = r % p.Lq, h = (r / p.Lq) % p.Hq, b = r / (p.Lq * p.Hq);
+    const int hk = h / group;
+    const T* qr = Q + b * p.q.s0 + h * p.q.s1 + i * p.q.s2;
+    for (int d = 0; d < p.D; ++d) qf[d] = to_f(qr[d * p.q.s3]) * p.scale;
+    const int n = p.causal ? std::min(p.Lk, i + p.Lk - p.Lq + 1) : p.Lk;
+    const T* kb = Kp + b * p.k.s0 + hk * p.k.s1;
+    const T* vb = Vp + b * p.v.s0 + hk * p.v.s1;
+    float mxs = -INFINITY;
+    for (int j = 0; j < n; ++j) {
+#if RN_X86
+      const float s = AVX2 ? dot_avx2(qf, kb + j * p.k.s2, p.D) : dot_scalar(qf, kb + j * p.k.s2, p.D, p.k.s3);
+#else
+      const float s = dot_scalar(qf, kb + j * p.k.s2, p.D, p.k.s3);
+#endif
+      sc[j] = s;
+      mxs = std::max(mxs, s);
+    }
+    std::fill(acc, acc + p.Dv, 0.f);
+    float total = 0.f;
+    for (int j = 0; j < n; ++j) {
+      const float e = std::exp(sc[j] - mxs);
+      total += e;
+#if RN_X86
+      if (AVX2) axpy_avx2(acc, e, vb + j * p.v.s2, p.Dv);
+      else axpy_scalar(acc, e, vb + j * p.v.s2, p.Dv, p.v.s3);
+#else
+      axpy_scalar(acc, e, vb + j * p.v.s2, p.Dv, p.v.s3);
+#endif
+    }
+    const float inv = total > 0.f ? 1.f / total : 0.f;
+    T* o = O + (static_cast<size_t>(b * p.Hq + h) * p.Lq + i) * p.Dv;
+    for (int d = 0; d < p.Dv; ++d) o[d] = static_cast<T>(acc[d] * inv);
+  }
+}
+
+template <typename T>
+void run(const Problem& p) {
+  const int R = p.B * p.Hq * p.Lq;
+  const bool avx2 = use_avx2() && p.k.s3 == 1 && p.v.s3 == 1;
+  auto part = [&](int r0, int r1) {
+    if (avx2) rows<T, true>(p, r0, r1);
+    else rows<T, false>(p, r0, r1);
+  };
+  Pool& pl = pool();
+  // Work ~ rows x keys x (D + Dv); a decode step's few rows stay on this thread.
+  const double work = static_cast<double>(R) * p.Lk * (p.D + p.Dv);
+  if (pl.size() == 1 || work < (1 << 18)) {
+    part(0, R);
+    return;
+  }
+  const int nc = std::min(R, 8 * pl.size());
+  pl.run_chunks(nc, [&](int c) {
+    // more chunks than threads, taken as they come: with a causal mask later rows see more keys
+    const int per = (R + nc - 1) / nc;
+    part(std::min(R, c * per), std::min(R, (c + 1) * per));
+  });
+}
+
+bool float_dtype(mx::Dtype d) { return d == mx::float32 || d == mx::float16 || d == mx::bfloat16; }
+
+View view_of(const mx::array& a) {
+  return View{a.data<void>(), a.strides()[0], a.strides()[1], a.strides()[2], a.strides()[3]};
+}
+
+}  // namespace
+
+mx::array attention(const mx::array& q, const mx::array& k, const mx::array& v, float scale, bool causal) {
+  auto fail = [](const std::string& m) { throw std::invalid_argument("[native.attention] " + m); };
+  if (q.ndim() != 4 || k.ndim() != 4 || v.ndim() != 4) fail("q, k and v must be 4-D [B, H, L, D]");
+  if (!float_dtype(q.dtype()) || k.dtype() != q.dtype() || v.dtype() != q.dtype())
+    fail("q, k and v must share one float dtype (fp32, fp16 or bf16)");
+  if (k.shape(0) != q.shape(0) || v.shape(0) != q.shape(0)) fail("batch sizes differ");
+  if (k.shape(1) == 0 || q.shape(1) % k.shape(1) != 0 || v.shape(1) != k.shape(1))
+    fail("q's heads must be a multiple of k's, and v must have k's heads");
+  if (k.shape(3) != q.shape(3)) fail("q and k must have the same head dim");
+  if (v.shape(2) != k.shape(2)) fail("k and v must have the same length");
+  if (causal && k.shape(2) < q.shape(2)) fail("a causal mask needs at least as many keys as queries");
+  auto s = mx::default_stream(mx::Device::cpu);
+  mx::Shape out_shape = q.shape();
+  out_shape[3] = v.shape(3);
+  return mx::array(out_shape, q.dtype(), std::make_shared<NativeAttention>(s, scale, causal), {q, k, v});
+}
+
+void NativeAttention::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
+  auto& out = outputs[0];
+  out.set_data(mx::allocator::malloc(out.nbytes()));
+  if (out.size() == 0) return;
+  auto& enc = mx::cpu::get_command_encoder(stream());
+  // Inputs are read in place through their strides (the KV cache's slices are views with a gap
+  // between heads); a view whose last dim is not dense takes the scalar path.
+  const auto& in = inputs;
+  for (const auto& a : in) enc.set_input_array(a);
+  enc.set_output_array(out);
+  Problem p{in[0].shape(0), in[0].shape(1), in[1].shape(1), in[0].shape(2), in[1].shape(2), in[0].shape(3),
+            in[2].shape(3), scale_, causal_, view_of(in[0]), view_of(in[1]), view_of(in[2]), out.data<void>()};
+  const auto dt = out.dtype();
+  enc.dispatch([p, dt] {
+    if (dt == mx::float32) run<float>(p);
+    else if (dt == mx::float16) run<mx::float16_t>(p);
+    else run<mx::bfloat16_t>(p);
+  });
+}
+
+void NativeAttention::eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) {
+  throw std::runtime_error("[NativeAttention] CPU only");
+}
+
+bool NativeAttention::is_equivalent(const mx::Primitive& other) const {
+  const auto& o = static_cast<const NativeAttention&>(other);
+  return scale_ == o.scale_ && causal_ == o.causal_;
+}
+
+}  // namespace runtime_native
