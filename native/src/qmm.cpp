@@ -366,8 +366,6 @@ RN_AVX2I void i16_tile(const IProblem& p, int n, int m0, float* cbuf) {
   const __m256i mask = _mm256_set1_epi16((1 << BITS) - 1);
   const uint32_t* wr = p.w + static_cast<size_t>(n) * (K / PW);
   for (int blk = 0; blk < nb; ++blk) {
-    // one stream through all columns: fetch 4 KB ahead, once per cache line
-    if ((blk & 1) == 0) _mm_prefetch(reinterpret_cast<const char*>(wr + blk * 8) + 4096, _MM_HINT_T0);
     const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + blk * 8));
     __m256i q[NQ];
     q[0] = _mm256_and_si256(wv, mask);
@@ -469,6 +467,124 @@ RN_AVX2I void i16_prep(const XT* x_in, int m0, int m1, int K, int gs, int bits, 
     for (int g = G; g < Gp; ++g) dr[g] = sr[g] = er[g] = 0.f;
   }
 }
+
+// ---------------------------------------------------------------- AVX2 int8 kernel (4 bits, bf16 x)
+// bf16 x holds 8 significant bits: quantizing it per group to one int8 term (d = max|x_g|/127, as
+// llama.cpp quantizes activations for its 4-bit formats) adds an error of the input's own size, far
+// below the 4-bit weights' step. vpmaddubsw multiplies 32 unsigned nibbles by 32 signed x and adds
+// pairs into int16 (at most 2*15*127 per pair, no saturation): a 32-byte block of 64 weights costs 2
+// multiply-adds per row instead of the int16 kernel's 4. Byte b of a block holds value 2b (low
+// nibble) and 2b+1 (high), so x is stored as the block's even values, then its odd ones.
+template <int MT, typename ST, typename OT>
+RN_AVX2I void i8_tile(const IProblem& p, const int8_t* xq, int n, int m0, float* cbuf) {
+  const int G = p.G, Gp = p.Gp, K = p.K, gs = p.gs;
+  const int nb = K / 64;
+  const ST* sr = static_cast<const ST*>(p.s) + static_cast<size_t>(n) * G;
+  const ST* br = static_cast<const ST*>(p.b) + static_cast<size_t>(n) * G;
+  __m256 tot[MT];
+  for (int r = 0; r < MT; ++r) tot[r] = _mm256_setzero_ps();
+  for (int g0 = 0; g0 < G; g0 += 8) {
+    const __m256 sv = load8_upto(sr + g0, G - g0);
+    const __m256 bv = load8_upto(br + g0, G - g0);
+    for (int r = 0; r < MT; ++r) {
+      const size_t ro = static_cast<size_t>(m0 + r) * Gp + g0;
+      _mm256_storeu_ps(cbuf + r * Gp + g0, _mm256_mul_ps(sv, _mm256_loadu_ps(p.dx + ro)));
+      tot[r] = _mm256_fmadd_ps(bv, _mm256_loadu_ps(p.xsum + ro), tot[r]);
+      tot[r] = _mm256_fmadd_ps(sv, _mm256_loadu_ps(p.ecorr + ro), tot[r]);
+    }
+  }
+  const bool split = gs < 64;  // group 32: int32 lanes 0-3 are one group, 4-7 the next
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i ones = _mm256_set1_epi16(1);
+  const uint32_t* wr = p.w + static_cast<size_t>(n) * (K / 8);
+  for (int blk = 0; blk < nb; ++blk) {
+    const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + blk * 8));
+    const __m256i lo = _mm256_and_si256(wv, m4);
+    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(wv, 4), m4);
+    const int g = (blk * 64) / gs;
+    for (int r = 0; r < MT; ++r) {
+      const int8_t* xb = xq + static_cast<size_t>(m0 + r) * K + static_cast<size_t>(blk) * 64;
+      const __m256i e = _mm256_maddubs_epi16(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb)));
+      const __m256i o = _mm256_maddubs_epi16(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + 32)));
+      const __m256i acc = _mm256_madd_epi16(_mm256_add_epi16(e, o), ones);
+      const float* cr = cbuf + r * Gp + g;
+      const __m256 cv = split ? _mm256_set_m128(_mm_set1_ps(cr[1]), _mm_set1_ps(cr[0])) : _mm256_set1_ps(cr[0]);
+      tot[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), cv, tot[r]);
+    }
+  }
+  OT* out = static_cast<OT*>(p.out);
+  for (int r = 0; r < MT; ++r) out[static_cast<size_t>(m0 + r) * p.N + n] = static_cast<OT>(hsum8(tot[r]));
+}
+
+template <typename ST, typename OT>
+void i8_range(const IProblem& p, const int8_t* xq, int n0, int n1) {
+  thread_local std::vector<float> cb;
+  float* cbuf = scratch(cb, static_cast<size_t>(4) * p.Gp);
+  constexpr int NC = 32;
+  for (int c0 = n0; c0 < n1; c0 += NC) {
+    const int c1 = std::min(n1, c0 + NC);
+    int m = 0;
+    for (; m + 4 <= p.M; m += 4)
+      for (int n = c0; n < c1; ++n) i8_tile<4, ST, OT>(p, xq, n, m, cbuf);
+    const int rest = p.M - m;
+    for (int n = c0; n < c1; ++n) {
+      if (rest == 3) i8_tile<3, ST, OT>(p, xq, n, m, cbuf);
+      else if (rest == 2) i8_tile<2, ST, OT>(p, xq, n, m, cbuf);
+      else if (rest == 1) i8_tile<1, ST, OT>(p, xq, n, m, cbuf);
+    }
+  }
+}
+
+// Quantizes rows [m0, m1) of x to int8 (even values of each 64-value block, then the odd ones), with
+// the group steps, sums and centre corrections (rows padded to Gp groups with zeros).
+template <typename XT>
+RN_AVX2I void i8_prep(const XT* x_in, int m0, int m1, int K, int gs, int Gp, int8_t* xq, float* dx, float* xsum,
+                      float* ecorr) {
+  const int G = K / gs;
+  const __m256 sign = _mm256_set1_ps(-0.f);
+  alignas(32) float xf[128];
+  alignas(32) int32_t qi[8];
+  for (int m = m0; m < m1; ++m) {
+    const XT* xr = x_in + static_cast<size_t>(m) * K;
+    int8_t* qr = xq + static_cast<size_t>(m) * K;
+    float* dr = dx + static_cast<size_t>(m) * Gp;
+    float* sr = xsum + static_cast<size_t>(m) * Gp;
+    float* er = ecorr + static_cast<size_t>(m) * Gp;
+    for (int g = 0; g < G; ++g) {
+      __m256 vsum = _mm256_setzero_ps(), vmax = _mm256_setzero_ps();
+      for (int k = 0; k < gs; k += 8) {
+        const __m256 v = load8(xr + g * gs + k);
+        _mm256_store_ps(xf + k, v);
+        vsum = _mm256_add_ps(vsum, v);
+        vmax = _mm256_max_ps(vmax, _mm256_andnot_ps(sign, v));
+      }
+      const float sum = hsum8(vsum);
+      __m128 mx4 = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+      mx4 = _mm_max_ps(mx4, _mm_movehl_ps(mx4, mx4));
+      mx4 = _mm_max_ss(mx4, _mm_movehdup_ps(mx4));
+      const float amax = _mm_cvtss_f32(mx4);
+      const float d = amax / 127.f;
+      const __m256 inv = _mm256_set1_ps(amax > 0.f ? 127.f / amax : 0.f);
+      const __m256i lim = _mm256_set1_epi32(127), nlim = _mm256_set1_epi32(-127);
+      __m256i vq = _mm256_setzero_si256();
+      for (int k = 0; k < gs; k += 8) {
+        __m256i r = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_load_ps(xf + k), inv));
+        r = _mm256_max_epi32(nlim, _mm256_min_epi32(lim, r));
+        vq = _mm256_add_epi32(vq, r);
+        _mm256_store_si256(reinterpret_cast<__m256i*>(qi), r);
+        for (int t = 0; t < 8; ++t) {
+          const int kk = g * gs + k + t, o = kk & 63;
+          qr[(kk - o) + (o & 1) * 32 + (o >> 1)] = static_cast<int8_t>(qi[t]);
+        }
+      }
+      const float qsum = hsum8(_mm256_cvtepi32_ps(vq));
+      dr[g] = d;
+      sr[g] = sum;
+      er[g] = 7.5f * (sum - qsum * d);
+    }
+    for (int g = G; g < Gp; ++g) dr[g] = sr[g] = er[g] = 0.f;
+  }
+}
 #endif  // RN_X86
 // ---------------------------------------------------------------- driver
 template <typename T>
@@ -519,6 +635,34 @@ void run_typed(const XT* x_in, const uint32_t* w, const ST* s_in, const ST* b_in
       if (n0 >= n1) return;
       if (bits == 4) vnni_range<4, ST, XT>(vp, n0, n1);
       else vnni_range<8, ST, XT>(vp, n0, n1);
+    };
+    if (nt == 1) part(0);
+    else pl.run_chunks(nc, part);
+    return;
+  }
+  if (isa_level() == 1 && bits == 4 && std::is_same<XT, mx::bfloat16_t>::value && K % 64 == 0) {
+    thread_local std::vector<int8_t> qb;
+    thread_local std::vector<float> db, sb, eb;
+    const int Gp = (G + 7) / 8 * 8;
+    const size_t MG = static_cast<size_t>(M) * Gp;
+    int8_t* xq = scratch(qb, static_cast<size_t>(M) * K);
+    float* dx = scratch(db, MG);
+    float* xsum = scratch(sb, MG);
+    float* ec = scratch(eb, MG);
+    if (nt > 1 && M >= 8) {
+      pl.run([&](int t) {
+        const int per = (M + nt - 1) / nt;
+        const int m0 = std::min(M, t * per), m1 = std::min(M, (t + 1) * per);
+        i8_prep(x_in, m0, m1, K, gs, Gp, xq, dx, xsum, ec);
+      });
+    } else {
+      i8_prep(x_in, 0, M, K, gs, Gp, xq, dx, xsum, ec);
+    }
+    IProblem ip{M, N, K, G, Gp, gs, nullptr, dx, xsum, ec, w, s_in, b_in, out_t};
+    auto part = [&](int t) {
+      int n0, n1;
+      cols(t, n0, n1);
+      if (n0 < n1) i8_range<ST, XT>(ip, xq, n0, n1);
     };
     if (nt == 1) part(0);
     else pl.run_chunks(nc, part);
