@@ -20,13 +20,33 @@ struct View {  // one 4-D input: base pointer and strides in elements
   int64_t s0, s1, s2, s3;
 };
 
+enum class MaskKind { none, boolean, additive_f32, additive_f16, additive_bf16 };
+
 struct Problem {
   int B, Hq, Hk, Lq, Lk, D, Dv;
   float scale;
   bool causal;
   View q, k, v;
+  MaskKind mask_kind;
+  View mask;  // [B, Hq, Lq, Lk] through its strides
   void* out;  // [B, Hq, Lq, Dv], dense
 };
+
+// The mask's value for key j of a row: false/-inf drops the key, a float is added to its score.
+inline float mask_value(const Problem& p, const char* row, int j) {
+  const int64_t at = j * p.mask.s3;
+  switch (p.mask_kind) {
+    case MaskKind::boolean: return reinterpret_cast<const bool*>(row)[at] ? 0.f : -INFINITY;
+    case MaskKind::additive_f32: return reinterpret_cast<const float*>(row)[at];
+    case MaskKind::additive_f16: return to_f(reinterpret_cast<const mx::float16_t*>(row)[at]);
+    case MaskKind::additive_bf16: return to_f(reinterpret_cast<const mx::bfloat16_t*>(row)[at]);
+    default: return 0.f;
+  }
+}
+
+inline size_t mask_item_size(MaskKind k) {
+  return k == MaskKind::boolean ? 1 : k == MaskKind::additive_f32 ? 4 : 2;
+}
 
 #if RN_X86
 #define RN_AVX2A __attribute__((target("avx2,fma,f16c")))
@@ -108,6 +128,10 @@ void rows(const Problem& p, int r0, int r1) {
     const int n = p.causal ? std::min(p.Lk, i + p.Lk - p.Lq + 1) : p.Lk;
     const T* kb = Kp + b * p.k.s0 + hk * p.k.s1;
     const T* vb = Vp + b * p.v.s0 + hk * p.v.s1;
+    const char* mrow = nullptr;
+    if (p.mask_kind != MaskKind::none)
+      mrow = static_cast<const char*>(p.mask.data) +
+             (b * p.mask.s0 + h * p.mask.s1 + i * p.mask.s2) * static_cast<int64_t>(mask_item_size(p.mask_kind));
     float mxs = -INFINITY;
     for (int j = 0; j < n; ++j) {
 #if RN_X86
@@ -115,12 +139,13 @@ void rows(const Problem& p, int r0, int r1) {
 #else
       const float s = dot_scalar(qf, kb + j * p.k.s2, p.D, p.k.s3);
 #endif
-      sc[j] = s;
-      mxs = std::max(mxs, s);
+      sc[j] = mrow ? s + mask_value(p, mrow, j) : s;
+      mxs = std::max(mxs, sc[j]);
     }
     std::fill(acc, acc + p.Dv, 0.f);
     float total = 0.f;
     for (int j = 0; j < n; ++j) {
+      if (sc[j] == -INFINITY) continue;  // a masked key (and every key when all are masked: zeros)
       const float e = std::exp(sc[j] - mxs);
       total += e;
 #if RN_X86
@@ -167,7 +192,8 @@ View view_of(const mx::array& a) {
 
 }  // namespace
 
-mx::array attention(const mx::array& q, const mx::array& k, const mx::array& v, float scale, bool causal) {
+mx::array attention(const mx::array& q, const mx::array& k, const mx::array& v, float scale, bool causal,
+                    const std::optional<mx::array>& mask) {
   auto fail = [](const std::string& m) { throw std::invalid_argument("[native.attention] " + m); };
   if (q.ndim() != 4 || k.ndim() != 4 || v.ndim() != 4) fail("q, k and v must be 4-D [B, H, L, D]");
   if (!float_dtype(q.dtype()) || k.dtype() != q.dtype() || v.dtype() != q.dtype())
@@ -178,10 +204,18 @@ mx::array attention(const mx::array& q, const mx::array& k, const mx::array& v, 
   if (k.shape(3) != q.shape(3)) fail("q and k must have the same head dim");
   if (v.shape(2) != k.shape(2)) fail("k and v must have the same length");
   if (causal && k.shape(2) < q.shape(2)) fail("a causal mask needs at least as many keys as queries");
+  if (mask) {
+    if (causal) fail("give either causal or a mask array, not both");
+    const mx::Shape want{q.shape(0), q.shape(1), q.shape(2), k.shape(2)};
+    if (mask->shape() != want) fail("the mask must have shape [B, Hq, Lq, Lk] (broadcast it first)");
+    if (mask->dtype() != mx::bool_ && !float_dtype(mask->dtype())) fail("the mask must be bool or float");
+  }
   auto s = mx::default_stream(mx::Device::cpu);
   mx::Shape out_shape = q.shape();
   out_shape[3] = v.shape(3);
-  return mx::array(out_shape, q.dtype(), std::make_shared<NativeAttention>(s, scale, causal), {q, k, v});
+  std::vector<mx::array> in{q, k, v};
+  if (mask) in.push_back(*mask);
+  return mx::array(out_shape, q.dtype(), std::make_shared<NativeAttention>(s, scale, causal, mask.has_value()), in);
 }
 
 void NativeAttention::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::array>& outputs) {
@@ -194,8 +228,19 @@ void NativeAttention::eval_cpu(const std::vector<mx::array>& inputs, std::vector
   const auto& in = inputs;
   for (const auto& a : in) enc.set_input_array(a);
   enc.set_output_array(out);
+  MaskKind mk = MaskKind::none;
+  View mv{nullptr, 0, 0, 0, 0};
+  if (masked_) {
+    const auto& m = in[3];
+    const auto d = m.dtype();
+    mk = d == mx::bool_ ? MaskKind::boolean
+         : d == mx::float32 ? MaskKind::additive_f32
+         : d == mx::float16 ? MaskKind::additive_f16
+                            : MaskKind::additive_bf16;
+    mv = view_of(m);
+  }
   Problem p{in[0].shape(0), in[0].shape(1), in[1].shape(1), in[0].shape(2), in[1].shape(2), in[0].shape(3),
-            in[2].shape(3), scale_, causal_, view_of(in[0]), view_of(in[1]), view_of(in[2]), out.data<void>()};
+            in[2].shape(3), scale_, causal_, view_of(in[0]), view_of(in[1]), view_of(in[2]), mk, mv, out.data<void>()};
   const auto dt = out.dtype();
   enc.dispatch([p, dt] {
     if (dt == mx::float32) run<float>(p);
@@ -210,7 +255,7 @@ void NativeAttention::eval_gpu(const std::vector<mx::array>&, std::vector<mx::ar
 
 bool NativeAttention::is_equivalent(const mx::Primitive& other) const {
   const auto& o = static_cast<const NativeAttention&>(other);
-  return scale_ == o.scale_ && causal_ == o.causal_;
+  return scale_ == o.scale_ && causal_ == o.causal_ && masked_ == o.masked_;
 }
 
 }  // namespace runtime_native

@@ -35,6 +35,7 @@ NB_MODULE(_native, m) {
   m.def("matmul", &runtime_native::matmul, "x"_a, "w"_a,
         "x @ w.T on the CPU, w a 2-D bf16 or fp16 [N, K] array (nn.Linear's layout).");
   m.def("attention", &runtime_native::attention, "q"_a, "k"_a, "v"_a, nb::kw_only(), "scale"_a, "causal"_a = false,
+        "mask"_a.none() = nb::none(),
         "softmax(scale * q @ k.T [+ causal mask]) @ v on the CPU; q [B, Hq, Lq, D], k/v [B, Hk, Lk, D/Dv].");
   m.def("rms_norm", &runtime_native::rms_norm, "x"_a, "weight"_a.none(), "eps"_a,
         "mx.fast.rms_norm on the CPU (weight of x's dtype, or None).");

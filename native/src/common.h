@@ -214,6 +214,9 @@ inline mx::array as_row_contiguous(const mx::array& a, mx::Stream s) {
   return a.is_available() && a.flags().row_contiguous ? a : mx::contiguous(a, false, s);
 }
 
+// log2 of a power of two (the group sizes 32/64/128).
+inline int log2_of(int v) { return __builtin_ctz(static_cast<unsigned>(v)); }
+
 template <typename T>
 inline float to_f(T v) {
   return static_cast<float>(v);

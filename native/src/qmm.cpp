@@ -71,6 +71,7 @@ __attribute__((target("avx2,fma"))) void avx2_column(const Problem& p, int n, in
   const int nblocks = p.K / VPB;
   const int wpr = p.K / PW;
   const uint32_t* wr = p.w + static_cast<size_t>(n) * wpr;
+  const int gshift = log2_of(p.gs);  // a shift: a division per block showed in profiles
   const float* sr = p.s + static_cast<size_t>(n) * p.G;
   const float* xr[MT];
   __m256 tot[MT];
@@ -83,7 +84,7 @@ __attribute__((target("avx2,fma"))) void avx2_column(const Problem& p, int n, in
     const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + blk * 8));
     __m256 sv;
     if (!split) {
-      sv = _mm256_set1_ps(sr[(blk * VPB) / p.gs]);
+      sv = _mm256_set1_ps(sr[(blk * VPB) >> gshift]);
     } else {
       sv = _mm256_set_m128(_mm_set1_ps(sr[2 * blk + 1]), _mm_set1_ps(sr[2 * blk]));
     }
@@ -196,6 +197,7 @@ RN_AVX512 void vnni_tile(const VProblem& p, int n, int m0, float* cbuf) {
   const bool one_group = gs >= VPB;
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   const uint32_t* wr = p.w + static_cast<size_t>(n) * wpr;
+  const int gshift = log2_of(gs);  // a shift: a division per block showed in profiles
   for (int blk = 0; blk < nb; ++blk) {
     const __m512i wv = _mm512_loadu_si512(wr + blk * 16);
     __m512i lo, hi;
@@ -206,7 +208,7 @@ RN_AVX512 void vnni_tile(const VProblem& p, int n, int m0, float* cbuf) {
       lo = wv;
       hi = wv;
     }
-    const int g0 = (blk * VPB) / gs;
+    const int g0 = (blk * VPB) >> gshift;
     for (int r = 0; r < MT; ++r) {
       const size_t xo = static_cast<size_t>(m0 + r) * K + static_cast<size_t>(blk) * VPB;
       __m512i acc;
@@ -365,6 +367,7 @@ RN_AVX2I void i16_tile(const IProblem& p, int n, int m0, float* cbuf) {
   const bool split = gs < VPB;  // 4 bits, group 32: int32 lanes 0-3 are one group, 4-7 the next
   const __m256i mask = _mm256_set1_epi16((1 << BITS) - 1);
   const uint32_t* wr = p.w + static_cast<size_t>(n) * (K / PW);
+  const int gshift = log2_of(gs);  // a shift: a division per block showed in profiles
   for (int blk = 0; blk < nb; ++blk) {
     const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + blk * 8));
     __m256i q[NQ];
@@ -376,7 +379,7 @@ RN_AVX2I void i16_tile(const IProblem& p, int n, int m0, float* cbuf) {
     } else {
       q[1] = _mm256_srli_epi16(wv, 8);
     }
-    const int g = (blk * VPB) / gs;
+    const int g = (blk * VPB) >> gshift;
     for (int r = 0; r < MT; ++r) {
       const int16_t* xb = p.xq + static_cast<size_t>(m0 + r) * K + static_cast<size_t>(blk) * VPB;
       __m256i acc = _mm256_madd_epi16(q[0], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb)));
@@ -497,11 +500,12 @@ RN_AVX2I void i8_tile(const IProblem& p, const int8_t* xq, int n, int m0, float*
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   const __m256i ones = _mm256_set1_epi16(1);
   const uint32_t* wr = p.w + static_cast<size_t>(n) * (K / 8);
+  const int gshift = log2_of(gs);  // a shift: a division per block showed in profiles
   for (int blk = 0; blk < nb; ++blk) {
     const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + blk * 8));
     const __m256i lo = _mm256_and_si256(wv, m4);
     const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(wv, 4), m4);
-    const int g = (blk * 64) / gs;
+    const int g = (blk * 64) >> gshift;
     for (int r = 0; r < MT; ++r) {
       const int8_t* xb = xq + static_cast<size_t>(m0 + r) * K + static_cast<size_t>(blk) * 64;
       const __m256i e = _mm256_maddubs_epi16(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb)));

@@ -12,8 +12,9 @@ Layer ops: MLX's CPU backend runs `mx.fast.scaled_dot_product_attention`, `mx.fa
 attention's fp16/bf16 matmuls on MLX's half-precision gemm (half of a 4-bit decode step at 256
 tokens of context). The first route() that routes a layer wraps those three functions (the models
 call them through mlx-lm's, mlx-vlm's and mlx.nn's own code, which stays unchanged): on the CPU,
-fp16/bf16 calls go to one native primitive each (attention without a mask or with "causal" and
-no sinks; rope with an int or per-row offset); everything else goes to MLX's function as before.
+fp16/bf16 calls go to one native primitive each (attention with no mask, "causal" or a bool or
+additive mask array, and no sinks; rope with an int or per-row offset); everything else goes to
+MLX's function as before.
 
 `RUNTIME_NATIVE=0` turns it all off (`RUNTIME_NATIVE_LAYER_OPS=0` the layer ops alone). See
 docs/native.md.
@@ -100,9 +101,21 @@ def _half_on_cpu(*arrays: mx.array) -> bool:
     return dtype in HALF_WEIGHTS and all(a.dtype == dtype for a in arrays) and mx.default_device() == mx.cpu
 
 
+def _mask_view(mask: mx.array, q: mx.array, k: mx.array) -> mx.array | None:
+    """An array mask as the native attention reads it: [B, Hq, Lq, Lk] (a broadcast view), or None
+    when it does not broadcast there or has another dtype."""
+    if mask.dtype != mx.bool_ and mask.dtype not in _FLOATS:
+        return None
+    try:
+        return mx.broadcast_to(mask, (q.shape[0], q.shape[1], q.shape[2], k.shape[2]))
+    except ValueError:
+        return None
+
+
 def attention_applies(q: mx.array, k: mx.array, v: mx.array, mask: Any, sinks: Any) -> bool:
     """True when the native attention serves this call (else MLX's function does)."""
-    if not _layer_ops_on or sinks is not None or not (mask is None or (isinstance(mask, str) and mask == "causal")):
+    known_mask = mask is None or isinstance(mask, mx.array) or (isinstance(mask, str) and mask == "causal")
+    if not _layer_ops_on or sinks is not None or not known_mask:
         return False
     if q.ndim != 4 or k.ndim != 4 or v.ndim != 4 or not _half_on_cpu(q, k, v):
         return False
@@ -110,14 +123,20 @@ def attention_applies(q: mx.array, k: mx.array, v: mx.array, mask: Any, sinks: A
     same = k.shape[0] == q.shape[0] == v.shape[0] and v.shape[1] == hk and v.shape[2] == k.shape[2]
     if not same or hk == 0 or hq % hk != 0 or k.shape[3] != q.shape[3]:
         return False
-    return mask is None or k.shape[2] >= q.shape[2]
+    return mask != "causal" or k.shape[2] >= q.shape[2]
 
 
 def _attention(q: mx.array, k: mx.array, v: mx.array, *args: Any, **kwargs: Any) -> mx.array:
     mask, sinks = kwargs.get("mask"), kwargs.get("sinks")
     if args or "stream" in kwargs or not attention_applies(q, k, v, mask, sinks):
         return _mlx_fast["scaled_dot_product_attention"](q, k, v, *args, **kwargs)
-    return _load().attention(q, k, v, scale=float(kwargs["scale"]), causal=mask == "causal")
+    scale = float(kwargs["scale"])
+    if isinstance(mask, mx.array):
+        view = _mask_view(mask, q, k)
+        if view is None:
+            return _mlx_fast["scaled_dot_product_attention"](q, k, v, *args, **kwargs)
+        return _load().attention(q, k, v, scale=scale, mask=view)
+    return _load().attention(q, k, v, scale=scale, causal=mask == "causal")
 
 
 def _rms_norm(x: mx.array, weight: mx.array | None, eps: float, **kwargs: Any) -> mx.array:

@@ -73,6 +73,27 @@ def test_attention_reads_a_cache_slice_in_place_and_a_transposed_view():
     assert mx.abs(nat.attention(q32, kt, kt, scale=0.125) - truth).max().item() < 1e-5
 
 
+@pytest.mark.parametrize("dtype", [mx.float32, mx.bfloat16])
+def test_attention_with_a_bool_or_additive_mask_array_matches_mlx(dtype):
+    q = mx.random.normal((2, 8, 3, 32))
+    k = mx.random.normal((2, 4, 10, 32))
+    v = mx.random.normal((2, 4, 10, 32))
+    masks = [
+        mx.random.uniform(shape=(2, 1, 3, 10)) > 0.3,  # kept keys, per batch row (left padding)
+        mx.random.normal((1, 8, 1, 10)),  # added to the scores
+        mx.full((3, 10), -1.5),
+    ]
+    for mask in masks:
+        truth = mx.fast.scaled_dot_product_attention(q, k, v, scale=0.2, mask=mask)
+        view = mx.broadcast_to(mask, (2, 8, 3, 10))
+        out = nat.attention(q.astype(dtype), k.astype(dtype), v.astype(dtype), scale=0.2, mask=view)
+        assert mx.abs(out.astype(F32) - truth).max().item() <= HALF_TOL[dtype] * max(1.0, mx.abs(truth).max().item())
+    with pytest.raises(ValueError, match="shape"):
+        nat.attention(q, k, v, scale=0.2, mask=mx.zeros((3, 10)))
+    with pytest.raises(ValueError, match="not both"):
+        nat.attention(q, k, v, scale=0.2, causal=True, mask=mx.zeros((2, 8, 3, 10)))
+
+
 def test_attention_refuses_bad_shapes_and_dtypes_with_a_clear_error():
     q = mx.zeros((1, 6, 2, 32))
     k = mx.zeros((1, 4, 5, 32))
@@ -161,18 +182,19 @@ def test_wrapped_mx_fast_serves_half_calls_on_the_cpu_and_leaves_the_rest_to_mlx
     native.install_layer_ops()
     monkeypatch.setattr(native, "_layer_ops_on", True)
     h = mx.random.normal((1, 4, 6, 32)).astype(mx.bfloat16)
+    keep = mx.random.uniform(shape=(1, 1, 6, 6)) > 0.2
     served = [
         mx.fast.scaled_dot_product_attention(h, h, h, scale=0.2, mask="causal"),
+        mx.fast.scaled_dot_product_attention(h, h, h, scale=0.2, mask=keep),  # a batch's padding mask
         mx.fast.rms_norm(h, mx.ones((32,), dtype=mx.bfloat16), 1e-5),
         mx.fast.rope(h, 32, traditional=False, base=10000.0, scale=1.0, offset=3),
     ]
-    for out, name in zip(served, ("NativeAttention", "NativeRMSNorm", "NativeRoPE"), strict=True):
+    for out, name in zip(served, ("NativeAttention", "NativeAttention", "NativeRMSNorm", "NativeRoPE"), strict=True):
         assert name in _graph(out)
     f = h.astype(F32)
-    mask = mx.zeros((6, 6))
     kept = [
         mx.fast.scaled_dot_product_attention(f, f, f, scale=0.2),  # fp32: MLX's BLAS path is good
-        mx.fast.scaled_dot_product_attention(h, h, h, scale=0.2, mask=mask.astype(mx.bfloat16)),  # array mask
+        mx.fast.scaled_dot_product_attention(h, h, h, scale=0.2, sinks=mx.zeros((4,), dtype=mx.bfloat16)),  # sinks
         mx.fast.rms_norm(f, None, 1e-5),
         mx.fast.rope(f, 32, traditional=False, base=10000.0, scale=1.0, offset=3),
     ]
