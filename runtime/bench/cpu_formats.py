@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runtime.bench.plain import PlainHost
+from runtime.bench.plain import PlainHost, partial_character_tokens
 
 FORMATS = {"4-bit": ("q", 4), "8-bit": ("q", 8), "bf16": ("bfloat16", 0), "fp32": ("float32", 0)}
 SHAPE = {
@@ -82,11 +82,13 @@ def read_bandwidth(megabytes: int = 512) -> float:
     return best
 
 
-def _runtime_side(path: Path, eos: list[int], tokens: int, rounds: int) -> dict[str, Any]:
+def _runtime_side(path: Path, banned: list[int], tokens: int, rounds: int) -> dict[str, Any]:
+    """Decode and prefill through the runtime; `banned`: EOS and partial-character tokens (a
+    stream holds those back, so the host would time a burst instead of the decode)."""
     host = PlainHost()
     try:
         info = host.request("load_model", {"model_id": "bench", "local_path": str(path)})
-        bias = {str(i): NO_EOS for i in eos}
+        bias = {str(i): NO_EOS for i in banned}
         decode = {"model_id": "bench", "prompt": "Once upon a time", "max_tokens": tokens, "temperature": 0}
         # The prompt cache off: every round prefills the whole prompt (a hit would time nothing).
         prefill = {
@@ -138,7 +140,8 @@ def run_cpu_formats(rounds: int, tokens: int, formats: list[str]) -> dict[str, A
             eos = json.loads((path / "config.json").read_text())["eos_token_id"]
             slow = FORMATS[fmt][0] == "q"  # MLX's own quantized CPU path: ~1 tok/s
             raw = _raw_side(path, 8 if slow else tokens, 32 if slow else PREFILL_TOKENS, 1 if slow else rounds)
-            runtime = _runtime_side(path, eos if isinstance(eos, list) else [eos], tokens, rounds)
+            banned = [*(eos if isinstance(eos, list) else [eos]), *partial_character_tokens(str(path))]
+            runtime = _runtime_side(path, banned, tokens, rounds)
         rows.append(
             {
                 "format": fmt,

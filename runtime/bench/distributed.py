@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.bench.host import median
-from runtime.bench.plain import PlainHost
+from runtime.bench.plain import PlainHost, partial_character_tokens
 from runtime.server.distributed import loopback_hostfile
 
 PROMPT = "Once upon a time, there was a little fox named Ruby. One day"
@@ -88,7 +88,7 @@ def _compare(
     options = {"parallel": model["parallel"]} if "parallel" in model else {}
     single_info = single.request("load_model", {"model_id": model["id"]})
     group_info = group.request("load_model", {"model_id": model["id"], **options})
-    bias = {str(i): NO_EOS_BIAS for i in [*single_info["eos_token_ids"], *_partial_characters(model["id"])]}
+    bias = {str(i): NO_EOS_BIAS for i in [*single_info["eos_token_ids"], *partial_character_tokens(model["id"])]}
     params = {"model_id": model["id"], "prompt": PROMPT, "max_tokens": tokens, "temperature": 0, "logit_bias": bias}
     single.timed_stream(params)  # warm both once
     group.timed_stream(params)
@@ -116,18 +116,6 @@ def _compare(
         "load_ms": {"single": single_info["load_time_ms"], "group": group_info["load_time_ms"]},
         "rounds": [{"single": a, "group": b} for a, b in pairs],
     }
-
-
-def _partial_characters(model_id: str) -> list[int]:
-    """Token ids that are a piece of a UTF-8 character: a random model strings them together, and a
-    stream holds such text back until the character is whole, so the host would see every token
-    arrive at the end. Banned (like EOS) on both sides, so each token is a chunk when it is made."""
-    if model_id == "tiny-chat":
-        return []
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_id)
-    return [i for i in range(len(tokenizer)) if "\ufffd" in tokenizer.decode([i])]
 
 
 def _layers(model: dict[str, Any]) -> int | None:

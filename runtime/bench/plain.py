@@ -95,6 +95,19 @@ class PlainHost:
             self.process.wait(timeout)
 
 
+def partial_character_tokens(model_id: str) -> list[int]:
+    """Token ids that are a piece of a UTF-8 character: a random model strings them together, and a
+    stream holds such text back until the character is whole, so the host would see every token
+    arrive at the end (decode rates far above the bandwidth bound). Benches ban them (like EOS) on
+    every side, so each token is a chunk when it is made."""
+    if model_id == "tiny-chat":
+        return []
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_id)
+    return [i for i in range(len(tokenizer)) if "\ufffd" in tokenizer.decode([i])]
+
+
 def run_plain(raw: Any, model: str, prompt: str, tokens: int, pairs: int, no_eos_bias: float) -> dict[str, Any]:
     """`raw`: the bench's in-process mlx-lm (`_RawMlxLm`), already loaded."""
     host = PlainHost()
