@@ -49,26 +49,7 @@ inline size_t mask_item_size(MaskKind k) {
 }
 
 #if RN_X86
-#define RN_AVX2A __attribute__((target("avx2,fma,f16c")))
-
-template <typename T>
-RN_AVX2A inline __m256 widen8(const T* p) {
-  if constexpr (std::is_same<T, float>::value) {
-    return _mm256_loadu_ps(p);
-  } else if constexpr (std::is_same<T, mx::float16_t>::value) {
-    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-  } else {
-    return _mm256_castsi256_ps(
-        _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
-  }
-}
-
-RN_AVX2A inline float hsum(__m256 v) {
-  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-  lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-  return _mm_cvtss_f32(lo);
-}
+#define RN_AVX2A RN_AVX2_F16C
 
 // q (fp32, D values) . k row (T): 8 at a time, two chains.
 template <typename T>
@@ -80,7 +61,7 @@ RN_AVX2A inline float dot_avx2(const float* q, const T* k, int D) {
     a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d + 8), widen8(k + d + 8), a1);
   }
   for (; d + 8 <= D; d += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), widen8(k + d), a0);
-  float s = hsum(_mm256_add_ps(a0, a1));
+  float s = hsum8(_mm256_add_ps(a0, a1));
   for (; d < D; ++d) s += q[d] * to_f(k[d]);
   return s;
 }

@@ -222,4 +222,28 @@ inline float to_f(T v) {
   return static_cast<float>(v);
 }
 
+#if RN_X86
+#define RN_AVX2_F16C __attribute__((target("avx2,fma,f16c")))
+
+// Eight fp32, fp16 or bf16 values widened to fp32 (bf16: a shift; fp16: vcvtph2ps).
+template <typename T>
+RN_AVX2_F16C inline __m256 widen8(const T* p) {
+  if constexpr (std::is_same<T, float>::value) {
+    return _mm256_loadu_ps(p);
+  } else if constexpr (std::is_same<T, mx::float16_t>::value) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  } else {
+    return _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+  }
+}
+
+__attribute__((target("avx2,fma"))) inline float hsum8(__m256 v) {
+  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+  lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+  return _mm_cvtss_f32(lo);
+}
+#endif
+
 }  // namespace runtime_native::detail

@@ -133,13 +133,6 @@ RN_AVX512F void tile512(const DProblem& p, int m0, int n0) {
     }
 }
 
-RN_AVX2F inline float hsum8(__m256 v) {
-  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-  lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-  return _mm_cvtss_f32(lo);
-}
-
 template <typename WT>
 RN_AVX2F inline void widen16(const WT* wr, __m256& a, __m256& b) {
   if constexpr (std::is_same<WT, mx::bfloat16_t>::value) {

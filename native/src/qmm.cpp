@@ -55,13 +55,6 @@ void scalar_range(const Problem& p, int n0, int n1) {
 
 #if RN_X86
 // ---------------------------------------------------------------- AVX2 + FMA kernel
-__attribute__((target("avx2,fma"))) inline float hsum8(__m256 v) {
-  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-  lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-  return _mm_cvtss_f32(lo);
-}
-
 // MT rows of x against column n.
 template <int BITS, int MT>
 __attribute__((target("avx2,fma"))) void avx2_column(const Problem& p, int n, int m0) {
@@ -309,7 +302,7 @@ void vnni_prep(const XT* x_in, int m0, int m1, int K, int gs, int bits, int8_t* 
 // The bias term and the centre correction are factored as in the VNNI kernel.
 struct IProblem {
   int M, N, K, G, Gp, gs;  // Gp: the per-row stride of dx/xsum/ecorr, G rounded up to 8 (zero padded)
-  const int16_t* xq;       // [M, K] int16, permuted per 8-word block
+  const void* xq;          // [M, K] int16 or int8 (QT), in the kernel's order
   const float* dx;         // [M, Gp] d
   const float* xsum;       // [M, Gp] fp32 group sums of x
   const float* ecorr;      // [M, Gp] centre * sum(x - quantized x)
@@ -319,40 +312,25 @@ struct IProblem {
   void* out;               // [M, N] OT
 };
 
-#define RN_AVX2I __attribute__((target("avx2,fma,f16c")))
-
-template <typename ST>
-RN_AVX2I inline __m256 load8(const ST* p) {
-  if constexpr (std::is_same<ST, float>::value) {
-    return _mm256_loadu_ps(p);
-  } else if constexpr (std::is_same<ST, mx::float16_t>::value) {
-    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-  } else {
-    return _mm256_castsi256_ps(
-        _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
-  }
-}
+#define RN_AVX2I RN_AVX2_F16C
 
 // Eight values from p, zeros past n (the last scales of a row whose group count is not a multiple of 8).
 template <typename ST>
 RN_AVX2I inline __m256 load8_upto(const ST* p, int n) {
-  if (n >= 8) return load8(p);
+  if (n >= 8) return widen8(p);
   ST tmp[8];
   std::memset(static_cast<void*>(tmp), 0, sizeof(tmp));
   std::memcpy(static_cast<void*>(tmp), p, sizeof(ST) * n);
-  return load8(tmp);
+  return widen8(tmp);
 }
 
-template <int BITS, int MT, typename ST, typename OT>
-RN_AVX2I void i16_tile(const IProblem& p, int n, int m0, float* cbuf) {
-  constexpr int PW = 32 / BITS;
-  constexpr int VPB = 8 * PW;   // values per 8-word block
-  constexpr int NQ = VPB / 16;  // 16-lane weight vectors per block
-  const int G = p.G, Gp = p.Gp, K = p.K, gs = p.gs;
-  const int nb = K / VPB;
+// The per-column part of the int kernels: s_g * d_g for each row and group into cbuf (the factor a
+// block's integer dot is scaled by), and the bias term plus the centre correction into tot.
+template <int MT, typename ST>
+RN_AVX2I inline void group_terms(const IProblem& p, int n, int m0, float* cbuf, __m256* tot) {
+  const int G = p.G, Gp = p.Gp;
   const ST* sr = static_cast<const ST*>(p.s) + static_cast<size_t>(n) * G;
   const ST* br = static_cast<const ST*>(p.b) + static_cast<size_t>(n) * G;
-  __m256 tot[MT];
   for (int r = 0; r < MT; ++r) tot[r] = _mm256_setzero_ps();
   for (int g0 = 0; g0 < G; g0 += 8) {
     const __m256 sv = load8_upto(sr + g0, G - g0);
@@ -364,6 +342,17 @@ RN_AVX2I void i16_tile(const IProblem& p, int n, int m0, float* cbuf) {
       tot[r] = _mm256_fmadd_ps(sv, _mm256_loadu_ps(p.ecorr + ro), tot[r]);
     }
   }
+}
+
+template <int BITS, int MT, typename ST, typename OT>
+RN_AVX2I void i16_tile(const IProblem& p, int n, int m0, float* cbuf) {
+  constexpr int PW = 32 / BITS;
+  constexpr int VPB = 8 * PW;   // values per 8-word block
+  constexpr int NQ = VPB / 16;  // 16-lane weight vectors per block
+  const int G = p.G, Gp = p.Gp, K = p.K, gs = p.gs;
+  const int nb = K / VPB;
+  __m256 tot[MT];
+  group_terms<MT, ST>(p, n, m0, cbuf, tot);
   const bool split = gs < VPB;  // 4 bits, group 32: int32 lanes 0-3 are one group, 4-7 the next
   const __m256i mask = _mm256_set1_epi16((1 << BITS) - 1);
   const uint32_t* wr = p.w + static_cast<size_t>(n) * (K / PW);
@@ -381,7 +370,7 @@ RN_AVX2I void i16_tile(const IProblem& p, int n, int m0, float* cbuf) {
     }
     const int g = (blk * VPB) >> gshift;
     for (int r = 0; r < MT; ++r) {
-      const int16_t* xb = p.xq + static_cast<size_t>(m0 + r) * K + static_cast<size_t>(blk) * VPB;
+      const int16_t* xb = static_cast<const int16_t*>(p.xq) + static_cast<size_t>(m0 + r) * K + static_cast<size_t>(blk) * VPB;
       __m256i acc = _mm256_madd_epi16(q[0], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb)));
       for (int j = 1; j < NQ; ++j)
         acc = _mm256_add_epi32(
@@ -414,27 +403,30 @@ void i16_range(const IProblem& p, int n0, int n1) {
   }
 }
 
-// Quantizes rows [m0, m1) of x to int16 in the kernel's order, with the group steps, sums and
-// centre corrections (rows padded to Gp groups with zeros). Eight values at a time: the scalar
-// version took ~15 us for one 2816-wide row, as long as a 16-column matmul.
-template <typename XT>
-RN_AVX2I void i16_prep(const XT* x_in, int m0, int m1, int K, int gs, int bits, int Gp, int16_t* xq,
-                       float* dx, float* xsum, float* ecorr) {
+// Quantizes rows [m0, m1) of x per group to QT (int16 or int8, |q| <= qmax) in the kernel's order,
+// with the group steps, sums and centre corrections (rows padded to Gp groups with zeros). A block of
+// vpb values is stored as `per` vectors of `lanes` values, value o of the block at vector o % per,
+// lane o / per (int16 4-bit: vpb 64, 16 lanes; int16 8-bit: 32, 16; int8: 64, 32). Eight values at a
+// time: the scalar version took ~15 us for one 2816-wide row, as long as a 16-column matmul.
+template <typename QT, typename XT>
+RN_AVX2I void int_prep(const XT* x_in, int m0, int m1, int K, int gs, int Gp, int vpb, int lanes, float centre,
+                       QT* xq, float* dx, float* xsum, float* ecorr) {
+  constexpr int qmax = std::is_same<QT, int8_t>::value ? 127 : 32767;
   const int G = K / gs;
-  const int vpb = 8 * (32 / bits);
+  const int per = vpb / lanes;
   const __m256 sign = _mm256_set1_ps(-0.f);
   alignas(32) float xf[128];
   alignas(32) int32_t qi[8];
   for (int m = m0; m < m1; ++m) {
     const XT* xr = x_in + static_cast<size_t>(m) * K;
-    int16_t* qr = xq + static_cast<size_t>(m) * K;
+    QT* qr = xq + static_cast<size_t>(m) * K;
     float* dr = dx + static_cast<size_t>(m) * Gp;
     float* sr = xsum + static_cast<size_t>(m) * Gp;
     float* er = ecorr + static_cast<size_t>(m) * Gp;
     for (int g = 0; g < G; ++g) {
       __m256 vsum = _mm256_setzero_ps(), vmax = _mm256_setzero_ps();
       for (int k = 0; k < gs; k += 8) {
-        const __m256 v = load8(xr + g * gs + k);
+        const __m256 v = widen8(xr + g * gs + k);
         _mm256_store_ps(xf + k, v);
         vsum = _mm256_add_ps(vsum, v);
         vmax = _mm256_max_ps(vmax, _mm256_andnot_ps(sign, v));
@@ -444,9 +436,9 @@ RN_AVX2I void i16_prep(const XT* x_in, int m0, int m1, int K, int gs, int bits, 
       mx4 = _mm_max_ps(mx4, _mm_movehl_ps(mx4, mx4));
       mx4 = _mm_max_ss(mx4, _mm_movehdup_ps(mx4));
       const float amax = _mm_cvtss_f32(mx4);
-      const float d = amax / 32767.f;
-      const __m256 inv = _mm256_set1_ps(amax > 0.f ? 32767.f / amax : 0.f);
-      const __m256i lim = _mm256_set1_epi32(32767), nlim = _mm256_set1_epi32(-32767);
+      const float d = amax / static_cast<float>(qmax);
+      const __m256 inv = _mm256_set1_ps(amax > 0.f ? static_cast<float>(qmax) / amax : 0.f);
+      const __m256i lim = _mm256_set1_epi32(qmax), nlim = _mm256_set1_epi32(-qmax);
       __m256i vq = _mm256_setzero_si256();
       for (int k = 0; k < gs; k += 8) {
         // cvtps rounds to nearest even, as nearbyint does
@@ -455,17 +447,15 @@ RN_AVX2I void i16_prep(const XT* x_in, int m0, int m1, int K, int gs, int bits, 
         vq = _mm256_add_epi32(vq, r);
         _mm256_store_si256(reinterpret_cast<__m256i*>(qi), r);
         for (int t = 0; t < 8; ++t) {
-          // value o of a block: lane o / values-per-lane of vector o % values-per-lane
-          const int kk = g * gs + k + t, b0 = kk - kk % vpb, o = kk % vpb;
-          const int pos = bits == 4 ? b0 + (o & 3) * 16 + (o >> 2) : b0 + (o & 1) * 16 + (o >> 1);
-          qr[pos] = static_cast<int16_t>(qi[t]);
+          const int kk = g * gs + k + t, o = kk % vpb;
+          qr[kk - o + (o % per) * lanes + o / per] = static_cast<QT>(qi[t]);
         }
       }
       const float qsum = hsum8(_mm256_cvtepi32_ps(vq));
       dr[g] = d;
       sr[g] = sum;
       // As in the VNNI kernel: s * centre * sum(x - quantized x) is added back.
-      er[g] = (bits == 4 ? 7.5f : 127.5f) * (sum - qsum * d);
+      er[g] = centre * (sum - qsum * d);
     }
     for (int g = G; g < Gp; ++g) dr[g] = sr[g] = er[g] = 0.f;
   }
@@ -479,23 +469,12 @@ RN_AVX2I void i16_prep(const XT* x_in, int m0, int m1, int K, int gs, int bits, 
 // multiply-adds per row instead of the int16 kernel's 4. Byte b of a block holds value 2b (low
 // nibble) and 2b+1 (high), so x is stored as the block's even values, then its odd ones.
 template <int MT, typename ST, typename OT>
-RN_AVX2I void i8_tile(const IProblem& p, const int8_t* xq, int n, int m0, float* cbuf) {
+RN_AVX2I void i8_tile(const IProblem& p, int n, int m0, float* cbuf) {
+  const int8_t* xq = static_cast<const int8_t*>(p.xq);
   const int G = p.G, Gp = p.Gp, K = p.K, gs = p.gs;
   const int nb = K / 64;
-  const ST* sr = static_cast<const ST*>(p.s) + static_cast<size_t>(n) * G;
-  const ST* br = static_cast<const ST*>(p.b) + static_cast<size_t>(n) * G;
   __m256 tot[MT];
-  for (int r = 0; r < MT; ++r) tot[r] = _mm256_setzero_ps();
-  for (int g0 = 0; g0 < G; g0 += 8) {
-    const __m256 sv = load8_upto(sr + g0, G - g0);
-    const __m256 bv = load8_upto(br + g0, G - g0);
-    for (int r = 0; r < MT; ++r) {
-      const size_t ro = static_cast<size_t>(m0 + r) * Gp + g0;
-      _mm256_storeu_ps(cbuf + r * Gp + g0, _mm256_mul_ps(sv, _mm256_loadu_ps(p.dx + ro)));
-      tot[r] = _mm256_fmadd_ps(bv, _mm256_loadu_ps(p.xsum + ro), tot[r]);
-      tot[r] = _mm256_fmadd_ps(sv, _mm256_loadu_ps(p.ecorr + ro), tot[r]);
-    }
-  }
+  group_terms<MT, ST>(p, n, m0, cbuf, tot);
   const bool split = gs < 64;  // group 32: int32 lanes 0-3 are one group, 4-7 the next
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   const __m256i ones = _mm256_set1_epi16(1);
@@ -521,7 +500,7 @@ RN_AVX2I void i8_tile(const IProblem& p, const int8_t* xq, int n, int m0, float*
 }
 
 template <typename ST, typename OT>
-void i8_range(const IProblem& p, const int8_t* xq, int n0, int n1) {
+void i8_range(const IProblem& p, int n0, int n1) {
   thread_local std::vector<float> cb;
   float* cbuf = scratch(cb, static_cast<size_t>(4) * p.Gp);
   constexpr int NC = 32;
@@ -529,65 +508,49 @@ void i8_range(const IProblem& p, const int8_t* xq, int n0, int n1) {
     const int c1 = std::min(n1, c0 + NC);
     int m = 0;
     for (; m + 4 <= p.M; m += 4)
-      for (int n = c0; n < c1; ++n) i8_tile<4, ST, OT>(p, xq, n, m, cbuf);
+      for (int n = c0; n < c1; ++n) i8_tile<4, ST, OT>(p, n, m, cbuf);
     const int rest = p.M - m;
     for (int n = c0; n < c1; ++n) {
-      if (rest == 3) i8_tile<3, ST, OT>(p, xq, n, m, cbuf);
-      else if (rest == 2) i8_tile<2, ST, OT>(p, xq, n, m, cbuf);
-      else if (rest == 1) i8_tile<1, ST, OT>(p, xq, n, m, cbuf);
+      if (rest == 3) i8_tile<3, ST, OT>(p, n, m, cbuf);
+      else if (rest == 2) i8_tile<2, ST, OT>(p, n, m, cbuf);
+      else if (rest == 1) i8_tile<1, ST, OT>(p, n, m, cbuf);
     }
   }
 }
 
-// Quantizes rows [m0, m1) of x to int8 (even values of each 64-value block, then the odd ones), with
-// the group steps, sums and centre corrections (rows padded to Gp groups with zeros).
-template <typename XT>
-RN_AVX2I void i8_prep(const XT* x_in, int m0, int m1, int K, int gs, int Gp, int8_t* xq, float* dx, float* xsum,
-                      float* ecorr) {
-  const int G = K / gs;
-  const __m256 sign = _mm256_set1_ps(-0.f);
-  alignas(32) float xf[128];
-  alignas(32) int32_t qi[8];
-  for (int m = m0; m < m1; ++m) {
-    const XT* xr = x_in + static_cast<size_t>(m) * K;
-    int8_t* qr = xq + static_cast<size_t>(m) * K;
-    float* dr = dx + static_cast<size_t>(m) * Gp;
-    float* sr = xsum + static_cast<size_t>(m) * Gp;
-    float* er = ecorr + static_cast<size_t>(m) * Gp;
-    for (int g = 0; g < G; ++g) {
-      __m256 vsum = _mm256_setzero_ps(), vmax = _mm256_setzero_ps();
-      for (int k = 0; k < gs; k += 8) {
-        const __m256 v = load8(xr + g * gs + k);
-        _mm256_store_ps(xf + k, v);
-        vsum = _mm256_add_ps(vsum, v);
-        vmax = _mm256_max_ps(vmax, _mm256_andnot_ps(sign, v));
-      }
-      const float sum = hsum8(vsum);
-      __m128 mx4 = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
-      mx4 = _mm_max_ps(mx4, _mm_movehl_ps(mx4, mx4));
-      mx4 = _mm_max_ss(mx4, _mm_movehdup_ps(mx4));
-      const float amax = _mm_cvtss_f32(mx4);
-      const float d = amax / 127.f;
-      const __m256 inv = _mm256_set1_ps(amax > 0.f ? 127.f / amax : 0.f);
-      const __m256i lim = _mm256_set1_epi32(127), nlim = _mm256_set1_epi32(-127);
-      __m256i vq = _mm256_setzero_si256();
-      for (int k = 0; k < gs; k += 8) {
-        __m256i r = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_load_ps(xf + k), inv));
-        r = _mm256_max_epi32(nlim, _mm256_min_epi32(lim, r));
-        vq = _mm256_add_epi32(vq, r);
-        _mm256_store_si256(reinterpret_cast<__m256i*>(qi), r);
-        for (int t = 0; t < 8; ++t) {
-          const int kk = g * gs + k + t, o = kk & 63;
-          qr[(kk - o) + (o & 1) * 32 + (o >> 1)] = static_cast<int8_t>(qi[t]);
-        }
-      }
-      const float qsum = hsum8(_mm256_cvtepi32_ps(vq));
-      dr[g] = d;
-      sr[g] = sum;
-      er[g] = 7.5f * (sum - qsum * d);
-    }
-    for (int g = G; g < Gp; ++g) dr[g] = sr[g] = er[g] = 0.f;
+// The AVX2 int kernels' driver: x quantized once into QT (split over the pool for a prefill), then
+// the columns in chunks; range(p, n0, n1) runs the kernel over columns [n0, n1).
+template <typename QT, typename XT, typename Cols, typename Range>
+void run_int(const XT* x_in, IProblem p, int vpb, int lanes, float centre, int nt, int nc, const Cols& cols,
+             const Range& range) {
+  thread_local std::vector<QT> qb;
+  thread_local std::vector<float> db, sb, eb;
+  const size_t MG = static_cast<size_t>(p.M) * p.Gp;
+  QT* xq = scratch(qb, static_cast<size_t>(p.M) * p.K);
+  float* dx = scratch(db, MG);
+  float* xsum = scratch(sb, MG);
+  float* ec = scratch(eb, MG);
+  auto prep = [&](int m0, int m1) { int_prep(x_in, m0, m1, p.K, p.gs, p.Gp, vpb, lanes, centre, xq, dx, xsum, ec); };
+  Pool& pl = pool();
+  if (nt > 1 && p.M >= 8) {
+    pl.run([&](int t) {
+      const int per = (p.M + nt - 1) / nt;
+      prep(std::min(p.M, t * per), std::min(p.M, (t + 1) * per));
+    });
+  } else {
+    prep(0, p.M);
   }
+  p.xq = xq;
+  p.dx = dx;
+  p.xsum = xsum;
+  p.ecorr = ec;
+  auto part = [&](int t) {
+    int n0, n1;
+    cols(t, n0, n1);
+    if (n0 < n1) range(p, n0, n1);
+  };
+  if (nt == 1) part(0);
+  else pl.run_chunks(nc, part);
 }
 #endif  // RN_X86
 // ---------------------------------------------------------------- driver
@@ -644,62 +607,20 @@ void run_typed(const XT* x_in, const uint32_t* w, const ST* s_in, const ST* b_in
     else pl.run_chunks(nc, part);
     return;
   }
+  const int Gp = (G + 7) / 8 * 8;
+  IProblem ip{M, N, K, G, Gp, gs, nullptr, nullptr, nullptr, nullptr, w, s_in, b_in, out_t};
   if (isa_level() == 1 && bits == 4 && std::is_same<XT, mx::bfloat16_t>::value && K % 64 == 0) {
-    thread_local std::vector<int8_t> qb;
-    thread_local std::vector<float> db, sb, eb;
-    const int Gp = (G + 7) / 8 * 8;
-    const size_t MG = static_cast<size_t>(M) * Gp;
-    int8_t* xq = scratch(qb, static_cast<size_t>(M) * K);
-    float* dx = scratch(db, MG);
-    float* xsum = scratch(sb, MG);
-    float* ec = scratch(eb, MG);
-    if (nt > 1 && M >= 8) {
-      pl.run([&](int t) {
-        const int per = (M + nt - 1) / nt;
-        const int m0 = std::min(M, t * per), m1 = std::min(M, (t + 1) * per);
-        i8_prep(x_in, m0, m1, K, gs, Gp, xq, dx, xsum, ec);
-      });
-    } else {
-      i8_prep(x_in, 0, M, K, gs, Gp, xq, dx, xsum, ec);
-    }
-    IProblem ip{M, N, K, G, Gp, gs, nullptr, dx, xsum, ec, w, s_in, b_in, out_t};
-    auto part = [&](int t) {
-      int n0, n1;
-      cols(t, n0, n1);
-      if (n0 < n1) i8_range<ST, XT>(ip, xq, n0, n1);
-    };
-    if (nt == 1) part(0);
-    else pl.run_chunks(nc, part);
+    run_int<int8_t>(x_in, ip, 64, 32, 7.5f, nt, nc, cols, [](const IProblem& p, int n0, int n1) {
+      i8_range<ST, XT>(p, n0, n1);
+    });
     return;
   }
   if (isa_level() == 1 && !std::is_same<XT, float>::value && K % (8 * PW) == 0) {
-    thread_local std::vector<int16_t> qb;
-    thread_local std::vector<float> db, sb, eb;
-    const int Gp = (G + 7) / 8 * 8;
-    const size_t MG = static_cast<size_t>(M) * Gp;
-    int16_t* xq = scratch(qb, static_cast<size_t>(M) * K);
-    float* dx = scratch(db, MG);
-    float* xsum = scratch(sb, MG);
-    float* ec = scratch(eb, MG);
-    if (nt > 1 && M >= 8) {
-      pl.run([&](int t) {
-        const int per = (M + nt - 1) / nt;
-        const int m0 = std::min(M, t * per), m1 = std::min(M, (t + 1) * per);
-        i16_prep(x_in, m0, m1, K, gs, bits, Gp, xq, dx, xsum, ec);
-      });
-    } else {
-      i16_prep(x_in, 0, M, K, gs, bits, Gp, xq, dx, xsum, ec);
-    }
-    IProblem ip{M, N, K, G, Gp, gs, xq, dx, xsum, ec, w, s_in, b_in, out_t};
-    auto part = [&](int t) {
-      int n0, n1;
-      cols(t, n0, n1);
-      if (n0 >= n1) return;
-      if (bits == 4) i16_range<4, ST, XT>(ip, n0, n1);
-      else i16_range<8, ST, XT>(ip, n0, n1);
-    };
-    if (nt == 1) part(0);
-    else pl.run_chunks(nc, part);
+    run_int<int16_t>(x_in, ip, 8 * PW, 16, bits == 4 ? 7.5f : 127.5f, nt, nc, cols,
+                     [bits](const IProblem& p, int n0, int n1) {
+                       if (bits == 4) i16_range<4, ST, XT>(p, n0, n1);
+                       else i16_range<8, ST, XT>(p, n0, n1);
+                     });
     return;
   }
 #endif
