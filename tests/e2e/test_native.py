@@ -127,11 +127,71 @@ def test_bf16_greedy_text_identical_with_native_route(bf16: Path):
     assert all(getattr(m, "_runtime_native", False) for m in dense)
     routed = [_greedy(model, tokenizer, p) for p in PROMPTS]
     logits_native = model(tokens)[0, -1].astype(mx.float32)
+    graph = _graph(logits_native)
+    for op in ("NativeMatmul", "NativeAttention", "NativeRMSNorm", "NativeRoPE"):  # bf16 layer ops too
+        assert op in graph, op
     native.unroute(model)
     assert not any(getattr(m, "_runtime_native", False) for _, m in model.named_modules())
+    assert "Native" not in _graph(model(tokens)[0, -1])
     assert routed == plain
     scale = mx.abs(logits_plain).max().item()
     assert mx.abs(logits_native - logits_plain).max().item() <= 1e-2 * scale
+
+
+def _graph(out) -> str:
+    import io
+
+    text = io.StringIO()
+    mx.export_to_dot(text, out)
+    return text.getvalue()
+
+
+def test_a_bf16_vision_model_gives_mlx_vlms_greedy_text_with_the_native_kernels_and_layer_ops(tmp_path: Path):
+    import io
+
+    from mlx_vlm import generate
+    from PIL import Image
+
+    from runtime.engine.vlm import load_vision
+
+    weights = mx.load(str(EMBEDDED_DIR / "tiny-vlm" / "model.safetensors"))
+    for f in (EMBEDDED_DIR / "tiny-vlm").iterdir():
+        if f.name != "model.safetensors":
+            (tmp_path / f.name).write_bytes(f.read_bytes())
+    half = {k: v.astype(mx.bfloat16) if v.dtype == mx.float32 else v for k, v in weights.items()}
+    mx.save_safetensors(str(tmp_path / "model.safetensors"), half, metadata={"format": "mlx"})
+    model, processor, tokenizer = load_vision(tmp_path, [2, 0])
+    png = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(png, "PNG")
+    image = Image.open(io.BytesIO(png.getvalue())).convert("RGB")
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is in the picture?"}]}]
+    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+    def greedy() -> str:
+        return generate(model, processor, prompt, image=[image], max_tokens=24, temperature=0.0).text
+
+    plain = greedy()
+    assert native.route(model)["routed"] > 0
+    module, calls = native.module(), {"attention": 0, "rms_norm": 0, "rope": 0}
+    originals = {name: getattr(module, name) for name in calls}
+
+    def counting(name: str):
+        def call(*args, **kwargs):
+            calls[name] += 1
+            return originals[name](*args, **kwargs)
+
+        return call
+
+    try:
+        for name in calls:
+            setattr(module, name, counting(name))
+        routed = greedy()
+    finally:
+        for name, fn in originals.items():
+            setattr(module, name, fn)
+        native.unroute(model)
+    assert routed == plain
+    assert calls["attention"] > 0 and calls["rms_norm"] > 0  # the vision tower's and the text model's
 
 
 def test_bf16_linear_with_bias_and_an_embedding_head_are_routed():
