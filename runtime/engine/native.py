@@ -123,7 +123,7 @@ def attention_applies(q: mx.array, k: mx.array, v: mx.array, mask: Any, sinks: A
     same = k.shape[0] == q.shape[0] == v.shape[0] and v.shape[1] == hk and v.shape[2] == k.shape[2]
     if not same or hk == 0 or hq % hk != 0 or k.shape[3] != q.shape[3]:
         return False
-    return mask != "causal" or k.shape[2] >= q.shape[2]
+    return not isinstance(mask, str) or k.shape[2] >= q.shape[2]  # "causal" needs Lk >= Lq
 
 
 def _attention(q: mx.array, k: mx.array, v: mx.array, *args: Any, **kwargs: Any) -> mx.array:
@@ -147,7 +147,7 @@ def _rms_norm(x: mx.array, weight: mx.array | None, eps: float, **kwargs: Any) -
 
 
 def _rope(a: mx.array, dims: int, **kwargs: Any) -> mx.array:  # MLX names its input `a`
-    x = a
+    x = a  # (the name MLX's signature uses, kept for callers that pass it by keyword)
     offset, freqs, base = kwargs.get("offset", 0), kwargs.get("freqs"), kwargs.get("base")
     known = set(kwargs) <= {"traditional", "base", "scale", "offset", "freqs"}
     served = _layer_ops_on and known and x.ndim >= 3 and _half_on_cpu(x) and 0 < dims <= x.shape[-1] and dims % 2 == 0

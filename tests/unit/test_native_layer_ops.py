@@ -3,9 +3,9 @@
 
 Truth: MLX's own mx.fast functions on fp32 inputs. Attention accumulates in fp32 and rounds once, so
 its half outputs are within one rounding of the output (2^-8 bf16, 2^-11 fp16, of the output's scale)
-plus the inputs' own rounding; rms_norm follows MLX's order of roundings and equals mx.fast.rms_norm
-exactly; rope computes in fp32 where MLX's fallback rounds each product, so it is within one ulp of
-the half type at the values' scale.
+plus the inputs' own rounding; rms_norm follows MLX's order of roundings and matches mx.fast.rms_norm
+within a rounding of the output type; rope computes in fp32 where MLX's fallback rounds each
+product, so it is within one ulp of the half type at the values' scale.
 """
 
 from __future__ import annotations
@@ -126,18 +126,23 @@ def test_attention_property_any_shape_matches_mlx(B, Hk, group, Lq, extra, D, dt
 
 
 @pytest.mark.parametrize("dtype", [mx.float32, mx.float16, mx.bfloat16])
-def test_rms_norm_equals_mlx_with_and_without_weight_and_on_a_view(dtype):
+def test_rms_norm_matches_mlx_within_a_rounding_with_and_without_weight_and_on_a_view(dtype):
+    # The same order of roundings as MLX's fallback; the fp32 sum of squares may differ in its last
+    # bit, which can move a half-precision result by one of its roundings (twice: norm, then weight).
+    rel = {mx.float32: 1e-6, mx.float16: 2.0**-9, mx.bfloat16: 2.0**-6}[dtype]
+
+    def close(out: mx.array, ref: mx.array) -> bool:
+        diff = mx.abs(out.astype(F32) - ref.astype(F32))
+        return bool(mx.all(diff <= rel * mx.abs(ref.astype(F32)) + 1e-6).item())
+
     x = mx.random.normal((2, 5, 96)).astype(dtype)
     w = (1 + 0.1 * mx.random.normal((96,))).astype(dtype)
     for weight in (w, None):
         out = nat.rms_norm(x, weight, 1e-5)
         assert out.dtype == dtype
-        assert mx.abs(out.astype(F32) - mx.fast.rms_norm(x, weight, 1e-5).astype(F32)).max().item() <= 1e-6
+        assert close(out, mx.fast.rms_norm(x, weight, 1e-5))
     view = mx.random.normal((96, 7)).astype(dtype).T
-    assert (
-        mx.abs(nat.rms_norm(view, w, 1e-6).astype(F32) - mx.fast.rms_norm(view, w, 1e-6).astype(F32)).max().item()
-        <= 1e-6
-    )
+    assert close(nat.rms_norm(view, w, 1e-6), mx.fast.rms_norm(view, w, 1e-6))
     with pytest.raises(ValueError, match="weight"):
         nat.rms_norm(x, mx.ones((95,), dtype=dtype), 1e-5)
 
