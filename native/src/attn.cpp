@@ -223,11 +223,7 @@ void NativeAttention::eval_cpu(const std::vector<mx::array>& inputs, std::vector
   Problem p{in[0].shape(0), in[0].shape(1), in[1].shape(1), in[0].shape(2), in[1].shape(2), in[0].shape(3),
             in[2].shape(3), scale_, causal_, view_of(in[0]), view_of(in[1]), view_of(in[2]), mk, mv, out.data<void>()};
   const auto dt = out.dtype();
-  enc.dispatch([p, dt] {
-    if (dt == mx::float32) run<float>(p);
-    else if (dt == mx::float16) run<mx::float16_t>(p);
-    else run<mx::bfloat16_t>(p);
-  });
+  enc.dispatch([p, dt] { with_float_type(dt, [&](auto tag) { run<decltype(tag)>(p); }); });
 }
 
 void NativeAttention::eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) {

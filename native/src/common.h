@@ -20,9 +20,11 @@
 #include <cstring>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "mlx/backend/cpu/encoder.h"
@@ -178,34 +180,48 @@ inline T* scratch(std::vector<T>& v, size_t n) {
   return v.data();
 }
 
-// A view's shape and strides (in elements), kept to read a non-row-contiguous input on the stream thread.
-struct Strided {
-  mx::Shape shape;
-  mx::Strides strides;
-};
+// A non-row-contiguous input's shape and strides (in elements), kept to read it on the stream thread;
+// empty for a row-contiguous input (the usual case: nothing is copied or allocated for it).
+using Strided = std::optional<std::pair<mx::Shape, mx::Strides>>;
 
-// A row-major copy of a strided view into `buf`. The kernels take their x as it comes instead of
-// wrapping it in MLX's Contiguous op at graph build: that op cost one graph node per input and call
-// (four per quantized matmul, ~340 nodes per token of a 12-layer model), while inputs that are not
-// row-contiguous are rare here (the models' matmul inputs are other ops' outputs).
+inline Strided strided_view(const mx::array& a) {
+  if (a.flags().row_contiguous) return std::nullopt;
+  return std::make_pair(a.shape(), a.strides());
+}
+
+// The input as a dense row-major array: its own data, or (a strided view) a copy gathered into `buf`.
+// The kernels take their x as it comes instead of wrapping it in MLX's Contiguous op at graph build:
+// that op cost one graph node per input and call (four per quantized matmul, ~340 nodes per token of
+// a 12-layer model), while inputs that are not row-contiguous are rare here (the models' matmul
+// inputs are other ops' outputs).
 template <typename T>
-const T* gathered(const T* src, const Strided& v, std::vector<T>& buf) {
+const T* row_major(const T* src, const Strided& view, std::vector<T>& buf) {
+  if (!view) return src;
+  const auto& [shape, strides] = *view;
   size_t total = 1;
-  for (auto d : v.shape) total *= static_cast<size_t>(d);
+  for (auto d : shape) total *= static_cast<size_t>(d);
   T* dst = scratch(buf, total);
-  const int nd = static_cast<int>(v.shape.size());
+  const int nd = static_cast<int>(shape.size());
   std::vector<int> idx(nd, 0);
   int64_t off = 0;
   for (size_t i = 0; i < total; ++i) {
     dst[i] = src[off];
     for (int d = nd - 1; d >= 0; --d) {
-      off += v.strides[d];
-      if (++idx[d] < v.shape[d]) break;
-      off -= v.strides[d] * v.shape[d];
+      off += strides[d];
+      if (++idx[d] < shape[d]) break;
+      off -= strides[d] * shape[d];
       idx[d] = 0;
     }
   }
   return dst;
+}
+
+// f(T{}) with T the C++ type of a float dtype (fp32, fp16 or bf16).
+template <typename F>
+void with_float_type(mx::Dtype d, F&& f) {
+  if (d == mx::float32) f(float{});
+  else if (d == mx::float16) f(mx::float16_t{});
+  else f(mx::bfloat16_t{});
 }
 
 // A parameter (evaluated, row-contiguous: the usual case) goes into the graph as it is; anything else

@@ -298,11 +298,10 @@ void dispatch_x(const mx::array& x, const mx::array& w, mx::array& out, int M, i
   enc.set_output_array(out);
   const XT* xp = x.data<XT>();
   XT* op = out.data<XT>();
-  const bool strided = !x.flags().row_contiguous;
-  const Strided view{x.shape(), x.strides()};
+  const Strided view = strided_view(x);
   auto run = [=](const auto* wp) {
     thread_local std::vector<XT> xb;
-    run_dense(strided ? gathered(xp, view, xb) : xp, wp, op, M, N, K);
+    run_dense(row_major(xp, view, xb), wp, op, M, N, K);
   };
   if (w.dtype() == mx::bfloat16) {
     enc.dispatch([=, wp = w.data<mx::bfloat16_t>()] { run(wp); });
@@ -360,9 +359,7 @@ void NativeMatmul::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx
     return;
   }
   const int M = static_cast<int>(x.size() / K);
-  if (x.dtype() == mx::float32) dispatch_x<float>(x, w, out, M, N, K);
-  else if (x.dtype() == mx::float16) dispatch_x<mx::float16_t>(x, w, out, M, N, K);
-  else dispatch_x<mx::bfloat16_t>(x, w, out, M, N, K);
+  with_float_type(x.dtype(), [&](auto tag) { dispatch_x<decltype(tag)>(x, w, out, M, N, K); });
 }
 
 void NativeMatmul::eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) {

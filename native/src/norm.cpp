@@ -85,12 +85,6 @@ void rope_rows(const RopeProblem& p, const T* x, T* out) {
   }
 }
 
-// The input's data as a dense row-major array (gathered on the stream thread when it is a view).
-template <typename T>
-const T* dense(const T* data, bool strided, const Strided& view, std::vector<T>& buf) {
-  return strided ? gathered(data, view, buf) : data;
-}
-
 }  // namespace
 
 mx::array rms_norm(const mx::array& x, const std::optional<mx::array>& weight, float eps) {
@@ -115,8 +109,7 @@ void NativeRMSNorm::eval_cpu(const std::vector<mx::array>& inputs, std::vector<m
   enc.set_output_array(out);
   const int D = x.shape(-1);
   const size_t rows = x.size() / D;
-  const bool strided = !x.flags().row_contiguous;
-  const Strided view{x.shape(), x.strides()};
+  const Strided view = strided_view(x);
   const float eps = eps_;
   auto go = [&](auto tag) {
     using T = decltype(tag);
@@ -125,12 +118,10 @@ void NativeRMSNorm::eval_cpu(const std::vector<mx::array>& inputs, std::vector<m
     T* op = out.data<T>();
     enc.dispatch([=] {
       thread_local std::vector<T> xb;
-      rms_rows(dense(xp, strided, view, xb), wp, op, rows, D, eps);
+      rms_rows(row_major(xp, view, xb), wp, op, rows, D, eps);
     });
   };
-  if (x.dtype() == mx::float32) go(float{});
-  else if (x.dtype() == mx::float16) go(mx::float16_t{});
-  else go(mx::bfloat16_t{});
+  with_float_type(x.dtype(), go);
 }
 
 void NativeRMSNorm::eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) {
@@ -176,8 +167,7 @@ void NativeRoPE::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::
   enc.set_output_array(out);
   const int D = x.shape(-1), T = x.shape(-2), B = x.shape(0);
   const int N = static_cast<int>(x.size() / (static_cast<size_t>(B) * T * D));
-  const bool strided = !x.flags().row_contiguous;
-  const Strided view{x.shape(), x.strides()};
+  const Strided view = strided_view(x);
   size_t next = 1;
   const int32_t* offs = nullptr;
   int n_offs = 0;
@@ -207,12 +197,10 @@ void NativeRoPE::eval_cpu(const std::vector<mx::array>& inputs, std::vector<mx::
       }
       p.inv_freq = inv;
       thread_local std::vector<TT> xb;
-      rope_rows(p, dense(xp, strided, view, xb), op);
+      rope_rows(p, row_major(xp, view, xb), op);
     });
   };
-  if (x.dtype() == mx::float32) go(float{});
-  else if (x.dtype() == mx::float16) go(mx::float16_t{});
-  else go(mx::bfloat16_t{});
+  with_float_type(x.dtype(), go);
 }
 
 void NativeRoPE::eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) {

@@ -29,6 +29,24 @@ struct Problem {
   float* out;          // [M, N] fp32
 };
 
+// Columns [n0, n1) in chunks of NC whose weights stay in cache across the row tiles; rows in tiles
+// of 4, then one tile of the rest: tile(n, m, std::integral_constant<int, MT>{}).
+template <typename Tile>
+inline void column_tiles(int M, int n0, int n1, int NC, const Tile& tile) {
+  for (int c0 = n0; c0 < n1; c0 += NC) {
+    const int c1 = std::min(n1, c0 + NC);
+    int m = 0;
+    for (; m + 4 <= M; m += 4)
+      for (int n = c0; n < c1; ++n) tile(n, m, std::integral_constant<int, 4>{});
+    const int rest = M - m;
+    for (int n = c0; n < c1; ++n) {
+      if (rest == 3) tile(n, m, std::integral_constant<int, 3>{});
+      else if (rest == 2) tile(n, m, std::integral_constant<int, 2>{});
+      else if (rest == 1) tile(n, m, std::integral_constant<int, 1>{});
+    }
+  }
+}
+
 // ---------------------------------------------------------------- scalar kernel
 void scalar_range(const Problem& p, int n0, int n1) {
   const int per_word = 32 / p.bits;
@@ -109,19 +127,7 @@ __attribute__((target("avx2,fma"))) void avx2_column(const Problem& p, int n, in
 
 template <int BITS>
 void avx2_range(const Problem& p, int n0, int n1) {
-  constexpr int NC = 64;  // columns per chunk: their weights stay in cache across the row tiles
-  for (int c0 = n0; c0 < n1; c0 += NC) {
-    const int c1 = std::min(n1, c0 + NC);
-    int m = 0;
-    for (; m + 4 <= p.M; m += 4)
-      for (int n = c0; n < c1; ++n) avx2_column<BITS, 4>(p, n, m);
-    const int rest = p.M - m;
-    for (int n = c0; n < c1; ++n) {
-      if (rest == 3) avx2_column<BITS, 3>(p, n, m);
-      else if (rest == 2) avx2_column<BITS, 2>(p, n, m);
-      else if (rest == 1) avx2_column<BITS, 1>(p, n, m);
-    }
-  }
+  column_tiles(p.M, n0, n1, 64, [&](int n, int m, auto mt) { avx2_column<BITS, decltype(mt)::value>(p, n, m); });
 }
 
 #endif  // RN_X86
@@ -230,19 +236,7 @@ template <int BITS, typename ST, typename OT>
 void vnni_range(const VProblem& p, int n0, int n1) {
   thread_local std::vector<float> cb;
   float* cbuf = scratch(cb, static_cast<size_t>(4) * (p.G + 16));
-  constexpr int NC = 32;  // columns per chunk: their weights stay in L1/L2 across the row tiles
-  for (int c0 = n0; c0 < n1; c0 += NC) {
-    const int c1 = std::min(n1, c0 + NC);
-    int m = 0;
-    for (; m + 4 <= p.M; m += 4)
-      for (int n = c0; n < c1; ++n) vnni_tile<BITS, 4, ST, OT>(p, n, m, cbuf);
-    const int rest = p.M - m;
-    for (int n = c0; n < c1; ++n) {
-      if (rest == 3) vnni_tile<BITS, 3, ST, OT>(p, n, m, cbuf);
-      else if (rest == 2) vnni_tile<BITS, 2, ST, OT>(p, n, m, cbuf);
-      else if (rest == 1) vnni_tile<BITS, 1, ST, OT>(p, n, m, cbuf);
-    }
-  }
+  column_tiles(p.M, n0, n1, 32, [&](int n, int m, auto mt) { vnni_tile<BITS, decltype(mt)::value, ST, OT>(p, n, m, cbuf); });
 }
 
 // Quantizes rows [m0, m1) of x: group sums, steps, and the two int8 terms in the kernel's order.
@@ -349,7 +343,7 @@ RN_AVX2I void i16_tile(const IProblem& p, int n, int m0, float* cbuf) {
   constexpr int PW = 32 / BITS;
   constexpr int VPB = 8 * PW;   // values per 8-word block
   constexpr int NQ = VPB / 16;  // 16-lane weight vectors per block
-  const int G = p.G, Gp = p.Gp, K = p.K, gs = p.gs;
+  const int Gp = p.Gp, K = p.K, gs = p.gs;
   const int nb = K / VPB;
   __m256 tot[MT];
   group_terms<MT, ST>(p, n, m0, cbuf, tot);
@@ -388,19 +382,7 @@ template <int BITS, typename ST, typename OT>
 void i16_range(const IProblem& p, int n0, int n1) {
   thread_local std::vector<float> cb;
   float* cbuf = scratch(cb, static_cast<size_t>(4) * p.Gp);
-  constexpr int NC = 32;  // columns per chunk: their weights stay in L1/L2 across the row tiles
-  for (int c0 = n0; c0 < n1; c0 += NC) {
-    const int c1 = std::min(n1, c0 + NC);
-    int m = 0;
-    for (; m + 4 <= p.M; m += 4)
-      for (int n = c0; n < c1; ++n) i16_tile<BITS, 4, ST, OT>(p, n, m, cbuf);
-    const int rest = p.M - m;
-    for (int n = c0; n < c1; ++n) {
-      if (rest == 3) i16_tile<BITS, 3, ST, OT>(p, n, m, cbuf);
-      else if (rest == 2) i16_tile<BITS, 2, ST, OT>(p, n, m, cbuf);
-      else if (rest == 1) i16_tile<BITS, 1, ST, OT>(p, n, m, cbuf);
-    }
-  }
+  column_tiles(p.M, n0, n1, 32, [&](int n, int m, auto mt) { i16_tile<BITS, decltype(mt)::value, ST, OT>(p, n, m, cbuf); });
 }
 
 // Quantizes rows [m0, m1) of x per group to QT (int16 or int8, |q| <= qmax) in the kernel's order,
@@ -471,7 +453,7 @@ RN_AVX2I void int_prep(const XT* x_in, int m0, int m1, int K, int gs, int Gp, in
 template <int MT, typename ST, typename OT>
 RN_AVX2I void i8_tile(const IProblem& p, int n, int m0, float* cbuf) {
   const int8_t* xq = static_cast<const int8_t*>(p.xq);
-  const int G = p.G, Gp = p.Gp, K = p.K, gs = p.gs;
+  const int Gp = p.Gp, K = p.K, gs = p.gs;
   const int nb = K / 64;
   __m256 tot[MT];
   group_terms<MT, ST>(p, n, m0, cbuf, tot);
@@ -503,19 +485,7 @@ template <typename ST, typename OT>
 void i8_range(const IProblem& p, int n0, int n1) {
   thread_local std::vector<float> cb;
   float* cbuf = scratch(cb, static_cast<size_t>(4) * p.Gp);
-  constexpr int NC = 32;
-  for (int c0 = n0; c0 < n1; c0 += NC) {
-    const int c1 = std::min(n1, c0 + NC);
-    int m = 0;
-    for (; m + 4 <= p.M; m += 4)
-      for (int n = c0; n < c1; ++n) i8_tile<4, ST, OT>(p, n, m, cbuf);
-    const int rest = p.M - m;
-    for (int n = c0; n < c1; ++n) {
-      if (rest == 3) i8_tile<3, ST, OT>(p, n, m, cbuf);
-      else if (rest == 2) i8_tile<2, ST, OT>(p, n, m, cbuf);
-      else if (rest == 1) i8_tile<1, ST, OT>(p, n, m, cbuf);
-    }
-  }
+  column_tiles(p.M, n0, n1, 32, [&](int n, int m, auto mt) { i8_tile<decltype(mt)::value, ST, OT>(p, n, m, cbuf); });
 }
 
 // The AVX2 int kernels' driver: x quantized once into QT (split over the pool for a prefill), then
@@ -684,11 +654,10 @@ void run_x(const mx::array& x, const mx::array& w, const mx::array& s, const mx:
   const XT* xp = x.data<XT>();
   const uint32_t* wp = w.data<uint32_t>();
   XT* op = out.data<XT>();
-  const bool strided = !x.flags().row_contiguous;
-  const Strided view{x.shape(), x.strides()};
+  const Strided view = strided_view(x);
   auto run = [=](const auto* sp, const auto* bp) {
     thread_local std::vector<XT> xb;
-    run_typed(strided ? gathered(xp, view, xb) : xp, wp, sp, bp, op, M, N, K, gs, bits);
+    run_typed(row_major(xp, view, xb), wp, sp, bp, op, M, N, K, gs, bits);
   };
   auto sd = s.dtype();
   if (sd == mx::float32) {
@@ -756,9 +725,7 @@ void NativeQuantizedMatmul::eval_cpu(const std::vector<mx::array>& inputs, std::
   const int N = w.shape(0);
   const int M = static_cast<int>(x.size() / std::max<size_t>(1, K));
   if (M == 0) return;
-  if (x.dtype() == mx::float32) run_x<float>(x, w, s, b, out, M, N, K, group_size_, bits_);
-  else if (x.dtype() == mx::float16) run_x<mx::float16_t>(x, w, s, b, out, M, N, K, group_size_, bits_);
-  else run_x<mx::bfloat16_t>(x, w, s, b, out, M, N, K, group_size_, bits_);
+  with_float_type(x.dtype(), [&](auto tag) { run_x<decltype(tag)>(x, w, s, b, out, M, N, K, group_size_, bits_); });
 }
 
 void NativeQuantizedMatmul::eval_gpu(const std::vector<mx::array>&, std::vector<mx::array>&) {

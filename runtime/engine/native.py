@@ -140,24 +140,27 @@ def _attention(q: mx.array, k: mx.array, v: mx.array, *args: Any, **kwargs: Any)
 
 
 def _rms_norm(x: mx.array, weight: mx.array | None, eps: float, **kwargs: Any) -> mx.array:
-    served = _layer_ops_on and not kwargs and x.ndim >= 1 and _half_on_cpu(x, *([] if weight is None else [weight]))
-    if not served or (weight is not None and (weight.ndim != 1 or weight.shape[0] != x.shape[-1])):
+    served = _layer_ops_on and not kwargs and x.ndim >= 1
+    if weight is None:
+        served = served and _half_on_cpu(x)
+    else:
+        served = served and _half_on_cpu(x, weight) and weight.ndim == 1 and weight.shape[0] == x.shape[-1]
+    if not served:
         return _mlx_fast["rms_norm"](x, weight, eps, **kwargs)
     return _load().rms_norm(x, weight, float(eps))
 
 
-def _rope(a: mx.array, dims: int, **kwargs: Any) -> mx.array:  # MLX names its input `a`
-    x = a  # (the name MLX's signature uses, kept for callers that pass it by keyword)
+def _rope(a: mx.array, dims: int, **kwargs: Any) -> mx.array:  # `a`: MLX's name, for keyword callers
     offset, freqs, base = kwargs.get("offset", 0), kwargs.get("freqs"), kwargs.get("base")
     known = set(kwargs) <= {"traditional", "base", "scale", "offset", "freqs"}
-    served = _layer_ops_on and known and x.ndim >= 3 and _half_on_cpu(x) and 0 < dims <= x.shape[-1] and dims % 2 == 0
+    served = _layer_ops_on and known and a.ndim >= 3 and _half_on_cpu(a) and 0 < dims <= a.shape[-1] and dims % 2 == 0
     if not served or (base is None) == (freqs is None) or isinstance(offset, bool):
-        return _mlx_fast["rope"](x, dims, **kwargs)
+        return _mlx_fast["rope"](a, dims, **kwargs)
     fixed = isinstance(offset, int)
-    if not fixed and not (isinstance(offset, mx.array) and offset.ndim <= 1 and offset.size in (1, x.shape[0])):
-        return _mlx_fast["rope"](x, dims, **kwargs)
+    if not fixed and not (isinstance(offset, mx.array) and offset.ndim <= 1 and offset.size in (1, a.shape[0])):
+        return _mlx_fast["rope"](a, dims, **kwargs)
     return _load().rope(
-        x,
+        a,
         dims,
         traditional=bool(kwargs.get("traditional", False)),
         base=None if base is None else float(base),
